@@ -1,0 +1,52 @@
+# Coinlens — `make help` lists every target.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## List every target with its purpose
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@ $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Coinlens
+dev: $(DEV_STAMP) ## Create .venv with the development and test tools
+
+run: $(STAMP) ## Set up, migrate, load the embedded real data, compute, serve on :8000
+	$(BIN)/coinlens up
+
+lint: $(DEV_STAMP) ## ruff, formatting, mypy and the import-layer contracts
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: $(DEV_STAMP) ## Set up and run lint plus the whole test suite (PostgreSQL at 127.0.0.1:5432)
+	$(MAKE) lint
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+dataset: $(DEV_STAMP) ## Rebuild the packaged dataset from ../shared/data
+	$(BIN)/python scripts/build_dataset.py
+
+bench-storage: $(DEV_STAMP) ## Benchmark ingest and panel reads: SQLite, PostgreSQL vs Parquet
+	$(BIN)/python bench/storage.py
+
+clean: ## Remove the virtualenv and local data
+	rm -rf $(VENV) var .mypy_cache .ruff_cache
+
+.PHONY: help install dev run lint test dataset bench-storage clean

@@ -1,0 +1,1 @@
+"""The `coinlens` command line: a thin front end over services."""

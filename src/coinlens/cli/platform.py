@@ -1,0 +1,102 @@
+"""`coinlens load`, `serve` and `up`: bring the platform up on the embedded default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from coinlens.cli.common import cli_context, console, load_settings
+from coinlens.cli.options import DataDir, DbUrl
+from coinlens.services.context import Context
+from coinlens.services.loading import count_rows, load_embedded
+from coinlens.settings import Settings
+
+Force = Annotated[bool, typer.Option("--force", help="Re-check every row even if loaded before")]
+
+
+@contextmanager
+def _bar() -> Iterator[Progress]:
+    with Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        yield bar
+
+
+def _load(ctx: Context, *, force: bool) -> None:
+    tasks: dict[str, object] = {}
+    with _bar() as bar:
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done)  # type: ignore[arg-type]
+
+        report = load_embedded(ctx, force=force, progress=progress)
+    if report.skipped:
+        console.print("embedded dataset already loaded and unchanged")
+    else:
+        c = report.candles
+        console.print(
+            f"loaded {report.tokens} tokens, {report.markets} markets, candles: "
+            f"{c.inserted} new, {c.updated} updated, {c.unchanged} unchanged; "
+            f"{report.market_caps} market-cap snapshots, {report.metrics} metric points"
+        )
+    counts = count_rows(ctx)
+    console.print("database: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+def load_command(
+    data_dir: DataDir = None, database_url: DbUrl = None, force: Force = False
+) -> None:
+    """Load the packaged real dataset (idempotent, with a progress bar)."""
+    with cli_context(load_settings(data_dir, database_url)) as ctx:
+        _load(ctx, force=force)
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from coinlens.api.app import create_app
+
+    host = host or settings.host
+    port = port or settings.port
+    base = f"http://{host}:{port}"
+    console.print(f"\n[bold]Coinlens[/bold] on {base}")
+    for path, what in (
+        ("/v1/tokens", "tokens"),
+        ("/v1/tokens/ETH/ohlcv?timeframe=1d", "ETH daily candles"),
+        ("/docs", "API docs"),
+        ("/healthz", "health"),
+    ):
+        console.print(f"  {what:<18} {base}{path}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+Host = Annotated[str | None, typer.Option("--host", help="Bind address (default from settings)")]
+Port = Annotated[int | None, typer.Option("--port", help="Port (default from settings)")]
+
+
+def serve_command(
+    data_dir: DataDir = None, database_url: DbUrl = None, host: Host = None, port: Port = None
+) -> None:
+    """Serve the API on the configured host and port."""
+    _serve(load_settings(data_dir, database_url), host, port)
+
+
+def up_command(
+    data_dir: DataDir = None, database_url: DbUrl = None, host: Host = None, port: Port = None
+) -> None:
+    """Migrate, load the embedded real data, compute what exists, then serve."""
+    settings = load_settings(data_dir, database_url)
+    with cli_context(settings) as ctx:
+        _load(ctx, force=False)
+    _serve(settings, host, port)

@@ -1,0 +1,1 @@
+"""Typed models and the error tree shared by every layer."""

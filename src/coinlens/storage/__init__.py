@@ -1,0 +1,1 @@
+"""SQLAlchemy 2 tables, Alembic migrations and repositories for SQLite and PostgreSQL."""

@@ -1,0 +1,94 @@
+"""Shared fixtures: databases on SQLite and (really) PostgreSQL, and a service context."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from coinlens.services.context import Context, build_context
+from coinlens.settings import Settings, get_settings
+from coinlens.storage.db import make_engine
+
+PG_ADMIN_URL = os.environ.get("COINLENS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _pg_available() -> bool:
+    try:
+        eng = make_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with eng.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        eng.dispose()
+        return True
+    except sa.exc.OperationalError:
+        return False
+
+
+def require_postgres() -> None:
+    """Skip locally without PostgreSQL; under CI=true a missing server is a failure."""
+    if not _pg_available():
+        if IN_CI:
+            pytest.fail("PostgreSQL at 127.0.0.1:5432 is required under CI=true", pytrace=False)
+        pytest.skip("PostgreSQL not reachable at 127.0.0.1:5432")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL schema on the real server, dropped afterwards."""
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_ADMIN_URL)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_ADMIN_URL else "?"
+    yield f"{PG_ADMIN_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs on the embedded SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'coinlens.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    """Settings pointing at a throwaway data dir and the parametrised database."""
+    return get_settings(env="test", data_dir=tmp_path / "data", database_url=db_url)
+
+
+@pytest.fixture
+def ctx(settings: Settings) -> Iterator[Context]:
+    """A migrated service context."""
+    context = build_context(settings)
+    yield context
+    context.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """Settings on the embedded SQLite default only."""
+    return get_settings(env="test", data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def sqlite_ctx(sqlite_settings: Settings) -> Iterator[Context]:
+    """A migrated SQLite-only context, for tests that are not about storage."""
+    context = build_context(sqlite_settings)
+    yield context
+    context.engine.dispose()
+
+
+def engine_of(ctx: Context) -> Engine:
+    """The engine of a context (helper for readability)."""
+    return ctx.engine
