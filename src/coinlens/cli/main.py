@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from coinlens import __version__
+from coinlens.cli.catalog import tokens_command
 from coinlens.cli.common import cli_context, console, load_settings
+from coinlens.cli.importing import import_command
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.cli.platform import load_command, serve_command, up_command
 
@@ -43,3 +45,5 @@ def db_upgrade(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
 app.command("up")(up_command)
 app.command("serve")(serve_command)
 app.command("load")(load_command)
+app.command("import")(import_command)
+app.command("tokens")(tokens_command)

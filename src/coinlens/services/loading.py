@@ -74,6 +74,7 @@ def _load_tokens(ctx: Context, directory: Path) -> tuple[dict[str, int], dict[st
         row = {c: t.get(c) for c in _TOKEN_COLS}
         row["categories"] = json.loads(t.get("categories") or "[]")
         row["is_stablecoin"] = bool(row["is_stablecoin"])
+        row["name"] = row["name"] or row["symbol"]  # some perps have no name in the metadata
         rows.append(row)
     markets = _records(read_embedded("markets", directory))
     with ctx.engine.begin() as conn:

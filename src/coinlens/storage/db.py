@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.util.exc import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -65,8 +66,10 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
+    except CommandError as exc:  # e.g. the database is at a revision this code does not know
+        raise ConfigError(f"cannot migrate the database: {exc}") from exc
     except sa.exc.OperationalError as exc:
-        raise TemporaryError(f"database unreachable while migrating: {exc.orig}") from exc
+        raise TemporaryError(f"database error while migrating: {exc.orig}") from exc
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -8,11 +8,14 @@ the first read after a change rebuilds a long-format Parquet snapshot from the d
 from __future__ import annotations
 
 import hashlib
+import io
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from numpy.typing import NDArray
@@ -27,7 +30,8 @@ FIELDS = ("open", "high", "low", "close", "volume", "quote_volume")
 _SQL = """
 SELECT t.id, c.open_time / 86400 AS day, c.open / m.contract_multiplier,
        c.high / m.contract_multiplier, c.low / m.contract_multiplier,
-       c.close / m.contract_multiplier, c.volume * m.contract_multiplier, c.quote_volume
+       c.close / m.contract_multiplier, c.volume * m.contract_multiplier,
+       COALESCE(c.quote_volume, -1.0)
 FROM candles c
 JOIN markets m ON m.id = c.market_id
 JOIN tokens t ON t.primary_market_id = c.market_id
@@ -63,10 +67,34 @@ def _snapshot_path(cache_dir: Path, engine: Engine, version: int) -> Path:
     return cache_dir / f"panel-1d-{ident}-v{version}.parquet"
 
 
-def _build_snapshot(engine: Engine, path: Path) -> None:
+def _fetch_sqlite(engine: Engine) -> NDArray[np.float64]:
     with engine.connect() as conn:
-        rows = conn.exec_driver_sql(_SQL).fetchall()
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 8)
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cur.execute(_SQL)
+        flat = np.fromiter(itertools.chain.from_iterable(cur), dtype=np.float64)  # type: ignore[arg-type]
+        cur.close()
+    return flat.reshape(-1, 8)
+
+
+def _fetch_postgres(engine: Engine) -> NDArray[np.float64]:
+    buf = io.BytesIO()
+    with engine.connect() as conn:
+        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cur.copy(f"COPY ({_SQL}) TO STDOUT WITH (FORMAT csv)") as copy:
+            for chunk in copy:
+                buf.write(chunk)
+    if buf.tell() == 0:
+        return np.empty((0, 8))
+    buf.seek(0)
+    names = ["token_id", "day", *FIELDS]
+    table = pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=names))
+    return np.column_stack([table.column(n).to_numpy().astype(np.float64) for n in names])
+
+
+def _build_snapshot(engine: Engine, path: Path) -> None:
+    fetch = _fetch_postgres if engine.dialect.name == "postgresql" else _fetch_sqlite
+    arr = fetch(engine)
+    arr[arr[:, 7] < 0, 7] = np.nan  # quote volume unknown
     table = pa.table(
         {
             "token_id": arr[:, 0].astype(np.int64),

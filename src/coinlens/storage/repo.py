@@ -198,7 +198,9 @@ def start_run(conn: Connection, source: str, mode: str) -> int:
     result = conn.execute(
         import_runs.insert().values(source=source, mode=mode, status="running", started_at=utcnow())
     )
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    assert key is not None  # noqa: S101 - an INSERT always returns its primary key
+    return int(key[0])
 
 
 def finish_run(conn: Connection, run_id: int, status: str, **counts: Any) -> None:

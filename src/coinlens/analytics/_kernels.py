@@ -1,0 +1,130 @@
+"""Panel kernels: run each one-bar step over time, one token per parallel iteration.
+
+A bar is valid for an indicator when all its inputs are finite; invalid bars output NaN
+and leave the token's state untouched (see `_steps`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from coinlens.analytics._jit import njit_parallel, prange
+from coinlens.analytics._steps import (
+    ADX_WIDTH,
+    ATR_WIDTH,
+    EMA_WIDTH,
+    MACD_WIDTH,
+    OBV_WIDTH,
+    RSI_WIDTH,
+    adx_step,
+    atr_step,
+    bbands_step,
+    ema_step,
+    macd_step,
+    mfi_step,
+    obv_step,
+    rsi_step,
+    sma_step,
+    stoch_step,
+)
+
+F64 = NDArray[np.float64]
+NAN = math.nan
+
+
+@njit_parallel
+def sma_panel(x: F64, n: int) -> F64:
+    """SMA over each row."""
+    m, t = x.shape
+    out = np.empty((m, t))
+    for i in prange(m):
+        st = np.zeros(n + 2)
+        for j in range(t):
+            v = x[i, j]
+            out[i, j] = sma_step(st, v, n) if math.isfinite(v) else NAN
+    return out
+
+
+@njit_parallel
+def stoch_panel(h: F64, lo: F64, c: F64, n: int, nk: int, nd: int) -> tuple[F64, F64]:
+    """Slow %K and %D over each row."""
+    m, t = c.shape
+    k_out = np.empty((m, t))
+    d_out = np.empty((m, t))
+    for i in prange(m):
+        st = np.zeros(1 + 2 * n + nk + 2 + nd + 2)
+        for j in range(t):
+            a, b, d = h[i, j], lo[i, j], c[i, j]
+            if math.isfinite(a) and math.isfinite(b) and math.isfinite(d):
+                k_out[i, j], d_out[i, j] = stoch_step(st, a, b, d, n, nk, nd)
+            else:
+                k_out[i, j] = d_out[i, j] = NAN
+    return k_out, d_out
+
+
+@njit_parallel
+def mfi_panel(h: F64, lo: F64, c: F64, v: F64, n: int) -> F64:
+    """MFI over each row."""
+    m, t = c.shape
+    out = np.empty((m, t))
+    for i in prange(m):
+        st = np.zeros(4 + 2 * n)
+        for j in range(t):
+            a, b, d, e = h[i, j], lo[i, j], c[i, j], v[i, j]
+            ok = math.isfinite(a) and math.isfinite(b) and math.isfinite(d) and math.isfinite(e)
+            out[i, j] = mfi_step(st, a, b, d, e, n) if ok else NAN
+    return out
+
+
+@njit_parallel
+def volatility_panel(c: F64, n: int, scale: float) -> F64:
+    """Sample std (ddof=1) of the last n log returns between valid closes, times `scale`."""
+    m, t = c.shape
+    out = np.full((m, t), NAN)
+    for i in prange(m):
+        ring = np.zeros(n)
+        count = 0
+        prev = NAN
+        for j in range(t):
+            v = c[i, j]
+            if not math.isfinite(v):
+                continue
+            if math.isfinite(prev):
+                ring[count % n] = math.log(v / prev)
+                count += 1
+                if count >= n:
+                    mean = ring.sum() / n
+                    ss = 0.0
+                    for r in ring:
+                        ss += (r - mean) * (r - mean)
+                    out[i, j] = math.sqrt(ss / (n - 1)) * scale
+            prev = v
+    return out
+
+
+@njit_parallel
+def vwap_panel(h: F64, lo: F64, c: F64, v: F64, n: int) -> F64:
+    """Sum(typical price * volume) / sum(volume) over the last n valid bars."""
+    m, t = c.shape
+    out = np.full((m, t), NAN)
+    for i in prange(m):
+        pv = np.zeros(n)
+        vol = np.zeros(n)
+        count = 0
+        for j in range(t):
+            a, b, d, e = h[i, j], lo[i, j], c[i, j], v[i, j]
+            if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(d)):
+                continue
+            if not math.isfinite(e):
+                continue
+            pv[count % n] = (a + b + d) / 3.0 * e
+            vol[count % n] = e
+            count += 1
+            if count >= n:
+                den = vol.sum()
+                if den > 0.0:
+                    out[i, j] = pv.sum() / den
+    return out

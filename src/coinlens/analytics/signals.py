@@ -1,0 +1,221 @@
+"""Daily long/flat/short signal per token from trend, momentum and volume (see docs/signals.md).
+
+Rules, evaluated at each bar's close from data up to and including that close:
+
+* trend:    +1 when close > EMA50 and EMA20 > EMA50; -1 when close < EMA50 and EMA20 < EMA50;
+            else 0. The trend counts only when ADX(14) > 20.
+* votes:    sign(MACD(12,26,9) histogram), sign(RSI(14) - 50), sign(OBV - EMA20(OBV)).
+* signal:   the trend direction when ADX(14) > 20 and at least 2 of the 3 votes agree with
+            it; otherwise 0.
+* score:    0.4·trend·(1 if ADX > 20 else 0.5) + 0.2·(sum of the three votes), in [-1, 1].
+
+A bar is used when high, low, close and volume are all finite. Until every indicator has
+warmed up (50 valid bars) the signal is 0 and the score NaN. On a bar with missing data
+the previous signal is carried and the score is NaN. Indicators follow TA-Lib exactly
+(`coinlens.analytics.indicators`).
+
+`update_signals` advances a `SignalState` by one bar for all tokens; it runs the same
+one-bar code as `compute_signals`, so a daily update equals the full recomputation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from coinlens.analytics._jit import njit, njit_parallel, prange
+from coinlens.analytics._steps import (
+    ADX_WIDTH,
+    EMA_WIDTH,
+    MACD_WIDTH,
+    OBV_WIDTH,
+    RSI_WIDTH,
+    adx_step,
+    ema_step,
+    macd_step,
+    obv_step,
+    rsi_step,
+)
+from coinlens.analytics.indicators import as_panel
+from coinlens.domain.errors import UserInputError
+
+F64 = NDArray[np.float64]
+I8 = NDArray[np.int8]
+
+EMA_FAST, EMA_SLOW, RSI_N, ADX_N, OBV_EMA_N = 20, 50, 14, 14, 20
+MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
+ADX_THRESHOLD = 20.0
+WARMUP_BARS = EMA_SLOW
+
+# Offsets of each indicator's state inside one token's state row.
+_O_EF = 0
+_O_ES = _O_EF + EMA_WIDTH
+_O_RSI = _O_ES + EMA_WIDTH
+_O_MACD = _O_RSI + RSI_WIDTH
+_O_ADX = _O_MACD + MACD_WIDTH
+_O_OBV = _O_ADX + ADX_WIDTH
+_O_OE = _O_OBV + OBV_WIDTH
+STATE_WIDTH = _O_OE + EMA_WIDTH
+
+# Rows of the per-bar value block.
+VALUE_NAMES = ("ema_fast", "ema_slow", "rsi", "macd_hist", "adx", "obv", "obv_ema", "score")
+N_VALUES = len(VALUE_NAMES)
+
+
+class SignalPanel(NamedTuple):
+    """Full-history signals: signal in {-1, 0, +1}, score, and the indicators behind them."""
+
+    signal: I8
+    score: F64
+    values: F64  # (N_VALUES, tokens, time), rows named by VALUE_NAMES
+
+
+class SignalBar(NamedTuple):
+    """One bar for every token: signal, score and indicator values (N_VALUES, tokens)."""
+
+    signal: I8
+    score: F64
+    values: F64
+
+
+@dataclass(frozen=True, slots=True)
+class SignalState:
+    """Everything needed to advance the signals by one bar, per token."""
+
+    indicators: F64  # (tokens, STATE_WIDTH) one-bar step states
+    signal: I8  # last emitted signal, carried over gaps
+
+    @classmethod
+    def empty(cls, n_tokens: int) -> SignalState:
+        """State before any bar has been seen."""
+        return cls(np.zeros((n_tokens, STATE_WIDTH)), np.zeros(n_tokens, np.int8))
+
+
+@njit
+def _sign(x: float) -> int:
+    return 1 if x > 0 else (-1 if x < 0 else 0)
+
+
+@njit
+def _rule(close: float, vals: F64) -> int:
+    """Apply the documented rule to one bar's indicator values; write the score."""
+    ef, es, r, hist, a, o, oe = vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6]
+    if math.isnan(ef + es + r + hist + a + o + oe):
+        vals[7] = math.nan
+        return 0
+    trend = 0
+    if close > es and ef > es:
+        trend = 1
+    elif close < es and ef < es:
+        trend = -1
+    strong = a > ADX_THRESHOLD
+    votes = (_sign(hist), _sign(r - 50.0), _sign(o - oe))
+    vals[7] = 0.4 * trend * (1.0 if strong else 0.5) + 0.2 * (votes[0] + votes[1] + votes[2])
+    agree = 0
+    for vote in votes:
+        if trend != 0 and vote == trend:
+            agree += 1
+    return trend if strong and agree >= 2 else 0
+
+
+@njit
+def _signal_step(st: F64, hlcv: tuple[float, float, float, float], vals: F64) -> int:
+    """Advance one token's state by one valid bar; fill `vals`; return the signal."""
+    h, lo, c, v = hlcv
+    vals[0] = ema_step(st[_O_EF:_O_ES], c, EMA_FAST)
+    vals[1] = ema_step(st[_O_ES:_O_RSI], c, EMA_SLOW)
+    vals[2] = rsi_step(st[_O_RSI:_O_MACD], c, RSI_N)
+    vals[3] = macd_step(st[_O_MACD:_O_ADX], c, MACD_FAST, MACD_SLOW, MACD_SIGNAL)[2]
+    vals[4] = adx_step(st[_O_ADX:_O_OBV], h, lo, c, ADX_N)[0]
+    vals[5] = obv_step(st[_O_OBV:_O_OE], c, v)
+    vals[6] = ema_step(st[_O_OE:STATE_WIDTH], vals[5], OBV_EMA_N)
+    return _rule(c, vals)
+
+
+@njit
+def _finite4(h: float, lo: float, c: float, v: float) -> bool:
+    return math.isfinite(h) and math.isfinite(lo) and math.isfinite(c) and math.isfinite(v)
+
+
+@njit_parallel
+def _signals_panel(hlcv: tuple[F64, F64, F64, F64], st: F64, last: I8) -> tuple[I8, F64]:
+    h, lo, c, v = hlcv
+    m, t = c.shape
+    sig = np.zeros((m, t), np.int8)
+    vals = np.full((N_VALUES, m, t), np.nan)
+    for i in prange(m):
+        row = np.empty(N_VALUES)
+        prev = last[i]
+        for j in range(t):
+            if _finite4(h[i, j], lo[i, j], c[i, j], v[i, j]):
+                prev = _signal_step(st[i], (h[i, j], lo[i, j], c[i, j], v[i, j]), row)
+                vals[:, i, j] = row
+            sig[i, j] = prev
+        last[i] = prev
+    return sig, vals
+
+
+@njit_parallel
+def _signals_update(hlcv: tuple[F64, F64, F64, F64], st: F64, last: I8) -> F64:
+    h, lo, c, v = hlcv
+    m = c.shape[0]
+    vals = np.full((N_VALUES, m), np.nan)
+    for i in prange(m):
+        if _finite4(h[i], lo[i], c[i], v[i]):
+            row = np.empty(N_VALUES)
+            last[i] = _signal_step(st[i], (h[i], lo[i], c[i], v[i]), row)
+            vals[:, i] = row
+    return vals
+
+
+def compute_signals(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike
+) -> tuple[SignalPanel, SignalState]:
+    """Signals for the full history, and the state to continue from with `update_signals`."""
+    panels = tuple(as_panel(x) for x in (high, low, close, volume))
+    if any(p.shape != panels[2].shape for p in panels):
+        raise UserInputError("high, low, close and volume must have the same shape")
+    state = SignalState.empty(panels[2].shape[0])
+    sig, vals = _signals_panel(panels, state.indicators, state.signal)
+    return SignalPanel(sig, vals[N_VALUES - 1], vals), state
+
+
+def update_signals(
+    state: SignalState, high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike
+) -> tuple[SignalState, SignalBar]:
+    """Advance every token by one bar (1-D columns); the input state is not modified."""
+    cols = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in (high, low, close, volume))
+    n = state.signal.shape[0]
+    if any(col.shape != (n,) for col in cols):
+        raise UserInputError(f"each column must have shape ({n},), one value per token")
+    new = SignalState(state.indicators.copy(), state.signal.copy())
+    vals = _signals_update(cols, new.indicators, new.signal)
+    return new, SignalBar(new.signal.copy(), vals[N_VALUES - 1], vals)
+
+
+class SignalChanges(NamedTuple):
+    """Signal change events, one entry per change, ordered by token then time."""
+
+    token: NDArray[np.int64]
+    t: NDArray[np.int64]
+    from_signal: I8
+    to_signal: I8
+    price: F64
+
+
+def signal_changes(signal: ArrayLike, close: ArrayLike) -> SignalChanges:
+    """Events where a token's signal differs from the previous bar's (the first bar vs 0)."""
+    sig = np.atleast_2d(np.asarray(signal, dtype=np.int8))
+    px = as_panel(close)
+    if sig.shape != px.shape:
+        raise UserInputError("signal and close must have the same shape")
+    prev = np.zeros_like(sig)
+    prev[:, 1:] = sig[:, :-1]
+    token, t = np.nonzero(sig != prev)
+    return SignalChanges(
+        token.astype(np.int64), t.astype(np.int64), prev[token, t], sig[token, t], px[token, t]
+    )

@@ -1,0 +1,1 @@
+"""HTTP API: a FastAPI app over the service layer (`create_app`)."""

@@ -1,0 +1,66 @@
+"""The application factory: `create_app(settings)`; the app's lifespan owns the context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from coinlens import __version__
+from coinlens.api.errors import install_error_handlers
+from coinlens.api.routes import health, tokens
+from coinlens.domain.errors import TemporaryError
+from coinlens.services.context import Context, build_context
+from coinlens.settings import Settings, get_settings
+
+log = structlog.get_logger(__name__)
+
+DESCRIPTION = """Crypto research data from the Coinlens database.
+
+Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem documents
+(`application/problem+json`). Times are UTC. Lists paginate with opaque cursors.
+"""
+
+TAGS = [
+    {"name": "tokens", "description": "The token catalog, markets and OHLCV candles."},
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def _start_context(settings: Settings) -> Context:
+    """Build the context; an unreachable database must not stop the API from starting."""
+    try:
+        return build_context(settings)
+    except TemporaryError as exc:
+        log.warning("api.database_unavailable_at_start", detail=exc.detail)
+        return build_context(settings, migrate=False)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new app for `settings` (default: from the environment); nothing runs until startup."""
+    resolved = settings if settings is not None else get_settings()
+    resolved.check_safe()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await run_in_threadpool(_start_context, resolved)
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            ctx.engine.dispose()
+
+    app = FastAPI(
+        title="Coinlens API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(tokens.router)
+    return app

@@ -1,0 +1,72 @@
+"""`/v1/tokens`: search the catalog, one token's detail, and its OHLCV candles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from coinlens.api.deps import CtxDep
+from coinlens.api.errors import problem_responses
+from coinlens.api.schemas import OhlcvQuery, TokensQuery
+from coinlens.domain.models import Ohlcv, TokenDetail, TokensPage
+from coinlens.services import catalog
+
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
+
+Symbol = Annotated[
+    str, Path(min_length=1, max_length=32, description="Token symbol, any case", examples=["ETH"])
+]
+
+
+def _link_next(request: Request, response: Response, cursor: str | None) -> None:
+    """Advertise the next page as an RFC 8288 `Link: <…>; rel="next"` header."""
+    if cursor is not None:
+        url = request.url.include_query_params(cursor=cursor)
+        response.headers["Link"] = f'<{url}>; rel="next"'
+
+
+@router.get("", summary="Search and list tokens", responses=problem_responses(422))
+def list_tokens(
+    ctx: CtxDep, request: Request, response: Response, query: Annotated[TokensQuery, Query()]
+) -> TokensPage:
+    """Tokens in symbol order; follow `next_cursor` (or the `Link` header) for more."""
+    page = catalog.list_tokens(
+        ctx, q=query.q, sector=query.sector, cursor=query.cursor, limit=query.limit
+    )
+    _link_next(request, response, page.next_cursor)
+    return page
+
+
+@router.get("/{symbol}", summary="One token with its markets", responses=problem_responses(404))
+def get_token(ctx: CtxDep, symbol: Symbol) -> TokenDetail:
+    """Metadata, supply and every market with its candle coverage."""
+    return catalog.get_token(ctx, symbol)
+
+
+@router.get(
+    "/{symbol}/ohlcv", summary="OHLCV candles of a token", responses=problem_responses(404, 422)
+)
+def get_ohlcv(
+    ctx: CtxDep,
+    request: Request,
+    response: Response,
+    symbol: Symbol,
+    query: Annotated[OhlcvQuery, Query()],
+) -> Ohlcv:
+    """Candles quoted per one token (prices ÷ `contract_multiplier`), oldest first.
+
+    Long ranges come in pages of at most `limit` candles; follow `next_cursor` or `Link`.
+    """
+    result = catalog.get_ohlcv(
+        ctx,
+        symbol,
+        timeframe=query.timeframe,
+        start=query.start,
+        end=query.end,
+        market=query.market,
+        cursor=query.cursor,
+        limit=query.limit,
+    )
+    _link_next(request, response, result.next_cursor)
+    return result

@@ -1,0 +1,1 @@
+"""Coinlens connectors layer."""

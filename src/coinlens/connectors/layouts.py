@@ -1,0 +1,239 @@
+"""Known OHLCV file layouts, and how a file's header, name and options become markets.
+
+A layout is a raw payload shape: which header columns identify it, which column holds the
+candle open time, how the OHLCV fields are named, and what the source says about the venue.
+`detect_layout` picks one from a header; `market_for` turns a (symbol, hints, layout) triple
+into the domain's market identity. See docs/import.md for the user-facing description.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from coinlens.domain.errors import Problem, ValidationFailed
+
+TIMEFRAME_SECONDS: dict[str, int] = {"1h": 3_600, "1d": 86_400}
+"""Supported candle timeframes and their length in seconds."""
+
+QUOTES: tuple[str, ...] = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "DAI", "USD", "EUR")
+"""Quote assets recognised at the end of a run-together pair like BTCUSDT (longest first)."""
+
+TOKEN_ALIASES: dict[str, str] = {"MATIC": "POL"}
+"""Renamed tokens: the old ticker's history belongs to the new token."""
+
+_MULTIPLIER = re.compile(r"^(?P<mult>1000000|100000|10000|1000|100|1M)(?P<base>[A-Z][A-Z0-9]*)$")
+_SEPARATED = re.compile(r"^(?P<base>[A-Z0-9]+)[/_:-](?P<quote>[A-Z0-9]+)$")
+_TIMEFRAME_WORDS: dict[str, str] = {"1d": "1d", "1h": "1h", "daily": "1d", "hourly": "1h"}
+FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "quote_volume", "trades")
+"""Candle fields a layout maps; the first five are required."""
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """One file layout: identifying columns, field mapping and what the source implies."""
+
+    name: str
+    time_column: str
+    columns: dict[str, str]
+    symbol_column: str | None = None
+    naive_is_utc: bool = False
+    exchange: str | None = None
+    instrument: str | None = None
+    quote: str | None = None
+    extra_required: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def required(self) -> frozenset[str]:
+        """Header columns (lower-case) that must all be present for this layout."""
+        base = {self.time_column, *(self.columns[f] for f in FIELDS[:5] if f in self.columns)}
+        if self.symbol_column:
+            base.add(self.symbol_column)
+        return frozenset(base) | self.extra_required
+
+
+_OHLCV = {f: f for f in FIELDS[:5]}
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout(
+        "gravestone",
+        "timestamp",
+        {**_OHLCV, "quote_volume": "quote_volume", "trades": "trades"},
+        symbol_column="symbol",
+        exchange="binance",
+        instrument="perp",
+        quote="USDT",
+        extra_required=frozenset({"close_time", "quote_volume", "trades"}),
+    ),
+    Layout(
+        "cryptodatadownload",
+        "unix",
+        {**_OHLCV, "trades": "tradecount"},  # volume columns are named per asset: see _cdd
+        symbol_column="symbol",
+        naive_is_utc=True,
+        exchange="binance",
+        instrument="spot",
+        extra_required=frozenset({"date", "tradecount"}),
+    ),
+    Layout(
+        "coinbase",
+        "date",
+        _OHLCV,
+        symbol_column="symbol",
+        naive_is_utc=True,
+        exchange="coinbase",
+        instrument="spot",
+        extra_required=frozenset({"base"}),
+    ),
+    Layout(
+        "yanniedog", "timestamp", _OHLCV, naive_is_utc=True, exchange="binance", instrument="spot"
+    ),
+    Layout("marketlab", "date", _OHLCV, naive_is_utc=True, exchange="binance", instrument="spot"),
+    Layout(
+        "canonical",
+        "open_time",
+        {**_OHLCV, "quote_volume": "quote_volume", "trades": "trades"},
+    ),
+)
+"""Every layout the importer understands; the most specific match wins."""
+
+
+def _cdd(header: list[str], layout: Layout) -> Layout:
+    """CryptoDataDownload names volumes by asset (`Volume BTC`, `Volume USDT`): base first."""
+    volumes = [c for c in header if c.startswith("volume ")]
+    if len(volumes) != 2:
+        return layout
+    columns = {**layout.columns, "volume": volumes[0], "quote_volume": volumes[1]}
+    return replace(layout, columns=columns)
+
+
+def detect_layout(header: list[str], source: str) -> Layout:
+    """The most specific known layout whose columns the (lower-case) header contains."""
+    cols = set(header)
+    candidates: list[Layout] = []
+    for layout in LAYOUTS:
+        candidate = _cdd(header, layout) if layout.name == "cryptodatadownload" else layout
+        if candidate.required <= cols:
+            candidates.append(candidate)
+    if not candidates:
+        raise ValidationFailed(
+            f"{source}: unknown column layout",
+            [
+                Problem(
+                    source,
+                    f"columns {', '.join(header)} match no known layout; use the canonical "
+                    "layout: symbol, open_time, open, high, low, close, volume"
+                    "[, quote_volume, trades] (see docs/import.md)",
+                )
+            ],
+        )
+    return max(candidates, key=lambda lay: len(lay.required))
+
+
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What the user told us (command-line options) — wins over anything inferred."""
+
+    symbol: str | None = None
+    exchange: str | None = None
+    instrument: str | None = None
+    quote: str | None = None
+    timeframe: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSpec:
+    """The identity of one market a file feeds (matches the `markets` table)."""
+
+    market_key: str
+    token: str
+    exchange: str
+    pair: str
+    quote: str
+    instrument: str
+    contract_multiplier: float
+    source: str
+
+
+def stem_of(path: Path) -> str:
+    """A file name without its data suffixes (.csv, .csv.gz, .parquet)."""
+    name = path.name
+    for suffix in (".gz", ".csv", ".parquet", ".pq"):
+        name = name.removesuffix(suffix)
+    return name
+
+
+def timeframe_from_name(path: Path) -> str | None:
+    """`ETHUSDT_1d.csv.gz` → 1d, `BTC_USDT-1h` → 1h, `…_daily_…` → 1d; None if absent."""
+    for part in re.split(r"[_.\-\s]", stem_of(path).lower()):
+        if part in _TIMEFRAME_WORDS:
+            return _TIMEFRAME_WORDS[part]
+    return None
+
+
+def pair_from_name(path: Path) -> str | None:
+    """The pair in a single-market file name: `ETHUSDT_1d` → ETHUSDT, `BTC_USDT-1h` → BTC_USDT."""
+    parts = re.split(r"[_\-\s]", stem_of(path))
+    words = [p for p in parts if p.lower() not in _TIMEFRAME_WORDS]
+    if len(words) >= 2 and words[-1] in QUOTES and re.fullmatch(r"[A-Z0-9]+", words[-2]):
+        return f"{words[-2]}_{words[-1]}"
+    if words and split_pair(words[-1], None) is not None:
+        return words[-1]
+    return None
+
+
+def split_pair(symbol: str, quote: str | None) -> tuple[str, str] | None:
+    """`BTC/USD`, `BTC-USD`, `BTCUSDT` (or `BTC` plus a quote) → (base, quote); None if unsure."""
+    sym = symbol.strip().upper()
+    sep = _SEPARATED.fullmatch(sym)
+    if sep:
+        return sep["base"], sep["quote"]
+    if quote:
+        q = quote.upper()
+        if sym.endswith(q) and len(sym) > len(q):
+            return sym[: -len(q)], q
+        return (sym, q) if re.fullmatch(r"[A-Z0-9]+", sym) else None
+    for q in QUOTES:
+        if sym.endswith(q) and len(sym) > len(q):
+            return sym[: -len(q)], q
+    return None
+
+
+def token_of(base: str) -> tuple[str, float]:
+    """The token behind a quoted base and its contract multiplier: 1000PEPE → (PEPE, 1000)."""
+    match = _MULTIPLIER.fullmatch(base)
+    multiplier = 1.0
+    if match:
+        base = match["base"]
+        multiplier = 1e6 if match["mult"] == "1M" else float(match["mult"])
+    return TOKEN_ALIASES.get(base, base), multiplier
+
+
+def market_for(symbol: str, layout: Layout, hints: Hints) -> MarketSpec | str:
+    """The market a raw symbol denotes, or the reason it cannot be determined."""
+    quote = hints.quote or layout.quote
+    split = split_pair(symbol, quote)
+    if split is None:
+        return f"cannot tell base and quote of symbol {symbol!r}: pass --quote"
+    base, quote = split
+    exchange = (hints.exchange or layout.exchange or "").lower()
+    instrument = (hints.instrument or layout.instrument or "").lower()
+    if not exchange or not instrument:
+        return (
+            "exchange and instrument are unknown for this layout: pass --exchange and --instrument"
+        )
+    if instrument not in ("spot", "perp"):
+        return f"instrument must be spot or perp, not {instrument!r}"
+    token, multiplier = token_of(base)
+    pair = f"{base}{quote}"
+    return MarketSpec(
+        market_key=f"{exchange}:{instrument}:{pair}",
+        token=token,
+        exchange=exchange,
+        pair=pair,
+        quote=quote,
+        instrument=instrument,
+        contract_multiplier=multiplier,
+        source=f"import:{layout.name}",
+    )

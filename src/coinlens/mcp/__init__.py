@@ -1,0 +1,1 @@
+"""Coinlens mcp layer."""

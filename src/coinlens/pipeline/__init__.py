@@ -1,0 +1,1 @@
+"""Coinlens pipeline layer."""

@@ -1,0 +1,30 @@
+"""End-to-end fixtures: the real embedded dataset loaded once into a SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from coinlens.services.context import Context, build_context
+from coinlens.services.loading import load_embedded
+from coinlens.settings import get_settings
+
+
+@pytest.fixture(scope="session")
+def loaded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir whose SQLite database holds the whole embedded dataset."""
+    data_dir = tmp_path_factory.mktemp("loaded")
+    ctx = build_context(get_settings(env="test", data_dir=data_dir))
+    load_embedded(ctx)
+    ctx.engine.dispose()
+    return data_dir
+
+
+@pytest.fixture
+def loaded_ctx(loaded_dir: Path) -> Iterator[Context]:
+    """A context on the loaded embedded database."""
+    ctx = build_context(get_settings(env="test", data_dir=loaded_dir))
+    yield ctx
+    ctx.engine.dispose()
