@@ -54,9 +54,10 @@ def test_clean_import_exits_0_and_reimport_is_unchanged(db_args: list[str]) -> N
     assert "import summary" in out
     assert "BTCUSDT_1d.csv" in out
     assert again_code == 0
-    row = next(line for line in again.splitlines() if "BTCUSDT_1d.csv" in line)
-    cells = [cell.strip() for cell in row.split("│")[2:9]]
-    assert cells == ["30", "0", "0", "30", "0", "0", "0"]  # rows ins upd unch merged rej gaps
+    row = next(line for line in again.splitlines() if line.strip().startswith("BTCUSDT_1d.csv"))
+    # rows, inserted, updated, unchanged, merged, rejected, gaps
+    assert row.split()[1:] == ["30", "0", "0", "30", "0", "0", "0"]
+    assert "BTCUSDT_1d.csv: ok (yanniedog layout, 1d" in again
 
 
 def test_rejected_rows_exit_1_with_line_numbers(db_args: list[str], bad_file: Path) -> None:
@@ -97,6 +98,7 @@ def test_the_installed_command_runs(tmp_path: Path) -> None:
         text=True,
         env=env,
         timeout=60,
+        cwd=tmp_path,  # no stray .env from the working directory
     )
 
     assert done.returncode == 0, done.stderr

@@ -106,11 +106,15 @@ def test_candle_writes_are_idempotent_and_count_changes(ctx: Context) -> None:
 def test_failed_transaction_leaves_no_partial_batch(ctx: Context) -> None:
     with ctx.engine.begin() as conn:
         mids = _seed(conn)
-    bad = _candles(10, 1.0)
-    bad[7]["timeframe_violation"] = True
-    with pytest.raises(sa.exc.StatementError), ctx.engine.begin() as conn:
-        repo.write_candles(conn, mids["binance:spot:ETHUSDT"], "1d", _candles(5, 1.0))
-        repo.write_candles(conn, mids["binance:spot:ETHUSDT"], "5m", _candles(5, 1.0, DAY))
+
+    def good_then_bad() -> None:
+        with ctx.engine.begin() as conn:
+            repo.write_candles(conn, mids["binance:spot:ETHUSDT"], "1d", _candles(5, 1.0))
+            # violates the timeframe check constraint after the good batch went in
+            repo.write_candles(conn, mids["binance:spot:ETHUSDT"], "5m", _candles(5, 1.0))
+
+    with pytest.raises(sa.exc.IntegrityError):
+        good_then_bad()
     with ctx.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(candles)).scalar_one() == 0
 
@@ -170,8 +174,8 @@ def test_primary_market_prefers_longest_history(ctx: Context) -> None:
         repo.write_candles(conn, mids["binance:spot:ETHUSDT"], "1d", _candles(5, 2000.0))
         repo.refresh_token_spans(conn)
         row = conn.execute(
-            sa.select(tokens.c.primary_market_id, tokens.c.first_candle, tokens.c.last_candle).where(
-                tokens.c.symbol == "ETH"
-            )
+            sa.select(
+                tokens.c.primary_market_id, tokens.c.first_candle, tokens.c.last_candle
+            ).where(tokens.c.symbol == "ETH")
         ).one()
     assert row == (mids["binance:spot:ETHUSDT"], T0, T0 + 4 * DAY)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from coinlens.cli.common import cli_context, console, err_console, load_settings
@@ -48,13 +49,14 @@ Show = Annotated[int, typer.Option("--show", help="How many rejections and gaps 
 
 
 def _summary(reports: list[ImportReport]) -> Table:
-    table = Table(title="import summary")
-    for name in ("file", "rows", "inserted", "updated", "unchanged", "merged", "rejected", "gaps"):
-        table.add_column(name, justify="left" if name == "file" else "right")
+    table = Table(title="import summary", box=box.SIMPLE_HEAD)
+    table.add_column("file", overflow="fold")
+    for name in ("rows", "inserted", "updated", "unchanged", "merged", "rejected", "gaps"):
+        table.add_column(name, justify="right", min_width=len(name), no_wrap=True)
     for r in reports:
         rejected = f"[red]{len(r.rejected)}[/red]" if r.rejected else "0"
         table.add_row(
-            f"{Path(r.file).name} ({r.layout} {r.timeframe}, {r.status})",
+            Path(r.file).name,
             str(r.rows),
             str(r.counts.inserted),
             str(r.counts.updated),
@@ -68,6 +70,11 @@ def _summary(reports: list[ImportReport]) -> Table:
 
 def _details(report: ImportReport, show: int) -> None:
     name = Path(report.file).name
+    markets = ", ".join(report.markets[:5]) + (" …" if len(report.markets) > 5 else "")
+    console.print(
+        f"{name}: [bold]{report.status}[/bold] ({report.layout} layout, {report.timeframe}, "
+        f"run {report.run_id}) {markets}"
+    )
     for warning in report.warnings:
         console.print(f"[yellow]warning[/yellow] {name}: {warning}")
     for rej in report.rejected[:show]:
