@@ -179,3 +179,14 @@ def test_primary_market_prefers_longest_history(ctx: Context) -> None:
             ).where(tokens.c.symbol == "ETH")
         ).one()
     assert row == (mids["binance:spot:ETHUSDT"], T0, T0 + 4 * DAY)
+
+
+def test_migrations_match_the_table_definitions(ctx: Context) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from coinlens.storage.migrations.env_support import all_metadata
+
+    with ctx.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), all_metadata())
+    assert diff == []

@@ -5,15 +5,26 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from coinlens.storage.tables import metadata
+from coinlens.storage.migrations.env_support import all_metadata
+from coinlens.storage.tables import UtcDateTime
+
+metadata = all_metadata()
 
 config = context.config
+
+
+def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Render our UTC column type as a plain timezone-aware DateTime in migrations."""
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        render_item=_render_item,
         render_as_batch=True,  # SQLite needs batch mode for ALTER
         compare_type=True,
     )
