@@ -119,6 +119,40 @@ def _same(a: Mapping[str, Any], b: Sequence[Any]) -> bool:
     return True
 
 
+_CANDLE_COLUMNS = ("market_id", "timeframe", "open_time", *CANDLE_FIELDS)
+
+
+def _bulk_insert_candles(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new candles through the driver's fastest path (COPY on PostgreSQL).
+
+    Runs on the caller's connection, so it is part of the caller's transaction.
+    """
+    if not records:
+        return
+    rows = [tuple(r[c] for c in _CANDLE_COLUMNS) for r in records]
+    raw: Any = conn.connection.dbapi_connection
+    cols = ", ".join(_CANDLE_COLUMNS)
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    if conn.dialect.name == "postgresql":
+        stmt = f"COPY candles ({cols}) FROM STDIN"
+        try:
+            with raw.cursor() as cur, cur.copy(stmt) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except dbapi_error as exc:  # same error classes as SQLAlchemy-issued statements
+            raise sa.exc.DBAPIError.instance(stmt, None, exc, dbapi_error) from exc
+        return
+    marks = ", ".join("?" for _ in _CANDLE_COLUMNS)
+    stmt = f"INSERT INTO candles ({cols}) VALUES ({marks})"  # noqa: S608 - fixed column names
+    cur = raw.cursor()
+    try:
+        cur.executemany(stmt, rows)
+    except dbapi_error as exc:
+        raise sa.exc.DBAPIError.instance(stmt, None, exc, dbapi_error) from exc
+    finally:
+        cur.close()
+
+
 def write_candles(
     conn: Connection, market_id: int, timeframe: str, rows: Sequence[Mapping[str, Any]]
 ) -> WriteCounts:
@@ -150,8 +184,7 @@ def write_candles(
             counts.unchanged += 1
         else:
             changed.append(record)
-    for i in range(0, len(fresh), _CHUNK):
-        conn.execute(candles.insert(), fresh[i : i + _CHUNK])
+    _bulk_insert_candles(conn, fresh)
     if changed:
         upsert(conn, candles, changed, ["market_id", "timeframe", "open_time"])
     counts.inserted, counts.updated = len(fresh), len(changed)
