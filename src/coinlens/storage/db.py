@@ -59,7 +59,7 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Apply migrations up to `revision` (idempotent)."""
     cfg = alembic_config(engine)
     try:
@@ -73,8 +73,18 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The applied migration revision, or None for an empty database."""
+    """The applied migration revision(s), comma-joined; None for an empty database."""
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return ",".join(sorted(heads)) or None
+
+
+def code_revision() -> str:
+    """The newest revision(s) shipped with this code, comma-joined like `current_revision`."""
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ",".join(sorted(ScriptDirectory.from_config(cfg).get_heads()))

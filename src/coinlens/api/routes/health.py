@@ -6,8 +6,6 @@ from functools import lru_cache
 
 import sqlalchemy as sa
 import structlog
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from fastapi import APIRouter
 
 from coinlens import __version__
@@ -15,7 +13,7 @@ from coinlens.api.deps import CtxDep
 from coinlens.api.errors import problem_responses
 from coinlens.api.schemas import Health, Readiness
 from coinlens.domain.errors import TemporaryError
-from coinlens.storage.db import MIGRATIONS_DIR, current_revision
+from coinlens.storage.db import code_revision, current_revision
 
 router = APIRouter(tags=["health"])
 log = structlog.get_logger(__name__)
@@ -24,9 +22,7 @@ log = structlog.get_logger(__name__)
 @lru_cache(maxsize=1)
 def migration_head() -> str | None:
     """The newest migration revision shipped with this code (read once)."""
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(cfg).get_current_head()
+    return code_revision()
 
 
 @router.get("/healthz", summary="Liveness: the process answers")
