@@ -23,7 +23,7 @@ NAN = math.nan
 
 @njit
 def _finite(rows: tuple[F64, ...], j: int) -> bool:
-    for r in rows:
+    for r in rows:  # noqa: SIM110 -- numba cannot compile generator expressions
         if not math.isfinite(r[j]):
             return False
     return True

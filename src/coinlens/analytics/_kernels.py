@@ -13,20 +13,7 @@ from numpy.typing import NDArray
 
 from coinlens.analytics._jit import njit_parallel, prange
 from coinlens.analytics._steps import (
-    ADX_WIDTH,
-    ATR_WIDTH,
-    EMA_WIDTH,
-    MACD_WIDTH,
-    OBV_WIDTH,
-    RSI_WIDTH,
-    adx_step,
-    atr_step,
-    bbands_step,
-    ema_step,
-    macd_step,
     mfi_step,
-    obv_step,
-    rsi_step,
     sma_step,
     stoch_step,
 )

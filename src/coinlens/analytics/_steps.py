@@ -8,9 +8,10 @@ the very same step once, so it equals the full recomputation bit for bit.
 
 The order of floating-point operations follows the TA-Lib C sources (running sums for
 SMA/BBANDS, SMA seeds for EMA and Wilder averages, MACD's fast EMA seeded on the slow
-EMA's start bar). Where TA-Lib tests `|x| < 1e-14` as "zero" we test `x == 0` so results
-do not depend on the price unit (e.g. tokens priced below 1e-7); MFI keeps TA-Lib's rule
-that a window with under 1.0 quote units of money flow reads 0.
+EMA's start bar). Zero tests are exact (`x == 0`), so outputs scale exactly with the price
+unit (tested down to prices near 1e-14). MFI keeps TA-Lib's rules that typical prices
+within 1e-14·(|a|+|b|) are equal and that a window with under 1.0
+quote units of money flow reads 0.
 """
 
 from __future__ import annotations
@@ -307,9 +308,12 @@ def mfi_step(st: F64, h: float, lo: float, c: float, v: float, n: int) -> float:
     if idx == 0:
         st[0] = tp
         return NAN
-    d = tp - st[0]
+    prev = st[0]
+    d = tp - prev
     st[0] = tp
     flow = tp * v
+    if abs(d) <= 1e-14 * (abs(tp) + abs(prev)):
+        d = 0.0  # TA-Lib treats typical prices this close as equal (measured on 0.6)
     slot = (idx - 1) % n
     if idx > n:
         st[1] -= st[4 + slot]
@@ -328,4 +332,8 @@ def mfi_step(st: F64, h: float, lo: float, c: float, v: float, n: int) -> float:
     if idx < n:
         return NAN
     s = st[1] + st[2]
-    return 0.0 if s < 1.0 else 100.0 * (st[1] / s)
+    if s < 1.0:
+        return 0.0
+    # Running sums can leave a -1e-17 residue once all inflows leave the window.
+    out: float = min(100.0, max(0.0, 100.0 * (st[1] / s)))
+    return out

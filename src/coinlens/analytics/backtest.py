@@ -164,4 +164,7 @@ def backtest(
         )
     ppy = cfg.periods_per_year
     bh = bh_equity[:, 1:]
-    return BacktestResult(equity, performance(equity, ppy), trades, bh, performance(bh, ppy))
+    init = cfg.init_cash
+    return BacktestResult(
+        equity, performance(equity, ppy, init), trades, bh, performance(bh, ppy, init)
+    )

@@ -9,9 +9,8 @@ Conventions shared by every function here:
   (invalid bars) outputs NaN and is skipped: the result equals TA-Lib applied to the
   token's valid bars and scattered back. TA-Lib itself would poison every later value.
 * Results match TA-Lib 0.6 (python `TA-Lib` 0.8) within 1e-9 relative, because the same
-  arithmetic is replayed (see `_steps`). Zero tests are exact rather than TA-Lib's 1e-14,
-  so results are invariant to the price unit — TA-Lib zeroes e.g. the Bollinger width of
-  a token priced near 1e-8 whose variance falls below 1e-14.
+  arithmetic is replayed (see `_steps`), including on tokens priced near 1e-5 (PEPE).
+  Zero tests are exact, so outputs scale exactly with the price unit (tested to ~1e-14).
 """
 
 from __future__ import annotations

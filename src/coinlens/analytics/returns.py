@@ -213,9 +213,19 @@ class Performance(NamedTuple):
     max_drawdown: F64
 
 
-def performance(values: ArrayLike, periods_per_year: float = 365.0) -> Performance:
-    """Summary of a close or equity panel; CAGR uses the bar count between first and last."""
+def performance(
+    values: ArrayLike, periods_per_year: float = 365.0, initial: float | None = None
+) -> Performance:
+    """Summary of a close or equity panel; CAGR uses the bar count between first and last.
+
+    With `initial` (an equity curve's starting cash) a virtual bar worth `initial` is put
+    just before each token's first valid value, so the first bar's move and costs count.
+    """
     v = as_panel(values)
+    if initial is not None:
+        start = np.argmax(np.isfinite(v), axis=1)
+        v = np.hstack([np.full((v.shape[0], 1), np.nan), v])
+        v[np.arange(v.shape[0]), start] = np.where(np.isfinite(v).any(axis=1), initial, np.nan)
     valid = np.isfinite(v)
     has = valid.any(axis=1)
     first = np.argmax(valid, axis=1)

@@ -176,7 +176,7 @@ def compute_signals(
     high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike
 ) -> tuple[SignalPanel, SignalState]:
     """Signals for the full history, and the state to continue from with `update_signals`."""
-    panels = tuple(as_panel(x) for x in (high, low, close, volume))
+    panels = (as_panel(high), as_panel(low), as_panel(close), as_panel(volume))
     if any(p.shape != panels[2].shape for p in panels):
         raise UserInputError("high, low, close and volume must have the same shape")
     state = SignalState.empty(panels[2].shape[0])
@@ -188,7 +188,8 @@ def update_signals(
     state: SignalState, high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike
 ) -> tuple[SignalState, SignalBar]:
     """Advance every token by one bar (1-D columns); the input state is not modified."""
-    cols = tuple(np.ascontiguousarray(x, dtype=np.float64) for x in (high, low, close, volume))
+    h, lo, c, v = (np.ascontiguousarray(x, dtype=np.float64) for x in (high, low, close, volume))
+    cols = (h, lo, c, v)
     n = state.signal.shape[0]
     if any(col.shape != (n,) for col in cols):
         raise UserInputError(f"each column must have shape ({n},), one value per token")

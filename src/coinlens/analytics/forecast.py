@@ -1,0 +1,352 @@
+"""Quantile price forecasts: a global LightGBM model blended with a random walk, conformally
+calibrated, plus the random-walk baseline itself. Pure: arrays in, arrays out, no I/O.
+
+Method (see docs/predictions.md):
+
+* Target: the h-day log return standardised by the trailing daily vol, z = y / (σ_t √h),
+  so one global model pools tokens of very different volatility.
+* One LightGBM quantile regressor per horizon × quantile, trained on origins t whose target
+  day t + h is <= the cut-off (no look-ahead; features at t use data <= t).
+* Calibration window: the last `calib_days` origins before the cut-off are held out from a
+  first fit; on them we choose the blend weight w between the model and the random walk
+  (z-quantiles Φ⁻¹(q)) that minimises pinball loss, then a conformal scale per quantile
+  level that stretches or shrinks its distance from the median until the level's empirical
+  frequency on the window equals its nominal value. The boosters are then refit on every
+  origin up to the cut-off (`refit`), keeping w and the scales.
+* Random walk baseline: log-price quantiles log c_t + Φ⁻¹(q) σ_t √h, drift 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import lightgbm as lgb
+import numpy as np
+from numpy.typing import NDArray
+
+from coinlens.analytics.forecast_features import FeaturePanel
+from coinlens.analytics.scoring import pinball
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
+QUANTILE_NAMES = ("p05", "p10", "p25", "p50", "p75", "p90", "p95")
+HORIZONS = (1, 7, 30, 90)
+Z = np.array([NormalDist().inv_cdf(q) for q in QUANTILES])
+MEDIAN = QUANTILES.index(0.5)
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """Size and calibration settings of the global model (defaults: the production model)."""
+
+    horizons: tuple[int, ...] = HORIZONS
+    n_trees: int = 40
+    learning_rate: float = 0.1
+    num_leaves: int = 15
+    min_data_in_leaf: int = 400
+    max_rows: int = 60_000
+    calib_days: int = 365
+    min_age: int = 120  # days of history a training origin needs
+    blend_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    refit: bool = True
+    seed: int = 7
+
+
+@dataclass(frozen=True)
+class HorizonModel:
+    """The boosters of one horizon (one per quantile), blend weight and conformal scales."""
+
+    horizon: int
+    boosters: tuple[str, ...]
+    weight: float
+    scales: tuple[float, ...]
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QuantileModel:
+    """A trained global model: features it expects, cut-off column and one entry per horizon."""
+
+    feature_names: tuple[str, ...]
+    cutoff: int  # last column (day index) of the data it was trained on
+    horizons: tuple[HorizonModel, ...]
+
+    def to_bytes(self) -> bytes:
+        """Serialise (boosters via `model_to_string`) as compressed JSON."""
+        doc = {
+            "feature_names": list(self.feature_names),
+            "cutoff": self.cutoff,
+            "horizons": [
+                {
+                    "horizon": h.horizon,
+                    "boosters": list(h.boosters),
+                    "weight": h.weight,
+                    "scales": list(h.scales),
+                    "metrics": h.metrics,
+                }
+                for h in self.horizons
+            ],
+        }
+        return zlib.compress(json.dumps(doc).encode(), 6)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> QuantileModel:
+        """Inverse of `to_bytes`."""
+        doc = json.loads(zlib.decompress(blob))
+        return cls(
+            feature_names=tuple(doc["feature_names"]),
+            cutoff=int(doc["cutoff"]),
+            horizons=tuple(
+                HorizonModel(
+                    horizon=int(h["horizon"]),
+                    boosters=tuple(h["boosters"]),
+                    weight=float(h["weight"]),
+                    scales=tuple(float(s) for s in h["scales"]),
+                    metrics={k: float(v) for k, v in h["metrics"].items()},
+                )
+                for h in doc["horizons"]
+            ),
+        )
+
+
+def random_walk_z(n: int) -> F64:
+    """Standardised random-walk quantiles Φ⁻¹(q), one row per origin."""
+    return np.asarray(np.broadcast_to(Z, (n, len(QUANTILES))), dtype=np.float64)
+
+
+def to_log_price(log_close: F64, sigma: F64, horizon: int, zq: F64) -> F64:
+    """Log-price quantiles from standardised quantiles: log c + z σ √h."""
+    return np.asarray(log_close[:, None] + zq * (sigma * math.sqrt(horizon))[:, None])
+
+
+def origins(fp: FeaturePanel, first: int, last: int, horizon: int, min_age: int) -> I64:
+    """(token, day) pairs with an observed close and enough history, first <= day <= last."""
+    obs = fp.observed.copy()
+    obs[:, : max(first, 0)] = False
+    obs[:, last + 1 :] = False
+    age = np.cumsum(np.isfinite(fp.log_close), axis=1)
+    obs &= age >= min_age
+    # the target needs an observed close h days later
+    target_ok = np.zeros_like(obs)
+    target_ok[:, :-horizon] = fp.observed[:, horizon:]
+    tok, day = np.nonzero(obs & target_ok)
+    return np.stack([tok, day], axis=1).astype(np.int64)
+
+
+def _rows(fp: FeaturePanel, idx: I64, horizon: int) -> tuple[NDArray[np.float32], F64]:
+    tok, day = idx[:, 0], idx[:, 1]
+    y = fp.log_close[tok, day + horizon] - fp.log_close[tok, day]
+    zt = y / (fp.sigma[tok, day] * math.sqrt(horizon))
+    return fp.values[tok, day], zt
+
+
+def _fit(
+    x: NDArray[np.float32], z: F64, cfg: ForecastConfig, horizon: int
+) -> tuple[lgb.Booster, ...]:
+    params = {
+        "objective": "quantile",
+        "learning_rate": cfg.learning_rate,
+        "num_leaves": cfg.num_leaves,
+        "min_data_in_leaf": cfg.min_data_in_leaf,
+        "max_bin": 63,
+        "num_threads": 1,
+        "verbose": -1,
+        "seed": cfg.seed + horizon,
+        "deterministic": True,
+        "force_row_wise": True,
+    }
+    data = lgb.Dataset(x, label=np.clip(z, -12.0, 12.0), free_raw_data=False)
+    return tuple(
+        lgb.train({**params, "alpha": q}, data, num_boost_round=cfg.n_trees) for q in QUANTILES
+    )
+
+
+def _predict_z(boosters: Sequence[lgb.Booster], x: NDArray[np.float32]) -> F64:
+    raw = np.column_stack([b.predict(x, num_threads=1) for b in boosters])
+    return np.sort(np.asarray(raw, dtype=np.float64), axis=1)  # no quantile crossing
+
+
+def _subsample(idx: I64, max_rows: int, rng: np.random.Generator) -> I64:
+    if len(idx) <= max_rows:
+        return idx
+    return idx[np.sort(rng.choice(len(idx), size=max_rows, replace=False))]
+
+
+def conformal_scales(z: F64, blended: F64) -> tuple[float, ...]:
+    """Per central interval (q, 1-q), the factor on its distance from the median that makes
+    its empirical coverage on the calibration window nominal (split-conformal, symmetric in
+    the two tails so a one-sided regime on the window does not skew the interval)."""
+    med = blended[:, MEDIAN]
+    scales = [1.0] * len(QUANTILES)
+    for k in range(MEDIAN):
+        lo = np.maximum(med - blended[:, k], 1e-6)
+        hi = np.maximum(blended[:, -1 - k] - med, 1e-6)
+        r = np.maximum((med - z) / lo, (z - med) / hi)
+        nominal = QUANTILES[-1 - k] - QUANTILES[k]
+        s = float(np.clip(np.quantile(r, nominal), 0.2, 5.0))
+        scales[k] = scales[-1 - k] = s
+    return tuple(scales)
+
+
+def apply_calibration(zm: F64, weight: float, scales: Sequence[float]) -> F64:
+    """Blend model and random-walk z-quantiles, then stretch each level around the median."""
+    b = weight * zm + (1.0 - weight) * random_walk_z(len(zm))
+    med = b[:, MEDIAN : MEDIAN + 1]
+    out = med + (b - med) * np.asarray(scales)[None, :]
+    return np.sort(out, axis=1)
+
+
+def _calibrate(
+    hm: tuple[lgb.Booster, ...], x: NDArray[np.float32], z: F64, cfg: ForecastConfig
+) -> tuple[float, tuple[float, ...], dict[str, float]]:
+    zm = _predict_z(hm, x)
+    rw = random_walk_z(len(z))
+    losses = {w: float(pinball(z, w * zm + (1 - w) * rw, QUANTILES).mean()) for w in cfg.blend_grid}
+    weight = min(losses, key=lambda w: losses[w])
+    scales = conformal_scales(z, weight * zm + (1 - weight) * rw)
+    metrics = {
+        "calib_rows": float(len(z)),
+        "pinball_rw": losses[0.0] if 0.0 in losses else float("nan"),
+        "pinball_model": losses[1.0] if 1.0 in losses else float("nan"),
+        "pinball_blend": losses[weight],
+    }
+    return weight, scales, metrics
+
+
+def train_horizon(fp: FeaturePanel, cutoff: int, horizon: int, cfg: ForecastConfig) -> HorizonModel:
+    """Fit, calibrate on the held-out window, and (optionally) refit one horizon's boosters."""
+    rng = np.random.default_rng(cfg.seed + horizon)
+    calib_last = cutoff - horizon
+    calib_first = calib_last - cfg.calib_days + 1
+    fit_idx = origins(fp, 0, calib_first - horizon - 1, horizon, cfg.min_age)
+    cal_idx = origins(fp, calib_first, calib_last, horizon, cfg.min_age)
+    if len(fit_idx) < 2 * cfg.min_data_in_leaf or len(cal_idx) < 100:
+        raise ValueError(f"not enough history to train horizon {horizon}d before the cut-off")
+    boosters = _fit(*_rows(fp, _subsample(fit_idx, cfg.max_rows, rng), horizon), cfg, horizon)
+    xc, zc = _rows(fp, _subsample(cal_idx, cfg.max_rows, rng), horizon)
+    weight, scales, metrics = _calibrate(boosters, xc, zc, cfg)
+    if cfg.refit:
+        all_idx = origins(fp, 0, calib_last, horizon, cfg.min_age)
+        boosters = _fit(*_rows(fp, _subsample(all_idx, cfg.max_rows, rng), horizon), cfg, horizon)
+    return HorizonModel(
+        horizon=horizon,
+        boosters=tuple(b.model_to_string() for b in boosters),
+        weight=weight,
+        scales=scales,
+        metrics=metrics,
+    )
+
+
+def train(fp: FeaturePanel, cutoff: int, cfg: ForecastConfig | None = None) -> QuantileModel:
+    """Train every horizon on data up to column `cutoff` (targets included)."""
+    c = cfg or ForecastConfig()
+    return QuantileModel(
+        feature_names=fp.names,
+        cutoff=cutoff,
+        horizons=tuple(train_horizon(fp, cutoff, h, c) for h in c.horizons),
+    )
+
+
+def load_boosters(model: QuantileModel) -> dict[int, tuple[lgb.Booster, ...]]:
+    """Deserialise each horizon's boosters once (reuse the result across predictions)."""
+    return {h.horizon: tuple(lgb.Booster(model_str=s) for s in h.boosters) for h in model.horizons}
+
+
+def predict(
+    model: QuantileModel,
+    fp: FeaturePanel,
+    idx: I64,
+    boosters: dict[int, tuple[lgb.Booster, ...]] | None = None,
+) -> dict[int, F64]:
+    """Log-price quantiles per horizon for origins `idx` ((token, day) rows): {h: (n, 7)}."""
+    if fp.names != model.feature_names:
+        raise ValueError(f"features differ from the model's: {fp.names} vs {model.feature_names}")
+    loaded = boosters or load_boosters(model)
+    tok, day = idx[:, 0], idx[:, 1]
+    x, lc, sigma = fp.values[tok, day], fp.log_close[tok, day], fp.sigma[tok, day]
+    out = {}
+    for hm in model.horizons:
+        zq = apply_calibration(_predict_z(loaded[hm.horizon], x), hm.weight, hm.scales)
+        out[hm.horizon] = to_log_price(lc, sigma, hm.horizon, zq)
+    return out
+
+
+def predict_random_walk(fp: FeaturePanel, idx: I64, horizons: Sequence[int]) -> dict[int, F64]:
+    """The baseline: log c + Φ⁻¹(q) σ √h with σ the trailing 30-day daily vol, drift 0."""
+    tok, day = idx[:, 0], idx[:, 1]
+    lc, sigma = fp.log_close[tok, day], fp.sigma[tok, day]
+    return {h: to_log_price(lc, sigma, h, random_walk_z(len(idx))) for h in horizons}
+
+
+def quantiles_at(ret_q: F64, horizons: Sequence[int], days: float) -> F64:
+    """Log-return quantiles (7,) at any horizon `days` >= 1 from those at `horizons` ((H, 7)).
+
+    The median is interpolated linearly in time; each level's distance from the median is
+    divided by √h, interpolated linearly in time, and multiplied back by √days (random-walk
+    spreading). Beyond the longest horizon the last per-day drift and per-√day spread carry on.
+    """
+    hs = np.asarray(horizons, dtype=np.float64)
+    med = ret_q[:, MEDIAN]
+    spread = (ret_q - med[:, None]) / np.sqrt(hs)[:, None]
+    if days <= hs[0]:
+        m = med[0] * days / hs[0]
+        s = spread[0]
+    elif days >= hs[-1]:
+        m = med[-1] * days / hs[-1]
+        s = spread[-1]
+    else:
+        m = float(np.interp(days, hs, med))
+        s = np.array([np.interp(days, hs, spread[:, k]) for k in range(len(QUANTILES))])
+    return np.sort(m + s * math.sqrt(days))
+
+
+def cdf(log_q: F64, x: float) -> float:
+    """P(log price <= x) from 7 quantiles: z = Φ⁻¹(q) interpolated linearly in log price,
+    extended beyond p05/p95 with the outer segments' slopes (normal-like tails)."""
+    q = np.maximum.accumulate(np.asarray(log_q, dtype=np.float64))
+    q = q + np.arange(len(q)) * 1e-12  # strictly increasing for interpolation
+    if x <= q[0]:
+        slope = (Z[1] - Z[0]) / (q[1] - q[0])
+        z = Z[0] + (x - q[0]) * slope
+    elif x >= q[-1]:
+        slope = (Z[-1] - Z[-2]) / (q[-1] - q[-2])
+        z = Z[-1] + (x - q[-1]) * slope
+    else:
+        z = float(np.interp(x, q, Z))
+    return NormalDist().cdf(float(z))
+
+
+def probability(
+    log_q: F64, horizons: Sequence[int], log_price: float, level: float, days: float, *, above: bool
+) -> tuple[float, float]:
+    """(P at day D, P by day D) that the close is >= `level` (above) or <= `level` (below).
+
+    `log_q` holds the log-price quantiles (H, 7) forecast from the close `exp(log_price)`.
+
+    "At D" reads the interpolated distribution at horizon `days`. "By D" (touched on any day
+    up to D) uses the reflection principle of a driftless random walk: P(max ≥ X) =
+    2·P(S_D ≥ X), capped at 1 — an approximation (it ignores drift and daily sampling, so it
+    slightly overstates); if the level is already reached the answer is 1.
+    """
+    x = math.log(level)
+    p_below = cdf(quantiles_at(log_q - log_price, horizons, days), x - log_price)
+    p_at = 1.0 - p_below if above else p_below
+    reached = log_price >= x if above else log_price <= x
+    p_by = 1.0 if reached else min(1.0, 2.0 * p_at)
+    return p_at, max(p_at, p_by)
+
+
+def scenarios(log_q: F64) -> dict[str, F64]:
+    """Bear / base / bull price per horizon: p10 / p50 / p90 of the forecast (prices)."""
+    return {
+        "bear": np.exp(log_q[:, QUANTILES.index(0.10)]),
+        "base": np.exp(log_q[:, MEDIAN]),
+        "bull": np.exp(log_q[:, QUANTILES.index(0.90)]),
+    }

@@ -1,0 +1,211 @@
+"""Point-in-time features and targets for the global quantile forecaster (tokens × days).
+
+Every feature at day t is computed from data at days <= t only (tested by perturbing the
+future). Closes are compared in log space; a missing close is forward-filled for the
+lookbacks but a day without its own close never becomes a forecast origin. Volatilities are
+daily (not annualised) sample standard deviations of log returns, so `sigma * sqrt(h)` is the
+random-walk scale of an h-day log return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+RETURN_LAGS = (1, 3, 7, 14, 30, 90)
+VOL_WINDOWS = (7, 30, 90)
+SIGMA_FLOOR = 0.005  # a daily vol below 0.5 % (stable-like) would make standardised targets explode
+TOKEN_FEATURES = (
+    *(f"ret_{k}d" for k in RETURN_LAGS),
+    *(f"vol_{w}d" for w in VOL_WINDOWS),
+    "rsi_14",
+    "dist_ema20",
+    "dist_sma200",
+    "drawdown_ath",
+    "volume_z30",
+    "log_age",
+)
+MARKET_FEATURES = ("btc_ret_7d", "btc_ret_30d", "btc_vol_30d", "btc_drawdown", "eth_ret_30d")
+
+
+@dataclass(frozen=True)
+class FeaturePanel:
+    """Features (tokens × days × features), names, the log close and the RW scale sigma."""
+
+    values: NDArray[np.float32]
+    names: tuple[str, ...]
+    log_close: F64  # log close, forward-filled after listing; NaN before
+    observed: NDArray[np.bool_]  # the token has its own close that day
+    sigma: F64  # trailing 30-day daily vol (floored; 90-day / 7-day fallbacks)
+
+
+def ffill_log_close(close: F64) -> tuple[F64, NDArray[np.bool_]]:
+    """Log of the last valid close at or before each day, and where the close is observed."""
+    observed = np.isfinite(close) & (close > 0)
+    cols = np.where(observed, np.arange(close.shape[1]), -1)
+    last = np.maximum.accumulate(cols, axis=1)
+    lc = np.log(np.where(observed, close, 1.0))
+    out = np.take_along_axis(lc, np.maximum(last, 0), axis=1)
+    return np.where(last >= 0, out, np.nan), observed
+
+
+def _lag(x: F64, k: int) -> F64:
+    out = np.full_like(x, np.nan)
+    out[:, k:] = x[:, :-k]
+    return out
+
+
+def rolling_std(x: F64, window: int, min_obs: int) -> F64:
+    """Sample std (ddof=1) of the finite values among the last `window` (>= min_obs)."""
+    ok = np.isfinite(x)
+    v = np.where(ok, x, 0.0)
+
+    def wsum(a: F64) -> F64:
+        c = np.cumsum(a, axis=1)
+        c[:, window:] = c[:, window:] - c[:, :-window].copy()
+        return c
+
+    n = wsum(ok.astype(np.float64))
+    s1, s2 = wsum(v), wsum(v * v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = (s2 - s1 * s1 / n) / (n - 1)
+    return np.where(n >= min_obs, np.sqrt(np.maximum(var, 0.0)), np.nan)
+
+
+def trailing_sigma(log_ret: F64) -> F64:
+    """Daily RW scale: 30-day realised vol, else 90-day, else 7-day; floored at SIGMA_FLOOR."""
+    s30 = rolling_std(log_ret, 30, 20)
+    s90 = rolling_std(log_ret, 90, 20)
+    s7 = rolling_std(log_ret, 7, 5)
+    sigma = np.where(np.isfinite(s30), s30, np.where(np.isfinite(s90), s90, s7))
+    return np.maximum(sigma, SIGMA_FLOOR)
+
+
+def _ewm(x: F64, alpha: float, warmup: int) -> F64:
+    """Recursive mean m_t = m_{t-1} + alpha (x_t - m_{t-1}) per token, NaN before `warmup` obs.
+
+    Our own loop over days (vectorised across tokens) rather than the TA-Lib-exact kernels:
+    features only need a stable point-in-time value, and a missing day just carries m over.
+    """
+    out = np.full_like(x, np.nan)
+    m = np.full(x.shape[0], np.nan)
+    count = np.zeros(x.shape[0])
+    for j in range(x.shape[1]):
+        v = x[:, j]
+        ok = np.isfinite(v)
+        m = np.where(ok & np.isnan(m), v, m)
+        m = np.where(ok, m + alpha * (np.where(ok, v, 0.0) - m), m)
+        count += ok
+        out[:, j] = np.where(count >= warmup, m, np.nan)
+    return out
+
+
+def wilder_rsi(lc: F64, window: int = 14) -> F64:
+    """Wilder's RSI from log closes (gains/losses of the close, smoothed with alpha = 1/n)."""
+    price = np.exp(lc)
+    diff = price - _lag(price, 1)
+    up = _ewm(np.where(np.isfinite(diff), np.maximum(diff, 0.0), np.nan), 1.0 / window, window)
+    down = _ewm(np.where(np.isfinite(diff), np.maximum(-diff, 0.0), np.nan), 1.0 / window, window)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(up + down > 0, 100.0 * up / (up + down), 50.0)
+
+
+def _sma(x: F64, window: int) -> F64:
+    ok = np.isfinite(x)
+    c = np.cumsum(np.where(ok, x, 0.0), axis=1)
+    n = np.cumsum(ok, axis=1).astype(np.float64)
+    c[:, window:] -= c[:, :-window].copy()
+    n[:, window:] -= n[:, :-window].copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n >= window, c / n, np.nan)
+
+
+def _volume_z(volume: F64) -> F64:
+    lv = np.log(np.where(np.isfinite(volume) & (volume > 0), volume, np.nan))
+    filled = np.where(np.isfinite(lv), lv, 0.0)
+    ok = np.isfinite(lv).astype(np.float64)
+    cs, cn = np.cumsum(filled, axis=1), np.cumsum(ok, axis=1)
+    cs[:, 30:] -= cs[:, :-30].copy()
+    cn[:, 30:] -= cn[:, :-30].copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = cs / cn
+        z = (lv - mean) / rolling_std(lv, 30, 10)
+    return np.clip(z, -6.0, 6.0)
+
+
+def _token_features(volume: F64, lc: F64, log_ret: F64) -> list[F64]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        feats = [lc - _lag(lc, k) for k in RETURN_LAGS]
+        feats += [rolling_std(log_ret, w, max(5, int(w * 0.6))) for w in VOL_WINDOWS]
+        price = np.exp(lc)
+        feats.append(np.where(np.isfinite(lc), wilder_rsi(lc) / 100.0 - 0.5, np.nan))
+        feats.append(lc - np.log(_ewm(price, 2.0 / 21.0, 20)))
+        feats.append(lc - np.log(_sma(price, 200)))
+        feats.append(lc - np.fmax.accumulate(np.where(np.isfinite(lc), lc, -np.inf), axis=1))
+        feats.append(_volume_z(volume))
+        age = np.cumsum(np.isfinite(lc), axis=1).astype(np.float64)
+        feats.append(np.where(np.isfinite(lc), np.log1p(age), np.nan))
+    return feats
+
+
+def _market_features(lc: F64, log_ret: F64, btc: int, eth: int | None) -> list[F64]:
+    b = lc[btc]
+    rows = [
+        b - _lag(b[None, :], 7)[0],
+        b - _lag(b[None, :], 30)[0],
+        rolling_std(log_ret[btc][None, :], 30, 20)[0],
+        b - np.fmax.accumulate(np.where(np.isfinite(b), b, -np.inf)),
+    ]
+    if eth is not None:
+        e = lc[eth]
+        rows.append(e - _lag(e[None, :], 30)[0])
+    else:
+        rows.append(np.full_like(b, np.nan))
+    return [np.broadcast_to(r, lc.shape) for r in rows]
+
+
+def build_features(
+    close: F64,
+    volume: F64,
+    *,
+    market_rows: tuple[int, int | None] | None = None,
+    extra: Mapping[str, F64] | None = None,
+) -> FeaturePanel:
+    """Features at every (token, day) from data <= that day.
+
+    `market_rows` = (BTC row, ETH row or None) adds BTC/ETH market-state features;
+    `extra` adds point-in-time panels (e.g. grades) under their names.
+    """
+    lc, observed = ffill_log_close(np.asarray(close, dtype=np.float64))
+    log_ret = np.where(observed, lc - _lag(lc, 1), np.nan)
+    feats = _token_features(np.asarray(volume, dtype=np.float64), lc, log_ret)
+    names = list(TOKEN_FEATURES)
+    if market_rows is not None:
+        feats += _market_features(lc, log_ret, market_rows[0], market_rows[1])
+        names += MARKET_FEATURES
+    for name, panel in (extra or {}).items():
+        feats.append(np.asarray(panel, dtype=np.float64))
+        names.append(name)
+    values = np.stack([np.asarray(f, dtype=np.float32) for f in feats], axis=2)
+    values[~np.isfinite(values)] = np.nan
+    return FeaturePanel(
+        values=values,
+        names=tuple(names),
+        log_close=lc,
+        observed=observed,
+        sigma=trailing_sigma(log_ret),
+    )
+
+
+def log_return_target(log_close: F64, observed: NDArray[np.bool_], horizon: int) -> F64:
+    """y[t] = log c[t+h] - log c[t] where both closes are observed, else NaN (evaluation only)."""
+    lc = np.where(observed, log_close, np.nan)
+    out = np.full_like(lc, np.nan)
+    out[:, :-horizon] = lc[:, horizon:] - lc[:, :-horizon]
+    return out

@@ -1,0 +1,251 @@
+"""Support and resistance levels from swing pivots, without look-ahead.
+
+* A pivot high at bar j is a high strictly above the k highs before it and at least the k
+  highs after it (pivot lows mirror this). It is only *known* at bar j + k, and is used
+  only from then on.
+* At day t the pivots confirmed within the last `lookback` bars are sorted by price and
+  merged greedily while a price is within `tol` of the running cluster mean, where
+  tol = max(min_tolerance, tolerance_atr × ATR(14)[t] / close[t]).
+* Each pivot weighs (volume / its trailing 20-bar mean volume, clipped to [0.5, 2]) ×
+  0.5 ** (age / half_life). A level's price is the weighted mean of its pivots, touches
+  their count, last_touch the latest pivot bar, and strength = 1 − exp(−Σweights / 2).
+* A level below close[t] is support, above it resistance.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from coinlens.analytics._fast import atr_panel
+from coinlens.analytics._jit import njit, njit_parallel, prange
+from coinlens.analytics.indicators import as_panel
+from coinlens.domain.errors import UserInputError
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class LevelConfig:
+    """Parameters of pivot detection, clustering and weighting."""
+
+    pivot_bars: int = 5
+    lookback: int = 365
+    tolerance_atr: float = 0.5
+    min_tolerance: float = 0.005
+    half_life: float = 90.0
+
+    def __post_init__(self) -> None:
+        if self.pivot_bars < 1 or self.lookback <= self.pivot_bars:
+            raise UserInputError("need pivot_bars >= 1 and lookback > pivot_bars")
+
+
+class Level(NamedTuple):
+    """One support or resistance level as seen at a given day."""
+
+    price: float
+    kind: str
+    strength: float
+    touches: int
+    last_touch: int
+
+
+class NearestLevels(NamedTuple):
+    """Per token and day: nearest support below and resistance above the close."""
+
+    support: F64
+    support_strength: F64
+    resistance: F64
+    resistance_strength: F64
+
+
+@njit
+def _pivots_1d(h: F64, lo: F64, vol: F64, k: int) -> tuple[I64, F64, F64]:
+    """Pivot bars (time order), their prices and volume weights."""
+    t = h.shape[0]
+    idx = np.empty(2 * t, np.int64)
+    price = np.empty(2 * t)
+    weight = np.empty(2 * t)
+    n = 0
+    for j in range(k, t - k):
+        hi_ok = lo_ok = math.isfinite(h[j]) and math.isfinite(lo[j])
+        for d in range(1, k + 1):
+            a, b = h[j - d], h[j + d]
+            hi_ok = hi_ok and h[j] > a and h[j] >= b
+            a, b = lo[j - d], lo[j + d]
+            lo_ok = lo_ok and lo[j] < a and lo[j] <= b
+        if not (hi_ok or lo_ok):
+            continue
+        s, c = 0.0, 0
+        for d in range(max(0, j - 19), j + 1):
+            if math.isfinite(vol[d]):
+                s += vol[d]
+                c += 1
+        w = 1.0
+        if c > 0 and s > 0 and math.isfinite(vol[j]):
+            w = min(2.0, max(0.5, vol[j] / (s / c)))
+        for ok, p in ((hi_ok, h[j]), (lo_ok, lo[j])):
+            if ok:
+                idx[n], price[n], weight[n] = j, p, w
+                n += 1
+    return idx[:n], price[:n], weight[:n]
+
+
+@njit
+def _cluster(price: F64, weight: F64, idx: I64, tol: float) -> tuple[F64, F64, I64, I64]:
+    """Greedy price clustering; returns level price, summed weight, touches, last touch."""
+    order = np.argsort(price)
+    n = order.shape[0]
+    lv_p, lv_w = np.empty(n), np.empty(n)
+    lv_n, lv_last = np.empty(n, np.int64), np.empty(n, np.int64)
+    m = -1
+    for q in order:
+        p, w = price[q], weight[q]
+        if m >= 0 and p <= lv_p[m] * (1.0 + tol):
+            tot = lv_w[m] + w
+            lv_p[m] = (lv_p[m] * lv_w[m] + p * w) / tot
+            lv_w[m] = tot
+            lv_n[m] += 1
+            lv_last[m] = max(lv_last[m], idx[q])
+        else:
+            m += 1
+            lv_p[m], lv_w[m], lv_n[m], lv_last[m] = p, w, 1, idx[q]
+    return lv_p[: m + 1], lv_w[: m + 1], lv_n[: m + 1], lv_last[: m + 1]
+
+
+@njit
+def _levels_1d(
+    piv: tuple[I64, F64, F64], t: int, tol: float, cfg: tuple[int, int, float]
+) -> tuple[F64, F64, I64, I64]:
+    """Levels known at bar t from the pivots confirmed by then."""
+    idx, price, weight = piv
+    k, lookback, half_life = cfg
+    sel = np.nonzero((idx + k <= t) & (idx >= t - lookback))[0]
+    w = weight[sel] * 0.5 ** ((t - idx[sel]) / half_life)
+    lv_p, lv_w, lv_n, lv_last = _cluster(price[sel], w, idx[sel], tol)
+    return lv_p, 1.0 - np.exp(-lv_w / 2.0), lv_n, lv_last
+
+
+@njit_parallel
+def _nearest(
+    hlcv: tuple[F64, F64, F64, F64], atr: F64, cfg: tuple[int, int, float], tol: tuple[float, float]
+) -> tuple[F64, F64, F64, F64]:
+    h, lo, c, v = hlcv
+    m, t = c.shape
+    out = np.full((4, m, t), np.nan)
+    for i in prange(m):
+        piv = _pivots_1d(h[i], lo[i], v[i], cfg[0])
+        for j in range(t):
+            close = c[i, j]
+            if not math.isfinite(close):
+                continue
+            rel = atr[i, j] / close if math.isfinite(atr[i, j]) else 0.0
+            lv_p, lv_s, _, _ = _levels_1d(piv, j, max(tol[1], tol[0] * rel), cfg)
+            for q in range(lv_p.shape[0]):
+                p = lv_p[q]
+                if p < close and not p <= out[0, i, j]:
+                    out[0, i, j], out[1, i, j] = p, lv_s[q]
+                elif p > close and not p >= out[2, i, j]:
+                    out[2, i, j], out[3, i, j] = p, lv_s[q]
+    return out[0], out[1], out[2], out[3]
+
+
+def _inputs(*xs: ArrayLike) -> tuple[F64, ...]:
+    panels = tuple(as_panel(x) for x in xs)
+    if any(p.shape != panels[0].shape for p in panels):
+        raise UserInputError("high, low, close and volume must have the same shape")
+    return panels
+
+
+def nearest_levels(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    volume: ArrayLike,
+    config: LevelConfig | None = None,
+) -> NearestLevels:
+    """Per day, the nearest support below and resistance above the close (data <= t)."""
+    cfg = config or LevelConfig()
+    h, lo, c, v = _inputs(high, low, close, volume)
+    atr = atr_panel(h, lo, c, 14)
+    params = (cfg.pivot_bars, cfg.lookback, cfg.half_life)
+    return NearestLevels(
+        *_nearest((h, lo, c, v), atr, params, (cfg.tolerance_atr, cfg.min_tolerance))
+    )
+
+
+def levels_at(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    volume: ArrayLike,
+    t: int,
+    config: LevelConfig | None = None,
+) -> list[Level]:
+    """All levels of one token (1-D inputs) as known at bar t, strongest first."""
+    cfg = config or LevelConfig()
+    h, lo, c, v = _inputs(high, low, close, volume)
+    if h.shape[0] != 1 or not 0 <= t < h.shape[1]:
+        raise UserInputError("levels_at takes one token's 1-D series and 0 <= t < len")
+    close_t = c[0, t]
+    if not math.isfinite(close_t):
+        return []
+    atr = atr_panel(h[:, : t + 1], lo[:, : t + 1], c[:, : t + 1], 14)[0, t]
+    rel = atr / close_t if math.isfinite(atr) else 0.0
+    tol = max(cfg.min_tolerance, cfg.tolerance_atr * rel)
+    piv = _pivots_1d(h[0, : t + 1], lo[0, : t + 1], v[0, : t + 1], cfg.pivot_bars)
+    lv_p, lv_s, lv_n, lv_last = _levels_1d(
+        piv, t, tol, (cfg.pivot_bars, cfg.lookback, cfg.half_life)
+    )
+    levels = [
+        Level(float(p), "support" if p < close_t else "resistance", float(s), int(n), int(last))
+        for p, s, n, last in zip(lv_p, lv_s, lv_n, lv_last, strict=True)
+    ]
+    return sorted(levels, key=lambda lv: -lv.strength)
+
+
+class RespectStats(NamedTuple):
+    """How often price approached a level and held it, per token."""
+
+    touches: NDArray[np.int64]
+    respected: NDArray[np.int64]
+    rate: F64
+
+
+def respect_rate(
+    low: ArrayLike,
+    high: ArrayLike,
+    close: ArrayLike,
+    levels: NearestLevels,
+    tolerance: float = 0.01,
+    horizon: int = 5,
+) -> RespectStats:
+    """Evaluation only (uses the future on purpose): did price respect the levels?
+
+    A support touch at t: close[t] above support[t] and low[t+1] <= support × (1 + tol).
+    It is respected when no close over t+1..t+horizon is below support × (1 − tol).
+    Resistance mirrors this with high and the bands flipped. Touches need t + horizon to
+    exist; rate is respected / touches (NaN without touches).
+    """
+    lo, hi, c = _inputs(low, high, close)
+    s, r = levels.support, levels.resistance
+    n = c.shape[1] - horizon
+    if n < 1:
+        raise UserInputError("series too short for the horizon")
+    fut = np.lib.stride_tricks.sliding_window_view(c[:, 1:], horizon, axis=1)[:, :n]
+    with np.errstate(invalid="ignore"):
+        s_now, r_now, c_now = s[:, :n], r[:, :n], c[:, :n]
+        s_touch = (c_now > s_now) & (lo[:, 1 : n + 1] <= s_now * (1 + tolerance))
+        r_touch = (c_now < r_now) & (hi[:, 1 : n + 1] >= r_now * (1 - tolerance))
+        s_hold = ~np.any(fut < (s_now * (1 - tolerance))[..., None], axis=2)
+        r_hold = ~np.any(fut > (r_now * (1 + tolerance))[..., None], axis=2)
+    touches = s_touch.sum(axis=1) + r_touch.sum(axis=1)
+    held = (s_touch & s_hold).sum(axis=1) + (r_touch & r_hold).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(touches > 0, held / touches, np.nan)
+    return RespectStats(touches.astype(np.int64), held.astype(np.int64), rate)

@@ -1,0 +1,111 @@
+"""Quantile forecaster: no look-ahead, monotone quantiles, RW calibration, probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from coinlens.analytics import forecast as fc
+from coinlens.analytics import scoring
+from coinlens.analytics.forecast_features import build_features
+
+SMALL = fc.ForecastConfig(
+    horizons=(1, 7), n_trees=5, min_data_in_leaf=50, max_rows=5_000, calib_days=60, min_age=30
+)
+
+
+def gbm(tokens: int = 30, days: int = 400, sigma: float = 0.04, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, sigma, (tokens, days)), axis=1))
+    close[: tokens // 3, : days // 4] = np.nan  # late listings
+    return close
+
+
+@pytest.fixture(scope="module")
+def panel() -> tuple[np.ndarray, np.ndarray]:
+    close = gbm()
+    volume = np.random.default_rng(2).lognormal(10, 1, close.shape)
+    return close, volume
+
+
+def _perturb_after(x: np.ndarray, col: int) -> np.ndarray:
+    y = x.copy()
+    y[:, col + 1 :] *= np.random.default_rng(3).uniform(0.5, 2.0, y[:, col + 1 :].shape)
+    return y
+
+
+def test_features_use_no_future_data(panel: tuple[np.ndarray, np.ndarray]) -> None:
+    close, volume = panel
+    col = 250
+    a = build_features(close, volume)
+    b = build_features(_perturb_after(close, col), _perturb_after(volume, col))
+    np.testing.assert_array_equal(a.values[:, : col + 1], b.values[:, : col + 1])
+    np.testing.assert_array_equal(a.sigma[:, : col + 1], b.sigma[:, : col + 1])
+    assert not np.array_equal(a.values[:, col + 2 :], b.values[:, col + 2 :], equal_nan=True)
+
+
+def test_trained_forecast_ignores_data_after_cutoff(panel: tuple[np.ndarray, np.ndarray]) -> None:
+    close, volume = panel
+    col = 300
+    idx = np.stack([np.arange(close.shape[0]), np.full(close.shape[0], col)], axis=1)
+    results = []
+    for c, v in ((close, volume), (_perturb_after(close, col), _perturb_after(volume, col))):
+        fp = build_features(c, v)
+        results.append(fc.predict(fc.train(fp, col, SMALL), fp, idx))
+    for h in SMALL.horizons:
+        np.testing.assert_array_equal(results[0][h], results[1][h])
+
+
+def test_quantiles_are_monotone_and_model_round_trips(
+    panel: tuple[np.ndarray, np.ndarray],
+) -> None:
+    close, volume = panel
+    fp = build_features(close, volume)
+    model = fc.train(fp, 399, SMALL)
+    idx = fc.origins(fp, 200, 390, 1, 30)
+    out = fc.predict(model, fp, idx)
+    again = fc.predict(fc.QuantileModel.from_bytes(model.to_bytes()), fp, idx)
+    for h, q in out.items():
+        assert q.shape == (len(idx), 7)
+        assert (np.diff(q, axis=1) >= 0).all()
+        np.testing.assert_allclose(q, again[h])
+
+
+def test_random_walk_coverage_is_nominal_on_gbm() -> None:
+    close = gbm(tokens=200, days=600, seed=5)
+    fp = build_features(close, np.ones_like(close))
+    for h in (1, 7):
+        idx = fc.origins(fp, 100, 600 - 1 - h, h, 60)
+        q = fc.predict_random_walk(fp, idx, [h])[h]
+        y = fp.log_close[idx[:, 0], idx[:, 1] + h]
+        for level, k in ((50, 2), (80, 1), (90, 0)):
+            cov = scoring.coverage(y, q[:, k], q[:, -1 - k])
+            assert abs(cov - level / 100) < 0.03, (h, level, cov)
+
+
+def test_probability_is_monotone_and_complementary() -> None:
+    sigma = 0.03
+    log_q = np.log(100) + np.array([fc.Z * sigma * np.sqrt(h) for h in fc.HORIZONS])
+    prev = 1.0
+    for level in (60.0, 80.0, 95.0, 100.0, 105.0, 120.0, 200.0):
+        up_at, up_by = fc.probability(log_q, fc.HORIZONS, np.log(100), level, 45, above=True)
+        down_at, _ = fc.probability(log_q, fc.HORIZONS, np.log(100), level, 45, above=False)
+        assert up_at <= prev + 1e-12
+        assert up_at + down_at == pytest.approx(1.0, abs=1e-9)
+        assert up_at <= up_by <= 1.0
+        prev = up_at
+    # a driftless lognormal: P(close >= S0 e^{sigma sqrt(d)}) = 1 - Φ(1)
+    p, _ = fc.probability(
+        log_q, fc.HORIZONS, np.log(100), 100 * np.exp(sigma * np.sqrt(45)), 45, above=True
+    )
+    assert p == pytest.approx(0.1587, abs=0.01)
+
+
+def test_scoring_matches_references() -> None:
+    for k, n in ((60, 100), (3, 20), (50, 100), (0, 7)):
+        assert scoring.binomial_test(k, n) == pytest.approx(binomtest(k, n).pvalue, rel=1e-9)
+    y = np.array([0.0, 1.0])
+    q = np.array([[0.5], [0.5]])
+    assert scoring.pinball(y, q, [0.5])[0] == pytest.approx(0.25)
+    assert scoring.coverage([1, 2, 3], [0, 0, 0], [2, 2, 2]) == pytest.approx(2 / 3)

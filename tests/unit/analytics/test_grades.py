@@ -1,0 +1,167 @@
+"""Trader/Investor Grades: ranking equals scipy, sub-grades add up, no look-ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import rankdata
+
+from coinlens.analytics import grades as g
+
+from ._data import random_walk
+
+SHAPE = (9, 260)
+
+
+def _inputs(seed: int, n_tokens: int = SHAPE[0], n_days: int = SHAPE[1]) -> g.GradeInputs:
+    w = random_walk(n_tokens, n_days, seed=seed)
+    rng = np.random.default_rng(seed)
+    cap = w.close * rng.uniform(1e6, 1e9, (n_tokens, 1))
+    return g.GradeInputs(
+        close=w.close,
+        high=w.high,
+        low=w.low,
+        volume=w.volume,
+        benchmark=0,
+        market_cap=cap,
+        rank=np.argsort(np.argsort(-cap, axis=0), axis=0).astype(float) + 1,
+        supply=cap / w.close,
+    )
+
+
+def test_percentile_rank_equals_scipy_rankdata_per_column() -> None:
+    rng = np.random.default_rng(3)
+    x = np.round(rng.normal(size=(40, 25)), 1)  # rounding makes ties
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[0, 0] = np.inf
+    pct = g.percentile_rank(x)
+    for j in range(x.shape[1]):
+        ok = np.isfinite(x[:, j])
+        ref = 100 * (rankdata(x[ok, j]) - 1) / (ok.sum() - 1)
+        np.testing.assert_allclose(pct[ok, j], ref, rtol=0, atol=1e-12)
+        assert np.isnan(pct[~ok, j]).all()
+
+
+def test_percentile_rank_needs_min_count() -> None:
+    x = np.array([[1.0, 1.0], [2.0, np.nan], [3.0, np.nan]])
+    pct = g.percentile_rank(x, min_count=3)
+    np.testing.assert_array_equal(pct[:, 0], [0.0, 50.0, 100.0])
+    assert np.isnan(pct[:, 1]).all()
+
+
+def test_rolling_moments_equal_a_plain_loop() -> None:
+    r = np.random.default_rng(1).normal(0, 0.05, (3, 60))
+    r[1, 10:20] = np.nan
+    mean, sd, down = g.rolling_moments(r, 15, 5)
+    for i in range(3):
+        for t in range(60):
+            win = r[i, max(0, t - 14) : t + 1]
+            win = win[np.isfinite(win)]
+            if win.size < 5:
+                assert np.isnan(mean[i, t])
+                continue
+            assert mean[i, t] == pytest.approx(win.mean(), abs=1e-12)
+            assert sd[i, t] == pytest.approx(win.std(ddof=1), rel=1e-9)
+            assert down[i, t] == pytest.approx(np.sqrt(np.mean(np.minimum(win, 0) ** 2)), rel=1e-9)
+
+
+def test_window_max_drawdown_equals_a_plain_loop() -> None:
+    c = np.array([[10.0, 12.0, 6.0, np.nan, 9.0, 3.0, 4.0]])
+    mdd = g.window_max_drawdown(c, 3)
+    assert mdd[0, 2] == pytest.approx(-0.5)
+    assert np.isnan(mdd[0, 3])
+    assert mdd[0, 4] == 0.0  # window days 2..4 (6, gap, 9): the fall from 12 has left it
+    assert mdd[0, 5] == pytest.approx(3 / 9 - 1)
+
+
+def test_grades_are_the_weighted_sum_of_their_sub_grades() -> None:
+    res = g.compute_grades(_inputs(5))
+    cfg = g.GradeConfig()
+    for kind, subs, weights in (
+        (res.trader, g.TRADER_SUBS, cfg.trader_weights),
+        (res.investor, g.INVESTOR_SUBS, cfg.investor_weights),
+    ):
+        total = sum(weights.values())
+        expected = sum(weights[s] / total * res.sub[s] for s in subs)
+        ok = np.isfinite(kind)
+        assert ok.sum() > 100
+        np.testing.assert_allclose(kind[ok], expected[ok], atol=1e-9)
+        assert np.nanmin(kind) >= 0
+        assert np.nanmax(kind) <= 100
+
+
+def test_insufficient_history_gives_nan() -> None:
+    res = g.compute_grades(_inputs(6))
+    assert np.isnan(res.trader[:, : g.GradeConfig().trader_history - 1]).all()
+    assert np.isnan(res.investor[:, : g.GradeConfig().investor_history - 1]).all()
+
+
+def test_ineligible_tokens_are_not_graded() -> None:
+    inp = _inputs(7)
+    eligible = np.ones(SHAPE[0], dtype=bool)
+    eligible[2] = False
+    res = g.compute_grades(g.GradeInputs(**{**inp.__dict__, "eligible": eligible}))
+    assert np.isnan(res.trader[2]).all()
+    assert np.isfinite(res.trader[3]).any()
+
+
+def test_one_day_equals_that_column_of_the_full_computation() -> None:
+    inp = _inputs(8)
+    cfg = g.GradeConfig()
+    feats = g.grade_features(inp)
+    masks = g.eligibility(inp, cfg)
+    full = g.grades_from_features(feats, masks, cfg)
+    t = SHAPE[1] - 1
+    one_feats = {k: {n: f[:, [t]] for n, f in v.items()} for k, v in feats.items()}
+    one = g.grades_from_features(
+        one_feats, g.Masks(masks.trader[:, [t]], masks.investor[:, [t]]), cfg
+    )
+    np.testing.assert_array_equal(one.trader[:, 0], full.trader[:, t])
+    np.testing.assert_array_equal(one.investor[:, 0], full.investor[:, t])
+
+
+def test_bands() -> None:
+    assert [g.band_of(x) for x in (0, 20.4, 20.6, 40, 55, 61, 80.49, 81, 100)] == [
+        "strong_sell",
+        "strong_sell",
+        "sell",
+        "sell",
+        "neutral",
+        "buy",
+        "buy",
+        "strong_buy",
+        "strong_buy",
+    ]
+
+
+BASE = _inputs(11)
+BASE_GRADES = g.compute_grades(BASE)
+
+
+@settings(max_examples=12, deadline=None)
+@given(t=st.integers(min_value=60, max_value=SHAPE[1] - 2), seed=st.integers(0, 2**16))
+def test_no_look_ahead(t: int, seed: int) -> None:
+    """Changing any data after day t leaves every grade at days <= t unchanged."""
+    rng = np.random.default_rng(seed)
+
+    def perturb(x: np.ndarray | None) -> np.ndarray | None:
+        if x is None:
+            return None
+        y = x.copy()
+        tail = y[:, t + 1 :]
+        y[:, t + 1 :] = tail * rng.uniform(0.2, 5.0, tail.shape)
+        y[:, t + 1 :][rng.random(tail.shape) < 0.1] = np.nan
+        return y
+
+    changed = g.GradeInputs(
+        **{k: perturb(v) if isinstance(v, np.ndarray) else v for k, v in BASE.__dict__.items()}
+    )
+    res = g.compute_grades(changed)
+    for name in ("trader", "investor"):
+        np.testing.assert_array_equal(
+            getattr(res, name)[:, : t + 1], getattr(BASE_GRADES, name)[:, : t + 1]
+        )
+    for sub in g.SUB_GRADES:
+        np.testing.assert_array_equal(res.sub[sub][:, : t + 1], BASE_GRADES.sub[sub][:, : t + 1])
