@@ -1,0 +1,176 @@
+"""Writes and reads of the analytics outputs: token_analytics, signal_events, backtests.
+
+Writes are bulk and idempotent; `replace_signal_events` deletes and re-inserts the given
+tokens' events, so callers run it inside the same transaction as the other writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from numpy.typing import NDArray
+from sqlalchemy.engine import Connection, Row
+
+from coinlens.storage.repo import upsert
+from coinlens.storage.tables import candles, markets, tokens
+from coinlens.storage.tables_analytics import backtests, signal_events, token_analytics
+
+_CHUNK = 5_000
+DAY = 86_400
+
+
+def write_token_analytics(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Upsert one row per token (latest signal, score and payload)."""
+    upsert(conn, token_analytics, rows, ["token_id"])
+
+
+def delete_token_analytics_except(conn: Connection, keep: Sequence[int]) -> int:
+    """Drop the rows of tokens that left the panel; returns how many went."""
+    result = conn.execute(token_analytics.delete().where(token_analytics.c.token_id.not_in(keep)))
+    return int(result.rowcount or 0)
+
+
+def replace_signal_events(
+    conn: Connection, token_ids: Sequence[int], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """Replace every event of `token_ids` with `rows` (call inside one transaction)."""
+    for i in range(0, len(token_ids), _CHUNK):
+        part = list(token_ids[i : i + _CHUNK])
+        conn.execute(signal_events.delete().where(signal_events.c.token_id.in_(part)))
+    for i in range(0, len(rows), _CHUNK):
+        conn.execute(signal_events.insert(), list(rows[i : i + _CHUNK]))
+
+
+def upsert_signal_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert (or overwrite) events keyed by token and day — the incremental path."""
+    upsert(conn, signal_events, rows, ["token_id", "day"])
+
+
+def write_backtests(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Upsert backtest results keyed by token and parameter set."""
+    upsert(conn, backtests, rows, ["token_id", "params_key"])
+
+
+def analytics_summary(conn: Connection) -> tuple[int, int | None]:
+    """How many tokens have analytics, and the panel version they were computed from."""
+    row = conn.execute(
+        sa.select(sa.func.count(), sa.func.min(token_analytics.c.panel_version))
+    ).one()
+    return int(row[0]), None if row[1] is None else int(row[1])
+
+
+def token_by_symbol(conn: Connection, symbol: str) -> Row[Any] | None:
+    """The token row (id, symbol, name, sector, primary market) for a symbol, any case."""
+    query: sa.Select[Any] = (
+        sa.select(
+            tokens.c.id,
+            tokens.c.symbol,
+            tokens.c.name,
+            tokens.c.sector,
+            tokens.c.primary_market_id,
+            markets.c.market_key,
+            markets.c.source,
+        )
+        .outerjoin(markets, markets.c.id == tokens.c.primary_market_id)
+        .where(sa.func.upper(tokens.c.symbol) == symbol.strip().upper())
+        .order_by(tokens.c.id)
+    )
+    return conn.execute(query).first()
+
+
+def read_token_analytics(conn: Connection, token_id: int) -> Row[Any] | None:
+    """The stored analytics row of one token."""
+    return conn.execute(
+        sa.select(token_analytics).where(token_analytics.c.token_id == token_id)
+    ).first()
+
+
+def read_signal_events(conn: Connection, token_id: int) -> list[Row[Any]]:
+    """All signal changes of one token, oldest first."""
+    return list(
+        conn.execute(
+            sa.select(signal_events)
+            .where(signal_events.c.token_id == token_id)
+            .order_by(signal_events.c.day)
+        )
+    )
+
+
+def read_backtest(conn: Connection, token_id: int, params_key: str) -> Row[Any] | None:
+    """One stored backtest result."""
+    return conn.execute(
+        sa.select(backtests).where(
+            backtests.c.token_id == token_id, backtests.c.params_key == params_key
+        )
+    ).first()
+
+
+def signals_query(signal: int | None, sector: str | None, since_day: int | None) -> sa.Select[Any]:
+    """Latest signal per token with its previous signal, filtered (no order, no limit)."""
+    last = signal_events.alias("last_event")
+    q = (
+        sa.select(
+            tokens.c.symbol,
+            tokens.c.name,
+            tokens.c.sector,
+            token_analytics.c.signal,
+            token_analytics.c.score,
+            token_analytics.c.signal_since_day,
+            token_analytics.c.as_of_day,
+            last.c.from_signal,
+        )
+        .join(tokens, tokens.c.id == token_analytics.c.token_id)
+        .outerjoin(
+            last,
+            sa.and_(
+                last.c.token_id == token_analytics.c.token_id,
+                last.c.day == token_analytics.c.signal_since_day,
+            ),
+        )
+    )
+    if signal is not None:
+        q = q.where(token_analytics.c.signal == signal)
+    if sector is not None and sector.strip():
+        q = q.where(sa.func.lower(tokens.c.sector) == sector.strip().lower())
+    if since_day is not None:
+        q = q.where(token_analytics.c.signal_since_day >= since_day)
+    return q
+
+
+def latest_as_of_day(conn: Connection) -> int | None:
+    """The newest as_of_day over all tokens' analytics."""
+    value = conn.execute(sa.select(sa.func.max(token_analytics.c.as_of_day))).scalar()
+    return None if value is None else int(value)
+
+
+def read_daily_series(
+    conn: Connection, market_id: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """One market's daily candles as (epoch days, OHLCV rows), normalised per one token.
+
+    Same normalisation as the panel: prices ÷ contract_multiplier, volume × multiplier.
+    """
+    mult = conn.execute(
+        sa.select(markets.c.contract_multiplier).where(markets.c.id == market_id)
+    ).scalar_one()
+    rows = conn.execute(
+        sa.select(
+            candles.c.open_time,
+            candles.c.open,
+            candles.c.high,
+            candles.c.low,
+            candles.c.close,
+            candles.c.volume,
+        )
+        .where(candles.c.market_id == market_id, candles.c.timeframe == "1d")
+        .order_by(candles.c.open_time)
+    ).all()
+    arr = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 6)
+    days = (arr[:, 0] // DAY).astype(np.int64)
+    ohlcv = arr[:, 1:].copy()
+    ohlcv[:, :4] /= float(mult)
+    ohlcv[:, 4] *= float(mult)
+    return days, ohlcv
