@@ -166,4 +166,5 @@ def years_of(epoch_days: ArrayLike) -> I64:
 def pair_counts(score: ArrayLike, fwd: ArrayLike) -> I64:
     """Tokens per day that have both a score and a forward return."""
     both = np.isfinite(as_panel(score)) & np.isfinite(as_panel(fwd))
-    return both.sum(axis=0).astype(np.int64)
+    counts: I64 = both.sum(axis=0).astype(np.int64)
+    return counts

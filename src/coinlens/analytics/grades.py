@@ -275,7 +275,8 @@ def _relative_strength(close: F64, r: F64, benchmark: int | None) -> F64:
     with np.errstate(invalid="ignore", divide="ignore"):
         var_b = syy - sy * sy / n
         beta = np.where((n >= 30) & (var_b > 0), (sxy - sx * sy / n) / var_b, np.nan)
-    return lr30 - beta * lr30[benchmark]
+    out: F64 = lr30 - beta * lr30[benchmark]
+    return out
 
 
 def trader_features(inp: GradeInputs) -> dict[str, dict[str, F64]]:

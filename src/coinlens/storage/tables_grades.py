@@ -16,4 +16,14 @@ grades = sa.Table(
     sa.Column(
         "components", sa.JSON, nullable=False, comment="sub-grades that add up to the grades"
     ),
+    sa.Index("ix_grades_day_trader", "day", "trader"),
+)
+
+grade_days = sa.Table(
+    "grade_days",
+    metadata,
+    sa.Column("day", sa.Integer, primary_key=True, comment="epoch day (UTC)"),
+    sa.Column("digest", sa.String(40), nullable=False, comment="hash of the day's grade rows"),
+    sa.Column("tokens", sa.Integer, nullable=False),
+    comment="one row per graded day, so a rerun rewrites only the days that changed",
 )

@@ -31,7 +31,20 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("token_id", "day", name=op.f("pk_grades")),
     )
+    op.create_index("ix_grades_day_trader", "grades", ["day", "trader"], unique=False)
+    op.create_table(
+        "grade_days",
+        sa.Column("day", sa.Integer(), nullable=False, comment="epoch day (UTC)"),
+        sa.Column(
+            "digest", sa.String(length=40), nullable=False, comment="hash of the day's grade rows"
+        ),
+        sa.Column("tokens", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_grade_days")),
+        comment="one row per graded day, so a rerun rewrites only the days that changed",
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("grade_days")
+    op.drop_index("ix_grades_day_trader", table_name="grades")
     op.drop_table("grades")

@@ -1,0 +1,523 @@
+"""Trader and Investor Grades: point-in-time inputs from storage, the daily run, and queries.
+
+Auxiliary data is point in time: a CMC snapshot (monthly or yearly) applies from its
+`snapshot_date` on and is carried forward at most `CAP_MAX_AGE` days; a chain metric applies
+from its date on, carried at most `METRIC_MAX_AGE` days. Chain data reaches a token through
+`CHAIN_OF` (stated in docs/grades.md). The method itself lives in `analytics.grades`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal, NamedTuple, cast
+
+import numpy as np
+import sqlalchemy as sa
+from numpy.typing import NDArray
+from sqlalchemy.engine import Connection, Row
+
+from coinlens.analytics import grades as method
+from coinlens.domain.errors import DataUnavailable, NotFound, Problem, ValidationFailed
+from coinlens.domain.grades import (
+    Band,
+    GradeBreakdown,
+    GradeKind,
+    GradePoint,
+    GradesPage,
+    LeaderboardEntry,
+    SubGrade,
+    TokenGrades,
+)
+from coinlens.services.context import Context
+from coinlens.storage import grades_repo
+from coinlens.storage.panel import Panel, read_daily_panel
+from coinlens.storage.tables import market_caps, metrics, tokens
+from coinlens.storage.tables_grades import grade_days, grades
+
+F64 = NDArray[np.float64]
+
+MODEL = "grades-v1"
+SOURCE = "coinlens grades (Binance/Coinbase candles, CMC snapshots, DefiLlama/Etherscan)"
+BENCHMARK = "BTC"
+CAP_MAX_AGE = 120  # days a CMC snapshot stays valid (monthly series; yearly ones fill gaps)
+METRIC_MAX_AGE = 14  # days a daily chain metric stays valid
+CHAIN_OF = {
+    "ETH": "ethereum",
+    "ARB": "arbitrum",
+    "OP": "optimism",
+    "POL": "polygon",
+    "AVAX": "avalanche",
+    "BNB": "bsc",
+}
+TVL_METRIC = "tvl_usd"
+ACTIVITY_METRIC = "tx_count"
+
+
+# --- point-in-time auxiliary panels --------------------------------------------------------
+
+
+def ffill_limited(grid: F64, max_age: int) -> F64:
+    """Carry each value forward along days, at most `max_age` days past where it was set."""
+    cols = np.arange(grid.shape[1])
+    last = np.maximum.accumulate(np.where(np.isfinite(grid), cols, -1), axis=1)
+    out = np.take_along_axis(grid, np.maximum(last, 0), axis=1)
+    return np.where((last >= 0) & (cols - last <= max_age), out, np.nan)
+
+
+def _scatter(
+    shape: tuple[int, int], rows: NDArray[np.int64], cols: NDArray[np.int64], values: F64
+) -> F64:
+    """A grid with values placed at (row, col); points before day 0 land on day 0.
+
+    Points must come sorted by time so the newest of several clipped to day 0 wins.
+    """
+    grid = np.full(shape, np.nan)
+    keep = (cols < shape[1]) & np.isfinite(values)
+    grid[rows[keep], np.maximum(cols[keep], 0)] = values[keep]
+    return grid
+
+
+def _epoch_day(d: Any) -> int:
+    return int(np.datetime64(d, "D").astype(np.int64))
+
+
+class CapPanels(NamedTuple):
+    """Market cap, rank and circulating supply, point in time, tokens × days."""
+
+    market_cap: F64
+    rank: F64
+    supply: F64
+
+
+def cap_panels(ctx: Context, panel: Panel) -> CapPanels:
+    """CMC snapshots scattered on their dates and carried forward (no look-ahead)."""
+    row_of = {int(t): i for i, t in enumerate(panel.token_ids)}
+    q = sa.select(
+        market_caps.c.token_id,
+        market_caps.c.snapshot_date,
+        market_caps.c.rank,
+        market_caps.c.market_cap,
+        market_caps.c.circulating_supply,
+    ).order_by(market_caps.c.snapshot_date, market_caps.c.source.desc())
+    with ctx.engine.connect() as conn:
+        found = [r for r in conn.execute(q) if int(r[0]) in row_of]
+    shape = panel.close.shape
+    if not found:
+        nan = np.full(shape, np.nan)
+        return CapPanels(nan, nan.copy(), nan.copy())
+    rows = np.array([row_of[int(r[0])] for r in found], dtype=np.int64)
+    cols = np.array([_epoch_day(r[1]) for r in found], dtype=np.int64) - int(panel.days[0])
+
+    def col(i: int) -> F64:
+        return np.array([np.nan if r[i] is None else float(r[i]) for r in found])
+
+    def panel_of(i: int) -> F64:
+        return ffill_limited(_scatter(shape, rows, cols, col(i)), CAP_MAX_AGE)
+
+    return CapPanels(market_cap=panel_of(3), rank=panel_of(2), supply=panel_of(4))
+
+
+def chain_panel(ctx: Context, panel: Panel, metric: str) -> F64:
+    """A chain metric (e.g. TVL) on the rows of the tokens that map to that chain."""
+    rows_by_chain: dict[str, list[int]] = {}
+    for i, symbol in enumerate(panel.symbols):
+        if symbol in CHAIN_OF:
+            rows_by_chain.setdefault(CHAIN_OF[symbol], []).append(i)
+    grid = np.full(panel.close.shape, np.nan)
+    if not rows_by_chain:
+        return grid
+    q = (
+        sa.select(metrics.c.entity, metrics.c.date, metrics.c.value)
+        .where(metrics.c.metric == metric, metrics.c.entity.in_(list(rows_by_chain)))
+        .order_by(metrics.c.date)
+    )
+    with ctx.engine.connect() as conn:
+        points = conn.execute(q).all()
+    n_days = len(panel.days)
+    for entity, day, value in points:
+        col = _epoch_day(day) - int(panel.days[0])
+        if col < n_days:
+            grid[rows_by_chain[entity], max(col, 0)] = float(value)
+    return ffill_limited(grid, METRIC_MAX_AGE)
+
+
+def _stablecoins(ctx: Context) -> set[str]:
+    with ctx.engine.connect() as conn:
+        return {
+            str(s)
+            for (s,) in conn.execute(sa.select(tokens.c.symbol).where(tokens.c.is_stablecoin))
+        }
+
+
+def grade_inputs(ctx: Context, panel: Panel) -> method.GradeInputs:
+    """Everything the method needs, aligned to the panel's calendar, point in time."""
+    caps = cap_panels(ctx, panel)
+    stable = _stablecoins(ctx)
+    return method.GradeInputs(
+        close=panel.close,
+        high=panel.high,
+        low=panel.low,
+        volume=panel.volume,
+        quote_volume=panel.quote_volume,
+        benchmark=panel.symbols.index(BENCHMARK) if BENCHMARK in panel.symbols else None,
+        eligible=np.array([s not in stable for s in panel.symbols], dtype=bool),
+        market_cap=caps.market_cap,
+        rank=caps.rank,
+        supply=caps.supply,
+        tvl=chain_panel(ctx, panel, TVL_METRIC),
+        activity=chain_panel(ctx, panel, ACTIVITY_METRIC),
+    )
+
+
+@dataclass(frozen=True)
+class GradeRun:
+    """Grades for the whole panel, with the panel they were computed on."""
+
+    panel: Panel
+    inputs: method.GradeInputs
+    features: dict[str, dict[str, F64]]
+    masks: method.Masks
+    grades: method.Grades
+
+
+def compute_all(ctx: Context, cfg: method.GradeConfig | None = None) -> GradeRun:
+    """Grades of every token on every day of the stored daily panel."""
+    cfg = cfg or method.GradeConfig()
+    panel = read_daily_panel(ctx.engine, ctx.cache_dir)
+    inputs = grade_inputs(ctx, panel)
+    features = method.grade_features(inputs)
+    masks = method.eligibility(inputs, cfg)
+    return GradeRun(
+        panel, inputs, features, masks, method.grades_from_features(features, masks, cfg)
+    )
+
+
+# --- the daily run -------------------------------------------------------------------------
+
+
+@dataclass
+class GradesReport:
+    """What `run_grades` did."""
+
+    days: int = 0
+    written: int = 0
+    unchanged: int = 0
+    dropped: int = 0
+    rows: int = 0
+    seconds: float = 0.0
+
+
+def _day_blocks(run: GradeRun) -> dict[int, tuple[NDArray[np.int64], F64]]:
+    """day → (token ids, values rounded to 0.01: trader, investor, then the six sub-grades)."""
+    g = run.grades
+    stack = np.stack([g.trader, g.investor, *(g.sub[k] for k in method.SUB_GRADES)])
+    stack = np.round(stack, 2).astype(np.float64)
+    blocks: dict[int, tuple[NDArray[np.int64], F64]] = {}
+    for j, day in enumerate(run.panel.days):
+        rows = np.flatnonzero(np.isfinite(stack[0, :, j]))
+        if rows.size:
+            blocks[int(day)] = (run.panel.token_ids[rows], stack[:, rows, j])
+    return blocks
+
+
+def _digest(ids: NDArray[np.int64], values: F64) -> str:
+    h = hashlib.sha1(MODEL.encode(), usedforsecurity=False)
+    h.update(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(np.nan_to_num(values, nan=-1.0)).tobytes())
+    return h.hexdigest()
+
+
+def _rows(day: int, ids: NDArray[np.int64], values: F64) -> list[dict[str, Any]]:
+    out = []
+    for k, token_id in enumerate(ids.tolist()):
+        v = values[:, k].tolist()
+        subs = {n: x for n, x in zip(method.SUB_GRADES, v[2:], strict=True) if x == x}
+        out.append(
+            {
+                "token_id": token_id,
+                "day": day,
+                "trader": v[0],
+                "investor": v[1] if v[1] == v[1] else None,
+                "components": subs,
+            }
+        )
+    return out
+
+
+def run_grades(ctx: Context, cfg: method.GradeConfig | None = None) -> GradesReport:
+    """Compute grades for all days and store them; only days whose grades changed are written."""
+    started = time.perf_counter()
+    blocks = _day_blocks(compute_all(ctx, cfg))
+    report = GradesReport(days=len(blocks))
+    with ctx.engine.begin() as conn:
+        stored = grades_repo.day_digests(conn)
+        changed: dict[int, tuple[str, int]] = {}
+        rows: list[dict[str, Any]] = []
+        for day, (ids, values) in blocks.items():
+            digest = _digest(ids, values)
+            if stored.get(day) == digest:
+                report.unchanged += 1
+                continue
+            changed[day] = (digest, int(ids.size))
+            rows.extend(_rows(day, ids, values))
+        gone = sorted(set(stored) - set(blocks))
+        if gone:
+            grades_repo.drop_days(conn, gone)
+        if changed:
+            grades_repo.replace_days(conn, rows, changed)
+    report.written, report.dropped, report.rows = len(changed), len(gone), len(rows)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+# --- queries -------------------------------------------------------------------------------
+
+MAX_LEADERBOARD_LIMIT = 500
+ACTIONS = {
+    "strong_sell": "strong sell",
+    "sell": "sell",
+    "neutral": "hold",
+    "buy": "buy",
+    "strong_buy": "strong buy",
+}
+_BAND_RANGE = {
+    "strong_sell": (-1.0, 20.5),
+    "sell": (20.5, 40.5),
+    "neutral": (40.5, 60.5),
+    "buy": (60.5, 80.5),
+    "strong_buy": (80.5, 101.0),
+}
+
+
+def _invalid(location: str, reason: str) -> ValidationFailed:
+    return ValidationFailed(f"{location}: {reason}", [Problem(location=location, reason=reason)])
+
+
+def _date(day: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=int(day))
+
+
+def _day_number(d: date) -> int:
+    return (d - date(1970, 1, 1)).days
+
+
+def _band(value: float | None) -> Band | None:
+    return None if value is None else cast(Band, method.band_of(value))
+
+
+def _breakdown(
+    kind: str, value: float | None, components: dict[str, float]
+) -> GradeBreakdown | None:
+    if value is None:
+        return None
+    cfg = method.GradeConfig()
+    weights = cfg.trader_weights if kind == "trader" else cfg.investor_weights
+    total = sum(weights.values())
+    subs = [
+        SubGrade(
+            name=name,
+            grade=components[name],
+            weight=round(w / total, 4),
+            contribution=round(w / total * components[name], 2),
+        )
+        for name, w in weights.items()
+        if name in components
+    ]
+    band = cast(Band, method.band_of(value))
+    return GradeBreakdown(grade=value, band=band, action=ACTIONS[band], sub_grades=subs)
+
+
+def _point(day: int, trader: float, investor: float | None, comp: Any) -> GradePoint:
+    components = {str(k): float(v) for k, v in dict(comp or {}).items()}
+    return GradePoint(
+        day=_date(day),
+        trader=trader,
+        investor=investor,
+        trader_band=cast(Band, method.band_of(trader)),
+        investor_band=_band(investor),
+        components=components,
+    )
+
+
+def _token(conn: Connection, symbol: str) -> Row[Any, Any, Any, Any]:
+    row = conn.execute(
+        sa.select(tokens.c.id, tokens.c.symbol, tokens.c.name, tokens.c.sector)
+        .where(sa.func.upper(tokens.c.symbol) == symbol.strip().upper())
+        .order_by(tokens.c.id)
+    ).first()
+    if row is None:
+        raise NotFound(f"no token with symbol {symbol!r}")
+    return row
+
+
+def get_grades(
+    ctx: Context, symbol: str, start: date | None = None, end: date | None = None
+) -> TokenGrades:
+    """A token's latest grades with their breakdown, and its grade history in [start, end]."""
+    if start is not None and end is not None and start > end:
+        raise _invalid("start", "start must not be after end")
+    with ctx.engine.connect() as conn:
+        tok = _token(conn, symbol)
+        where = [grades.c.token_id == tok.id]
+        latest = conn.execute(
+            sa.select(grades).where(*where).order_by(grades.c.day.desc()).limit(1)
+        ).first()
+        if start is not None:
+            where.append(grades.c.day >= _day_number(start))
+        if end is not None:
+            where.append(grades.c.day <= _day_number(end))
+        hist = conn.execute(sa.select(grades).where(*where).order_by(grades.c.day)).all()
+    if latest is None:
+        raise DataUnavailable(f"{tok.symbol} has no grades yet: run `coinlens load` first")
+    comp = {str(k): float(v) for k, v in dict(latest.components).items()}
+    return TokenGrades(
+        symbol=tok.symbol,
+        name=tok.name,
+        sector=tok.sector,
+        day=_date(latest.day),
+        trader=_breakdown("trader", latest.trader, comp),
+        investor=_breakdown("investor", latest.investor, comp),
+        history=[_point(r.day, r.trader, r.investor, r.components) for r in hist],
+        source=SOURCE,
+        model=MODEL,
+        warnings=[]
+        if latest.investor is not None
+        else [
+            f"{tok.symbol} has under {method.GradeConfig().investor_history} days of history: "
+            "no Investor Grade yet"
+        ],
+    )
+
+
+# --- leaderboard ---------------------------------------------------------------------------
+
+
+def _encode_cursor(**fields: Any) -> str:
+    raw = json.dumps(fields, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _decode_cursor(cursor: str, day: int, sort: str, order: str) -> tuple[float, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise _invalid("cursor", "not a cursor this API issued") from exc
+    if not isinstance(data, dict) or (data.get("d"), data.get("k"), data.get("o")) != (
+        day,
+        sort,
+        order,
+    ):
+        raise _invalid("cursor", "cursor belongs to another day, sort or order")
+    value, symbol = data.get("v"), data.get("s")
+    if not isinstance(value, int | float) or not isinstance(symbol, str):
+        raise _invalid("cursor", "not a cursor this API issued")
+    return float(value), symbol
+
+
+@dataclass(frozen=True)
+class LeaderboardQuery:
+    """Filters, sort and page of a leaderboard request."""
+
+    day: date | None = None
+    sector: str | None = None
+    band: str | None = None
+    sort: str = "trader"
+    order: str = "desc"
+    cursor: str | None = None
+    limit: int = 50
+
+    def check(self) -> None:
+        """Refuse unknown sorts, orders, bands and limits."""
+        if self.sort not in ("trader", "investor"):
+            raise _invalid("sort", "must be trader or investor")
+        if self.order not in ("asc", "desc"):
+            raise _invalid("order", "must be asc or desc")
+        if self.band is not None and self.band not in _BAND_RANGE:
+            raise _invalid("band", f"must be one of {', '.join(_BAND_RANGE)}")
+        if not 1 <= self.limit <= MAX_LEADERBOARD_LIMIT:
+            raise _invalid("limit", f"must be between 1 and {MAX_LEADERBOARD_LIMIT}")
+
+
+def _resolve_day(conn: Connection, wanted: date | None) -> tuple[int, int]:
+    """(the day to rank, the newest graded day); DataUnavailable when nothing is graded."""
+    newest = conn.execute(sa.select(sa.func.max(grade_days.c.day))).scalar()
+    if newest is None:
+        raise DataUnavailable("no grades yet: run `coinlens load` first")
+    if wanted is None:
+        return int(newest), int(newest)
+    day = _day_number(wanted)
+    if conn.execute(sa.select(grade_days.c.day).where(grade_days.c.day == day)).first() is None:
+        raise DataUnavailable(f"no grades for {wanted.isoformat()}")
+    return day, int(newest)
+
+
+def _filters(q: LeaderboardQuery, day: int) -> list[sa.ColumnElement[bool]]:
+    col = grades.c[q.sort]
+    where: list[sa.ColumnElement[bool]] = [grades.c.day == day, col.is_not(None)]
+    if q.sector is not None and q.sector.strip():
+        where.append(sa.func.lower(tokens.c.sector) == q.sector.strip().lower())
+    if q.band is not None:
+        lo, hi = _BAND_RANGE[q.band]
+        where.extend([col >= lo, col < hi])
+    return where
+
+
+def _entry(r: Row[Any]) -> LeaderboardEntry:
+    return LeaderboardEntry(
+        symbol=r.symbol,
+        name=r.name,
+        sector=r.sector,
+        trader=r.trader,
+        investor=r.investor,
+        trader_band=cast(Band, method.band_of(r.trader)),
+        investor_band=_band(r.investor),
+        components={str(k): float(v) for k, v in dict(r.components).items()},
+    )
+
+
+def leaderboard(ctx: Context, query: LeaderboardQuery | None = None) -> GradesPage:
+    """One day's tokens ranked by a grade (newest day by default), filtered and paginated."""
+    q = query or LeaderboardQuery()
+    q.check()
+    col = grades.c[q.sort]
+    desc = q.order == "desc"
+    with ctx.engine.connect() as conn:
+        day, newest = _resolve_day(conn, q.day)
+        where = _filters(q, day)
+        base = sa.select(grades, tokens.c.symbol, tokens.c.name, tokens.c.sector).join(
+            tokens, tokens.c.id == grades.c.token_id
+        )
+        total = conn.execute(
+            sa.select(sa.func.count()).select_from(base.where(*where).subquery())
+        ).scalar_one()
+        if q.cursor:
+            value, symbol = _decode_cursor(q.cursor, day, q.sort, q.order)
+            beyond = col < value if desc else col > value
+            where.append(sa.or_(beyond, sa.and_(col == value, tokens.c.symbol > symbol)))
+        ordering = (col.desc() if desc else col.asc(), tokens.c.symbol)
+        rows = conn.execute(base.where(*where).order_by(*ordering).limit(q.limit + 1)).all()
+    page = rows[: q.limit]
+    more = len(rows) > q.limit
+    last = page[-1] if page else None
+    return GradesPage(
+        day=_date(day),
+        sort=cast(GradeKind, q.sort),
+        order=cast(Literal["asc", "desc"], q.order),
+        items=[_entry(r) for r in page],
+        total=int(total),
+        limit=q.limit,
+        next_cursor=(
+            _encode_cursor(d=day, k=q.sort, o=q.order, v=getattr(last, q.sort), s=last.symbol)
+            if more and last is not None
+            else None
+        ),
+        source=SOURCE,
+        model=MODEL,
+        as_of=datetime.combine(_date(newest), datetime.min.time(), tzinfo=UTC),
+    )
