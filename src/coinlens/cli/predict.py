@@ -1,0 +1,66 @@
+"""`coinlens predict SYMBOL`: quantile forecasts and scenarios; the forecast pipeline step."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from coinlens.cli.common import cli_context, console, load_settings
+from coinlens.cli.options import DataDir, DbUrl
+from coinlens.services.context import Context
+from coinlens.services.forecasts import get_predictions, get_scenarios, run_forecasts
+
+
+def run_forecast_step(ctx: Context) -> None:
+    """Pipeline step after loading: retrain if due, then predict; prints one line."""
+    with console.status("forecasts: retrain if due, predict every token"):
+        report = run_forecasts(ctx)
+    action = "trained" if report.retrained else "reused"
+    console.print(
+        f"forecasts: {action} {report.model_id}; {report.tokens} tokens, {report.rows} rows"
+    )
+
+
+def _price(x: float) -> str:
+    return f"{x:,.2f}" if x >= 1 else f"{x:.6g}"
+
+
+def predict_command(
+    symbol: Annotated[str, typer.Argument(help="Token symbol, e.g. ETH")],
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
+    """Quantile forecasts of the close per horizon, bear/base/bull scenarios and the model."""
+    with cli_context(load_settings(data_dir, database_url)) as ctx:
+        pred = get_predictions(ctx, symbol)
+        scen = get_scenarios(ctx, symbol)
+    table = Table(
+        title=f"{pred.symbol}: close {_price(pred.last_close)} on {pred.origin}, forecast quantiles"
+    )
+    table.add_column("horizon")
+    table.add_column("date")
+    for name in ("p05", "p10", "p25", "p50", "p75", "p90", "p95"):
+        table.add_column(name, justify="right")
+    for h in pred.horizons:
+        q = h.quantiles.model_dump()
+        table.add_row(f"{h.horizon}d", str(h.target_date), *(_price(v) for v in q.values()))
+    console.print(table)
+    sc = Table(title="scenarios (bear = p10, base = p50, bull = p90)")
+    for col in ("horizon", "bear", "base", "bull"):
+        sc.add_column(col, justify="right")
+    for s in scen.scenarios:
+        sc.add_row(
+            f"{s.horizon}d",
+            f"{_price(s.bear)} ({s.bear_change:+.1%})",
+            f"{_price(s.base)} ({s.base_change:+.1%})",
+            f"{_price(s.bull)} ({s.bull_change:+.1%})",
+        )
+    console.print(sc)
+    console.print(
+        f"model {pred.model.model_id} (cut-off {pred.model.cutoff}, "
+        f"{len(pred.model.features)} features)"
+    )
+    for w in pred.warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}")

@@ -1,0 +1,95 @@
+"""Domain models of price forecasts: quantiles per horizon, scenarios, probabilities, models."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, Field
+
+from coinlens.domain.models import DomainModel
+
+
+class Quantiles(DomainModel):
+    """Forecast close quantiles (price per token) at one horizon."""
+
+    p05: float
+    p10: float
+    p25: float
+    p50: float
+    p75: float
+    p90: float
+    p95: float
+
+
+class HorizonForecast(DomainModel):
+    """The forecast distribution of the close `horizon` days after the origin."""
+
+    horizon: int = Field(description="Days after the origin close")
+    target_date: dt.date
+    quantiles: Quantiles
+    baseline: Quantiles | None = Field(
+        default=None, description="Random-walk baseline (volatility-scaled, drift 0)"
+    )
+
+
+class ModelInfo(DomainModel):
+    """One trained forecast model: version, cut-off, features and measured accuracy."""
+
+    model_id: str
+    kind: str
+    trained_at: AwareDatetime
+    cutoff: dt.date = Field(description="Last day of data the model was trained on")
+    features: list[str]
+    metrics: dict[str, Any] = Field(description="Accuracy measured on held-out data")
+
+
+class Predictions(DomainModel):
+    """Quantile forecasts of one token with their provenance."""
+
+    symbol: str
+    origin: dt.date = Field(description="Day of the last close used")
+    last_close: float
+    model: ModelInfo
+    horizons: list[HorizonForecast]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Scenario(DomainModel):
+    """Bear (p10) / base (p50) / bull (p90) price at one horizon."""
+
+    horizon: int
+    target_date: dt.date
+    bear: float
+    base: float
+    bull: float
+    bear_change: float = Field(description="bear / last close - 1")
+    base_change: float
+    bull_change: float
+
+
+class Scenarios(DomainModel):
+    """Scenario targets per horizon, from the model's quantiles."""
+
+    symbol: str
+    origin: dt.date
+    last_close: float
+    model_id: str
+    scenarios: list[Scenario]
+    method: str
+
+
+class Probability(DomainModel):
+    """P(close ≥ or ≤ a price level) at and by a date, with the method used."""
+
+    symbol: str
+    origin: dt.date
+    last_close: float
+    level: float
+    direction: Literal["above", "below"]
+    by: dt.date
+    days: int
+    p_at: float = Field(ge=0, le=1, description="Probability the close on `by` is past the level")
+    p_by: float = Field(ge=0, le=1, description="Probability some close up to `by` reaches it")
+    model_id: str
+    method: str

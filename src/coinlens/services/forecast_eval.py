@@ -1,0 +1,257 @@
+"""`coinlens evaluate forecasts`: rolling-origin walk-forward of the quantile model vs baselines.
+
+At each origin T (quarterly by default) the model is trained on data <= T only, then scored on
+every daily forecast origin t in (T, T + step] whose target t + h has a close. The random
+walk is scored on the same rows; statsforecast AutoETS (season_length=1, on the log close)
+on a subset of tokens at the quarterly origins only, where it is compared with the model and
+the random walk on exactly those rows. Output: reports/forecasts.md + SVG calibration plots.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from coinlens.analytics import forecast as fc
+from coinlens.analytics import scoring
+from coinlens.analytics.forecast_features import FeaturePanel, build_features
+from coinlens.services.context import Context
+from coinlens.services.forecast_report import write_report
+from coinlens.services.forecasts import MIN_HISTORY, day_to_date
+from coinlens.storage.panel import Panel, read_daily_panel
+
+F64 = NDArray[np.float64]
+LEVELS = (50, 80, 90)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Walk-forward window, retraining step, model size and the AutoETS subset."""
+
+    start: dt.date = dt.date(2021, 1, 1)
+    end: dt.date = dt.date(2025, 6, 30)
+    step_days: int = 91
+    ets_tokens: int = 20
+    ets_window: int = 730
+    market_features: bool = False
+    model: fc.ForecastConfig = field(default_factory=fc.ForecastConfig)
+
+
+@dataclass
+class Collected:
+    """Scored rows of one horizon: outcome, model and RW log-price quantiles, origin log close."""
+
+    y: list[F64] = field(default_factory=list)
+    model: list[F64] = field(default_factory=list)
+    rw: list[F64] = field(default_factory=list)
+    lc: list[F64] = field(default_factory=list)
+    day: list[NDArray[np.int64]] = field(default_factory=list)
+
+    def arrays(self) -> tuple[F64, F64, F64, F64, NDArray[np.int64]]:
+        """Concatenated (y, model, rw, lc, day)."""
+        cat = np.concatenate
+        return cat(self.y), cat(self.model), cat(self.rw), cat(self.lc), cat(self.day)
+
+
+def _col(panel: Panel, date: dt.date) -> int:
+    day = (date - dt.date(1970, 1, 1)).days
+    return int(np.clip(day - int(panel.days[0]), 0, len(panel.days) - 1))
+
+
+def _score_block(
+    fp: FeaturePanel, model: fc.QuantileModel, first: int, last: int, out: dict[int, Collected]
+) -> None:
+    boosters = fc.load_boosters(model)
+    n_days = fp.log_close.shape[1]
+    for h in model_horizons(model):
+        idx = fc.origins(fp, first, min(last, n_days - 1 - h), h, MIN_HISTORY)
+        if len(idx) == 0:
+            continue
+        tok, day = idx[:, 0], idx[:, 1]
+        pm = fc.predict(model, fp, idx, boosters)[h]
+        pr = fc.predict_random_walk(fp, idx, [h])[h]
+        c = out.setdefault(h, Collected())
+        c.y.append(fp.log_close[tok, day + h])
+        c.model.append(pm)
+        c.rw.append(pr)
+        c.lc.append(fp.log_close[tok, day])
+        c.day.append(day)
+
+
+def model_horizons(model: fc.QuantileModel) -> list[int]:
+    """The horizons a model was trained for."""
+    return [hm.horizon for hm in model.horizons]
+
+
+def _direction(y: F64, q: F64, lc: F64, day: NDArray[np.int64], h: int) -> dict[str, float]:
+    acc, hits, n = scoring.directional_accuracy(y - lc, q[:, fc.MEDIAN] - lc)
+    thin = day % h == 0  # non-overlapping origins for the test
+    _, k, m = scoring.directional_accuracy((y - lc)[thin], (q[:, fc.MEDIAN] - lc)[thin])
+    return {
+        "direction_accuracy": acc,
+        "direction_n": float(n),
+        "direction_hits": float(hits),
+        "direction_test_n": float(m),
+        "direction_test_acc": k / m if m else math.nan,
+        "direction_p_value": scoring.binomial_test(k, m),
+    }
+
+
+def horizon_metrics(c: Collected, h: int) -> dict[str, Any]:
+    """Pinball/CRPS skill vs RW, coverage per central level, direction with binomial test."""
+    y, qm, qr, lc, day = c.arrays()
+    pm, pr = scoring.pinball(y, qm, fc.QUANTILES), scoring.pinball(y, qr, fc.QUANTILES)
+    out: dict[str, Any] = {
+        "rows": len(y),
+        "pinball_model": float(pm.mean()),
+        "pinball_rw": float(pr.mean()),
+        "pinball_skill": scoring.skill(float(pm.mean()), float(pr.mean())),
+        "crps_model": scoring.crps_from_quantiles(y, qm, fc.QUANTILES),
+        "crps_rw": scoring.crps_from_quantiles(y, qr, fc.QUANTILES),
+        "pit_model": scoring.pit_histogram(y, qm, fc.QUANTILES).tolist(),
+        "freq_model": (y[:, None] <= qm).mean(axis=0).tolist(),
+        "freq_rw": (y[:, None] <= qr).mean(axis=0).tolist(),
+    }
+    out["crps_skill"] = scoring.skill(out["crps_model"], out["crps_rw"])
+    for level, k in zip(LEVELS, (2, 1, 0), strict=True):
+        out[f"coverage_{level}_model"] = scoring.coverage(y, qm[:, k], qm[:, -1 - k])
+        out[f"coverage_{level}_rw"] = scoring.coverage(y, qr[:, k], qr[:, -1 - k])
+    out.update(_direction(y, qm, lc, day, h))
+    return out
+
+
+def autoets_quantiles(series: Sequence[F64], horizon: int) -> F64:
+    """AutoETS (season_length=1) quantiles of each series' value `horizon` steps ahead.
+
+    Returns (n, 7, horizon): p05…p95 from the 90/80/50 % prediction intervals and the mean.
+    """
+    import pandas as pd
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
+    ids = np.concatenate([np.full(len(s), i) for i, s in enumerate(series)])
+    ds = np.concatenate([np.arange(len(s)) for s in series])
+    df = pd.DataFrame({"unique_id": ids, "ds": ds, "y": np.concatenate(series)})
+    sf = StatsForecast(models=[AutoETS(season_length=1)], freq=1, n_jobs=1)
+    fcst = sf.forecast(df=df, h=horizon, level=list(LEVELS))
+    cols = [f"AutoETS-lo-{lv}" for lv in (90, 80, 50)] + ["AutoETS"]
+    cols += [f"AutoETS-hi-{lv}" for lv in LEVELS]
+    vals = fcst.sort_values(["unique_id", "ds"])[cols].to_numpy(dtype=np.float64)
+    return np.sort(vals.reshape(len(series), horizon, 7), axis=2).transpose(0, 2, 1)
+
+
+def _ets_block(
+    fp: FeaturePanel, col: int, cfg: EvalConfig, horizons: Sequence[int]
+) -> dict[int, tuple[F64, F64, F64, F64]]:
+    """AutoETS vs RW vs nothing else at one origin, on the longest-listed eligible tokens."""
+    age = np.isfinite(fp.log_close[:, : col + 1]).sum(axis=1)
+    ok = fp.observed[:, col] & (age >= MIN_HISTORY)
+    toks = np.flatnonzero(ok)[np.argsort(-age[ok], kind="stable")][: cfg.ets_tokens]
+    if len(toks) == 0:
+        return {}
+    series = [fp.log_close[t, max(0, col - cfg.ets_window + 1) : col + 1] for t in toks]
+    series = [s[np.isfinite(s)] for s in series]
+    q = autoets_quantiles(series, max(horizons))
+    out = {}
+    for h in horizons:
+        if col + h >= fp.log_close.shape[1]:
+            continue
+        y = fp.log_close[toks, col + h]
+        keep = fp.observed[toks, col + h]
+        out[h] = (y[keep], q[keep, :, h - 1], toks[keep], np.full(keep.sum(), col))
+    return out
+
+
+def run_walk_forward(
+    panel: Panel, cfg: EvalConfig, progress: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Walk forward over [start, end] and return per-horizon metrics and the AutoETS check."""
+    btc_eth = _market_rows(panel) if cfg.market_features else None
+    fp = build_features(panel.close, panel.volume, market_rows=btc_eth)
+    cols = range(_col(panel, cfg.start), _col(panel, cfg.end) + 1, cfg.step_days)
+    collected: dict[int, Collected] = {}
+    ets_rows: dict[int, list[tuple[F64, F64, F64]]] = {}
+    t0, t_ets = time.perf_counter(), 0.0
+    for col in cols:
+        model = fc.train(fp, col, cfg.model)
+        _score_block(fp, model, col + 1, col + cfg.step_days, collected)
+        if cfg.ets_tokens > 0:
+            t1 = time.perf_counter()
+            _ets_compare(fp, model, col, cfg, ets_rows)
+            t_ets += time.perf_counter() - t1
+        if progress:
+            progress(f"origin {day_to_date(int(panel.days[col]))} done")
+    result = {
+        "horizons": {h: horizon_metrics(c, h) for h, c in sorted(collected.items())},
+        "ets": {h: _ets_metrics(rows) for h, rows in sorted(ets_rows.items())},
+        "origins": [str(day_to_date(int(panel.days[c]))) for c in cols],
+        "seconds": time.perf_counter() - t0,
+        "ets_seconds": t_ets,
+        "config": cfg,
+        "features": list(fp.names),
+        "data_end": str(day_to_date(int(panel.days[-1]))),
+    }
+    return result
+
+
+def _market_rows(panel: Panel) -> tuple[int, int | None] | None:
+    if "BTC" not in panel.symbols:
+        return None
+    return panel.symbols.index("BTC"), (
+        panel.symbols.index("ETH") if "ETH" in panel.symbols else None
+    )
+
+
+def _ets_compare(
+    fp: FeaturePanel,
+    model: fc.QuantileModel,
+    col: int,
+    cfg: EvalConfig,
+    rows: dict[int, list[tuple[F64, F64, F64]]],
+) -> None:
+    block = _ets_block(fp, col, cfg, model_horizons(model))
+    for h, (y, q_ets, toks, days) in block.items():
+        idx = np.stack([toks, days.astype(np.int64)], axis=1).astype(np.int64)
+        q_model = fc.predict(model, fp, idx)[h]
+        q_rw = fc.predict_random_walk(fp, idx, [h])[h]
+        rows.setdefault(h, []).append((y, q_ets, np.stack([q_model, q_rw])))
+
+
+def _ets_metrics(rows: list[tuple[F64, F64, F64]]) -> dict[str, float]:
+    y = np.concatenate([r[0] for r in rows])
+    q_ets = np.concatenate([r[1] for r in rows])
+    q_model = np.concatenate([r[2][0] for r in rows])
+    q_rw = np.concatenate([r[2][1] for r in rows])
+    loss = {
+        name: float(scoring.pinball(y, q, fc.QUANTILES).mean())
+        for name, q in (("ets", q_ets), ("model", q_model), ("rw", q_rw))
+    }
+    return {
+        "rows": float(len(y)),
+        **{f"pinball_{k}": v for k, v in loss.items()},
+        "skill_ets_vs_rw": scoring.skill(loss["ets"], loss["rw"]),
+        "skill_model_vs_rw": scoring.skill(loss["model"], loss["rw"]),
+        "coverage_80_ets": scoring.coverage(y, q_ets[:, 1], q_ets[:, 5]),
+        "coverage_80_model": scoring.coverage(y, q_model[:, 1], q_model[:, 5]),
+    }
+
+
+def evaluate_forecasts(
+    ctx: Context,
+    cfg: EvalConfig | None = None,
+    out_dir: Path = Path("reports"),
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the walk-forward on the loaded data and write reports/forecasts.md + SVGs."""
+    panel = read_daily_panel(ctx.engine, ctx.cache_dir)
+    result = run_walk_forward(panel, cfg or EvalConfig(), progress)
+    result["report"] = str(write_report(result, out_dir))
+    return result

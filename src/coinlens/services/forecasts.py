@@ -1,0 +1,394 @@
+"""Price forecasts: train the global quantile model, predict after each ingest, answer queries.
+
+`run_forecasts(ctx)` is the pipeline step: retrain when the newest model's cut-off is
+RETRAIN_DAYS or more behind the data, then predict every token with MIN_HISTORY daily closes
+at its latest close. Forecasts are stored per model, so each row names the model (its id,
+cut-off and feature list live in `models`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import structlog
+
+from coinlens.analytics import forecast as fc
+from coinlens.analytics.forecast_features import FeaturePanel, build_features
+from coinlens.domain.errors import DataUnavailable, NotFound, Problem, ValidationFailed
+from coinlens.domain.forecasts import (
+    HorizonForecast,
+    ModelInfo,
+    Predictions,
+    Probability,
+    Quantiles,
+    Scenario,
+    Scenarios,
+)
+from coinlens.services.context import Context
+from coinlens.storage import forecasts_repo as repo
+from coinlens.storage.panel import Panel, read_daily_panel
+from coinlens.storage.tables import utcnow
+
+log = structlog.get_logger(__name__)
+
+KIND = "lgbm-quantile"
+RW_KIND = "random-walk"
+MIN_HISTORY = 200
+RETRAIN_DAYS = 7
+STALE_DAYS = 7  # a token whose last close is older than this at the panel's end is not predicted
+EPOCH = dt.date(1970, 1, 1)
+
+
+def day_to_date(day: int) -> dt.date:
+    """Epoch day → calendar date (UTC)."""
+    return EPOCH + dt.timedelta(days=int(day))
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one `run_forecasts` did."""
+
+    model_id: str
+    retrained: bool
+    tokens: int
+    rows: int
+
+
+def features_for(panel: Panel) -> FeaturePanel:
+    """The production feature set on a panel (token history only; see docs/predictions.md)."""
+    return build_features(panel.close, panel.volume)
+
+
+def _model_id(model: fc.QuantileModel, cutoff_day: int, blob: bytes) -> str:
+    digest = hashlib.sha1(blob, usedforsecurity=False).hexdigest()[:10]
+    return f"lgbm-q-{day_to_date(cutoff_day).isoformat()}-{digest}"
+
+
+def _metrics(model: fc.QuantileModel) -> dict[str, Any]:
+    out: dict[str, Any] = {"window": "calibration window held out from the first fit"}
+    for hm in model.horizons:
+        m = hm.metrics
+        rw, blend = m.get("pinball_rw", math.nan), m.get("pinball_blend", math.nan)
+        out[f"{hm.horizon}d"] = {
+            "blend_weight": hm.weight,
+            "interval_scales": dict(zip(fc.QUANTILE_NAMES, hm.scales, strict=True)),
+            "pinball_skill_vs_rw": 1.0 - blend / rw if rw > 0 else None,
+            "calibration_rows": int(m.get("calib_rows", 0)),
+        }
+    return out
+
+
+def train_model(
+    ctx: Context, panel: Panel | None = None, cfg: fc.ForecastConfig | None = None
+) -> str:
+    """Train on all data up to the panel's last day, store it, return its model_id."""
+    panel = panel or read_daily_panel(ctx.engine, ctx.cache_dir)
+    fp = features_for(panel)
+    cutoff = len(panel.days) - 1
+    model = fc.train(fp, cutoff, cfg)
+    blob = model.to_bytes()
+    cutoff_day = int(panel.days[cutoff])
+    model_id = _model_id(model, cutoff_day, blob)
+    row = {
+        "model_id": model_id,
+        "kind": KIND,
+        "trained_at": utcnow(),
+        "cutoff_day": cutoff_day,
+        "features": list(model.feature_names),
+        "metrics": _metrics(model),
+        "artifact": blob,
+    }
+    with ctx.engine.begin() as conn:
+        repo.save_model(conn, row)
+    log.info("forecasts.trained", model_id=model_id, cutoff=str(day_to_date(cutoff_day)))
+    return model_id
+
+
+def _ensure_rw_model(ctx: Context, cutoff_day: int) -> str:
+    model_id = f"rw-vol30-{day_to_date(cutoff_day).isoformat()}"
+    row = {
+        "model_id": model_id,
+        "kind": RW_KIND,
+        "trained_at": utcnow(),
+        "cutoff_day": cutoff_day,
+        "features": ["vol_30d"],
+        "metrics": {"method": "log c + z_q * sigma_30d * sqrt(h), drift 0"},
+        "artifact": None,
+    }
+    with ctx.engine.begin() as conn:
+        repo.save_model(conn, row)
+    return model_id
+
+
+def prediction_origins(panel: Panel, fp: FeaturePanel) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """(token row, day column) of each token's latest close, if recent and with enough history."""
+    last_col = len(panel.days) - 1
+    cols = np.where(fp.observed, np.arange(fp.observed.shape[1]), -1).max(axis=1)
+    history = fp.observed.sum(axis=1)
+    keep = (cols >= last_col - STALE_DAYS) & (history >= MIN_HISTORY)
+    rows = np.flatnonzero(keep)
+    return np.stack([rows, cols[rows]], axis=1).astype(np.int64)
+
+
+def _rows(
+    panel: Panel, idx: np.ndarray[Any, np.dtype[np.int64]], out: dict[int, Any], model_id: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for h, logq in out.items():
+        prices = np.exp(logq)
+        for i, (tok, col) in enumerate(idx):
+            rec: dict[str, Any] = dict(
+                zip(repo.QUANTILE_COLUMNS, map(float, prices[i]), strict=True)
+            )
+            rec.update(
+                token_id=int(panel.token_ids[tok]),
+                origin_day=int(panel.days[col]),
+                horizon=int(h),
+                model_id=model_id,
+            )
+            rows.append(rec)
+    return rows
+
+
+def _store(ctx: Context, model_id: str, rows: list[dict[str, Any]]) -> None:
+    with ctx.engine.begin() as conn:
+        for origin in sorted({r["origin_day"] for r in rows}):
+            batch = [r for r in rows if r["origin_day"] == origin]
+            repo.replace_forecasts(conn, model_id, origin, batch)
+
+
+def predict_latest(ctx: Context, model_id: str, panel: Panel | None = None) -> tuple[int, int]:
+    """Predict every eligible token with `model_id` (and the RW baseline); (tokens, rows)."""
+    panel = panel or read_daily_panel(ctx.engine, ctx.cache_dir)
+    with ctx.engine.connect() as conn:
+        model_row = repo.get_model(conn, model_id)
+    if model_row is None or model_row["artifact"] is None:
+        raise NotFound(f"no trained model {model_id!r}")
+    model = fc.QuantileModel.from_bytes(model_row["artifact"])
+    fp = features_for(panel)
+    idx = prediction_origins(panel, fp)
+    if len(idx) == 0:
+        return 0, 0
+    rows = _rows(panel, idx, fc.predict(model, fp, idx), model_id)
+    _store(ctx, model_id, rows)
+    rw_id = _ensure_rw_model(ctx, int(panel.days[-1]))
+    _store(ctx, rw_id, _rows(panel, idx, fc.predict_random_walk(fp, idx, fc.HORIZONS), rw_id))
+    return len(idx), len(rows)
+
+
+def retrain_due(ctx: Context, last_day: int) -> bool:
+    """Whether the newest model's cut-off is RETRAIN_DAYS or more behind `last_day`."""
+    with ctx.engine.connect() as conn:
+        newest = repo.latest_model(conn, KIND, with_artifact=False)
+    return newest is None or last_day - int(newest["cutoff_day"]) >= RETRAIN_DAYS
+
+
+def run_forecasts(ctx: Context, cfg: fc.ForecastConfig | None = None) -> RunReport:
+    """Pipeline step: retrain if due, then predict every eligible token at its latest close."""
+    panel = read_daily_panel(ctx.engine, ctx.cache_dir)
+    retrained = retrain_due(ctx, int(panel.days[-1]))
+    if retrained:
+        model_id = train_model(ctx, panel, cfg)
+    else:
+        with ctx.engine.connect() as conn:
+            newest = repo.latest_model(conn, KIND, with_artifact=False)
+        assert newest is not None  # noqa: S101 - retrain_due returned False
+        model_id = str(newest["model_id"])
+    tokens, rows = predict_latest(ctx, model_id, panel)
+    return RunReport(model_id=model_id, retrained=retrained, tokens=tokens, rows=rows)
+
+
+def model_info(row: dict[str, Any]) -> ModelInfo:
+    """A stored model row as a domain model."""
+    return ModelInfo(
+        model_id=row["model_id"],
+        kind=row["kind"],
+        trained_at=row["trained_at"],
+        cutoff=day_to_date(row["cutoff_day"]),
+        features=list(row["features"]),
+        metrics=dict(row["metrics"]),
+    )
+
+
+def list_models(ctx: Context) -> list[ModelInfo]:
+    """Every stored model, newest first, with its measured accuracy."""
+    with ctx.engine.connect() as conn:
+        return [model_info(r) for r in repo.list_models(conn)]
+
+
+def check_level(level: float) -> None:
+    """A price level must be a positive finite number."""
+    if not (math.isfinite(level) and level > 0):
+        raise ValidationFailed(
+            "the price level must be positive", [Problem("level", "must be > 0")]
+        )
+
+
+@dataclass(frozen=True)
+class TokenForecast:
+    """A token's latest stored forecast: model row, origin, close and log-price quantiles."""
+
+    symbol: str
+    model: dict[str, Any]
+    origin_day: int
+    last_close: float
+    horizons: tuple[int, ...]
+    prices: np.ndarray[Any, np.dtype[np.float64]]  # (H, 7)
+    baseline: np.ndarray[Any, np.dtype[np.float64]] | None
+
+
+def _history_reason(ctx: Context, symbol: str, token_id: int) -> str:
+    try:
+        panel = read_daily_panel(ctx.engine, ctx.cache_dir)
+    except DataUnavailable:
+        return f"no daily candles loaded; {symbol} has no forecast"
+    if token_id not in set(panel.token_ids.tolist()):
+        return f"{symbol} has no daily candles, so no forecast"
+    n = int(np.isfinite(panel.close[panel.token_ids.tolist().index(token_id)]).sum())
+    if n < MIN_HISTORY:
+        return f"{symbol} has {n} daily closes; forecasts need at least {MIN_HISTORY}"
+    return f"no forecast stored for {symbol} yet: run `coinlens pipeline` or `coinlens up`"
+
+
+def _matrix(rows: list[dict[str, Any]]) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return np.array([[r[c] for c in repo.QUANTILE_COLUMNS] for r in rows], dtype=np.float64)
+
+
+def latest_forecast(ctx: Context, symbol: str) -> TokenForecast:
+    """The newest model's latest forecast of `symbol`; NotFound / DataUnavailable with reason."""
+    with ctx.engine.connect() as conn:
+        token = repo.token_by_symbol(conn, symbol)
+        if token is None:
+            raise NotFound(f"no token with symbol {symbol!r}")
+        model = repo.latest_model(conn, KIND, with_artifact=False)
+        rows = repo.token_forecasts(conn, token["id"], model["model_id"]) if model else []
+        base: list[dict[str, Any]] = []
+        if rows:
+            base = repo.baseline_forecasts(conn, token["id"], rows[0]["origin_day"], RW_KIND)
+        last = repo.close_on(conn, token["id"], rows[0]["origin_day"]) if rows else None
+    if not rows or model is None or last is None:
+        raise DataUnavailable(_history_reason(ctx, token["symbol"], token["id"]))
+    by_h = {r["horizon"]: r for r in base}
+    baseline = _matrix([by_h[r["horizon"]] for r in rows]) if len(by_h) == len(rows) else None
+    return TokenForecast(
+        symbol=token["symbol"],
+        model=model,
+        origin_day=int(rows[0]["origin_day"]),
+        last_close=float(last),
+        horizons=tuple(int(r["horizon"]) for r in rows),
+        prices=_matrix(rows),
+        baseline=baseline,
+    )
+
+
+def _quantiles(row: np.ndarray[Any, np.dtype[np.float64]]) -> Quantiles:
+    return Quantiles(**dict(zip(repo.QUANTILE_COLUMNS, map(float, row), strict=True)))
+
+
+def get_predictions(ctx: Context, symbol: str) -> Predictions:
+    """Quantiles of the close at each horizon for `symbol`, with the RW baseline and model."""
+    f = latest_forecast(ctx, symbol)
+    origin = day_to_date(f.origin_day)
+    horizons = [
+        HorizonForecast(
+            horizon=h,
+            target_date=origin + dt.timedelta(days=h),
+            quantiles=_quantiles(f.prices[i]),
+            baseline=_quantiles(f.baseline[i]) if f.baseline is not None else None,
+        )
+        for i, h in enumerate(f.horizons)
+    ]
+    warnings = []
+    model = model_info(f.model)
+    if (origin - model.cutoff).days >= RETRAIN_DAYS:
+        warnings.append(f"model cut-off {model.cutoff} is {(origin - model.cutoff).days} days old")
+    return Predictions(
+        symbol=f.symbol,
+        origin=origin,
+        last_close=f.last_close,
+        model=model,
+        horizons=horizons,
+        warnings=warnings,
+    )
+
+
+SCENARIO_METHOD = (
+    "bear = p10, base = p50 (median), bull = p90 of the model's forecast close at each horizon"
+)
+PROBABILITY_METHOD = (
+    "At D: the forecast quantiles are interpolated to the horizon D - origin (median linear in "
+    "time, spread ∝ √time beyond the fitted horizons), and P(close ≤ X) is read from that "
+    "distribution with Φ⁻¹(level) interpolated linearly in log price (normal-like tails). "
+    "By D: reflection principle of a driftless random walk, P(reach X by D) ≈ min(1, 2·P(at D)) "
+    "— an approximation that ignores drift and daily sampling. See docs/predictions.md."
+)
+
+
+def get_scenarios(ctx: Context, symbol: str) -> Scenarios:
+    """Bear / base / bull price targets per horizon from the latest forecast."""
+    f = latest_forecast(ctx, symbol)
+    origin = day_to_date(f.origin_day)
+    sc = fc.scenarios(np.log(f.prices))
+    items = [
+        Scenario(
+            horizon=h,
+            target_date=origin + dt.timedelta(days=h),
+            bear=float(sc["bear"][i]),
+            base=float(sc["base"][i]),
+            bull=float(sc["bull"][i]),
+            bear_change=float(sc["bear"][i] / f.last_close - 1),
+            base_change=float(sc["base"][i] / f.last_close - 1),
+            bull_change=float(sc["bull"][i] / f.last_close - 1),
+        )
+        for i, h in enumerate(f.horizons)
+    ]
+    return Scenarios(
+        symbol=f.symbol,
+        origin=origin,
+        last_close=f.last_close,
+        model_id=str(f.model["model_id"]),
+        scenarios=items,
+        method=SCENARIO_METHOD,
+    )
+
+
+def probability(
+    ctx: Context, symbol: str, level: float, by: dt.date, *, above: bool = True
+) -> Probability:
+    """P(close ≥ level) (or ≤ when `above` is False) on and by date `by`, ≤ 1 year ahead."""
+    check_level(level)
+    f = latest_forecast(ctx, symbol)
+    origin = day_to_date(f.origin_day)
+    days = (by - origin).days
+    if days < 1 or days > 366:
+        raise ValidationFailed(
+            f"`by` must be after the forecast origin {origin} and at most a year after it",
+            [
+                Problem(
+                    "by",
+                    f"must be between {origin + dt.timedelta(days=1)} and "
+                    f"{origin + dt.timedelta(days=366)}",
+                )
+            ],
+        )
+    p_at, p_by = fc.probability(
+        np.log(f.prices), f.horizons, math.log(f.last_close), level, float(days), above=above
+    )
+    return Probability(
+        symbol=f.symbol,
+        origin=origin,
+        last_close=f.last_close,
+        level=level,
+        direction="above" if above else "below",
+        by=by,
+        days=days,
+        p_at=p_at,
+        p_by=p_by,
+        model_id=str(f.model["model_id"]),
+        method=PROBABILITY_METHOD,
+    )

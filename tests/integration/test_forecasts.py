@@ -1,0 +1,115 @@
+"""Forecast service on both databases: train, predict, store, retrain only when due."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from coinlens.analytics.forecast import ForecastConfig
+from coinlens.domain.errors import DataUnavailable, NotFound, ValidationFailed
+from coinlens.services import forecasts
+from coinlens.services.context import Context
+from coinlens.storage import forecasts_repo, repo
+
+T0_DAY = 19_000  # 2022-01-08
+SMALL = ForecastConfig(n_trees=5, min_data_in_leaf=50, max_rows=5_000, calib_days=60, min_age=30)
+
+
+def _load(ctx: Context, days: int, tokens: int = 12) -> None:
+    rng = np.random.default_rng(4)
+    with ctx.engine.begin() as conn:
+        ids = repo.upsert_tokens(
+            conn,
+            [
+                {"symbol": f"SYN{i}", "name": f"SYN{i} (SYNTHETIC)", "categories": []}
+                for i in range(tokens)
+            ],
+        )
+        mids = repo.upsert_markets(
+            conn,
+            [
+                {
+                    "market_key": f"synthetic:spot:SYN{i}USDT",
+                    "token_id": ids[f"SYN{i}"],
+                    "exchange": "synthetic",
+                    "pair": f"SYN{i}USDT",
+                    "quote": "USDT",
+                    "instrument": "spot",
+                    "contract_multiplier": 1.0,
+                    "source": "synthetic",
+                }
+                for i in range(tokens)
+            ],
+        )
+        for i in range(tokens):
+            close = 10 * np.exp(np.cumsum(rng.normal(0, 0.04, days)))
+            start = 350 if i == tokens - 1 else 0  # the last token: too little history
+            rows = [
+                {
+                    "open_time": (T0_DAY + d) * 86_400,
+                    "open": c,
+                    "high": c * 1.01,
+                    "low": c * 0.99,
+                    "close": c,
+                    "volume": 1000.0,
+                    "quote_volume": None,
+                    "trades": None,
+                }
+                for d, c in enumerate(close)
+                if d >= start
+            ]
+            repo.write_candles(conn, mids[f"synthetic:spot:SYN{i}USDT"], "1d", rows)
+        repo.refresh_token_spans(conn)
+
+
+def test_run_trains_predicts_and_retrains_only_when_due(ctx: Context) -> None:
+    _load(ctx, days=500)
+    first = forecasts.run_forecasts(ctx, SMALL)
+    assert first.retrained
+    assert first.tokens == 11  # the late listing has < 200 closes
+    assert first.rows == 11 * 4
+    again = forecasts.run_forecasts(ctx, SMALL)
+    assert not again.retrained
+    assert again.model_id == first.model_id
+    with ctx.engine.connect() as conn:
+        assert forecasts_repo.count_forecasts(conn, first.model_id) == 44  # idempotent
+    models = forecasts.list_models(ctx)
+    assert {m.kind for m in models} == {"lgbm-quantile", "random-walk"}
+    lgbm = next(m for m in models if m.kind == "lgbm-quantile")
+    assert lgbm.cutoff == dt.date(1970, 1, 1) + dt.timedelta(days=T0_DAY + 499)
+    assert "ret_30d" in lgbm.features
+    assert set(lgbm.metrics) >= {"1d", "7d", "30d", "90d"}
+
+
+def test_queries_answer_with_reasons(ctx: Context) -> None:
+    _load(ctx, days=500)
+    forecasts.run_forecasts(ctx, SMALL)
+    pred = forecasts.get_predictions(ctx, "syn1")
+    assert [h.horizon for h in pred.horizons] == [1, 7, 30, 90]
+    q = pred.horizons[-1].quantiles
+    assert q.p05 <= q.p25 <= q.p50 <= q.p75 <= q.p95
+    assert pred.horizons[0].baseline is not None
+    scen = forecasts.get_scenarios(ctx, "SYN1")
+    assert scen.scenarios[0].bear == pytest.approx(pred.horizons[0].quantiles.p10)
+    by = pred.origin + dt.timedelta(days=60)
+    prob = forecasts.probability(ctx, "SYN1", pred.last_close * 1.5, by)
+    assert 0 <= prob.p_at <= prob.p_by <= 1
+    with pytest.raises(ValidationFailed):
+        forecasts.probability(ctx, "SYN1", 1.0, pred.origin - dt.timedelta(days=1))
+    with pytest.raises(ValidationFailed):
+        forecasts.probability(ctx, "SYN1", 1.0, pred.origin + dt.timedelta(days=400))
+    with pytest.raises(NotFound):
+        forecasts.get_predictions(ctx, "NOPE")
+    with pytest.raises(DataUnavailable, match="at least 200"):
+        forecasts.get_predictions(ctx, "SYN11")
+
+
+def test_new_data_a_week_later_triggers_a_retrain(ctx: Context) -> None:
+    _load(ctx, days=493)
+    first = forecasts.run_forecasts(ctx, SMALL)
+    _load(ctx, days=500)
+    second = forecasts.run_forecasts(ctx, SMALL)
+    assert second.retrained
+    assert second.model_id != first.model_id
