@@ -66,9 +66,15 @@ def run_pipeline(ctx: Context, *, full: bool = False) -> AnalyticsReport:
 def pipeline_command(
     data_dir: DataDir = None, database_url: DbUrl = None, full: Full = False
 ) -> None:
-    """Compute signals, indicators, ROI/risk, levels and backtests for every token."""
+    """Run every pipeline step: analytics (signals, indicators, ROI/risk, levels, backtests),
+    grades, then forecasts (retrained when due)."""
+    from coinlens.cli.grades import run_grades_step
+    from coinlens.cli.predict import run_forecast_step
+
     with cli_context(load_settings(data_dir, database_url)) as ctx:
         run_pipeline(ctx, full=full)
+        run_grades_step(ctx)
+        run_forecast_step(ctx)
 
 
 def signals_command(
