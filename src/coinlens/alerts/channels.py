@@ -1,0 +1,283 @@
+"""Alert channels: Apprise URL validation, the SSRF guard, and one send through Apprise.
+
+Supported schemes: email (`mailto://`, `mailtos://`), Telegram (`tgram://`), Discord
+(`discord://`), Slack (`slack://`) and generic webhooks (`json://`, `jsons://`).
+
+Webhook and SMTP hosts are user-chosen, so they are resolved and refused when any address is
+loopback, link-local, private, reserved, multicast or a cloud metadata endpoint — unless the
+admin allow-list (`COINLENS_ALERTS_ALLOW_HOSTS`: host names, IPs or CIDRs) permits it. The
+check runs at creation and again before every send (DNS may have changed in between).
+
+Apprise 2.x reports only success/failure per service; the HTTP status and the `Retry-After` /
+Discord bucket headers are read from the `requests` responses it makes, through a response
+hook that records into a per-call context variable (inactive outside `send`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import ipaddress
+import logging
+import socket
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import apprise
+import requests
+import requests.sessions
+
+from coinlens.domain.errors import Problem, TemporaryError, ValidationFailed
+
+SCHEMES = {
+    "mailto": "email",
+    "mailtos": "email",
+    "tgram": "telegram",
+    "discord": "discord",
+    "slack": "slack",
+    "json": "webhook",
+    "jsons": "webhook",
+}
+# Services whose host is fixed by Apprise (public APIs) need no SSRF check.
+_USER_HOST_KINDS = {"email", "webhook"}
+# Seconds between two messages to one destination (Telegram ~1/s per chat, Slack ~1/s).
+MIN_INTERVAL = {"telegram": 1.0, "slack": 1.0, "discord": 0.0, "webhook": 0.0, "email": 0.0}
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+EMAIL_KEY_HEADER = "X-Coinlens-Idempotency-Key"
+_METADATA = {
+    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
+    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
+    ipaddress.ip_address("fd00:ec2::254"),  # AWS IPv6
+}
+# Apprise's email plugin imports the stdlib `imghdr`, deprecated on 3.11 (its own shim warns);
+# loading it once here, quietly, keeps that third-party warning out of our logs and tests.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    importlib.import_module("imghdr")
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT; not `is_private` in 3.11
+_RECORDER: ContextVar[list[requests.Response] | None] = ContextVar("_RECORDER", default=None)
+_PERMANENT = {400, 401, 403, 404, 405, 410, 413, 422}
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A validated channel URL: its kind, a redacted form for display and a pacing key."""
+
+    url: str
+    kind: str
+    redacted: str
+    destination: str
+    host: str | None
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What one send attempt achieved, as far as the transport lets us know."""
+
+    ok: bool
+    permanent: bool = False
+    status: int | None = None
+    retry_after: float | None = None
+    pace_seconds: float | None = None
+    error: str | None = None
+
+
+def _problem(location: str, reason: str) -> ValidationFailed:
+    return ValidationFailed(f"{location}: {reason}", [Problem(location, reason)])
+
+
+def _instantiate(url: str) -> Any:
+    return apprise.Apprise.instantiate(url, asset=apprise.AppriseAsset(), suppress_exceptions=True)
+
+
+def parse_channel(url: str, location: str = "channels") -> Channel:
+    """Validate an Apprise URL of a supported scheme (no network); ValidationFailed if wrong."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in SCHEMES:
+        allowed = ", ".join(f"{s}://" for s in sorted(SCHEMES))
+        raise _problem(
+            location, f"unsupported channel scheme {scheme or url[:12]!r}; use {allowed}"
+        )
+    if len(url) > 2048:
+        raise _problem(location, "channel URL longer than 2048 characters")
+    plugin = _instantiate(url)
+    if plugin is None:
+        raise _problem(location, f"not a valid {scheme}:// URL (see docs/alerts.md for the form)")
+    kind = SCHEMES[scheme]
+    # email connects to `smtp_host` (the `smtp=` parameter), which may differ from `host`
+    raw_host = getattr(plugin, "smtp_host", None) or plugin.host if kind == "email" else plugin.host
+    host = str(raw_host) if kind in _USER_HOST_KINDS and raw_host else None
+    if kind in _USER_HOST_KINDS and not host:
+        raise _problem(location, f"{scheme}:// URL has no host")
+    ident = str(plugin.url_identifier or plugin.url(privacy=False))
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:16]
+    return Channel(
+        url=url,
+        kind=kind,
+        redacted=str(plugin.url(privacy=True)).split("?", 1)[0],
+        destination=f"{kind}:{digest}",
+        host=host,
+    )
+
+
+def _allowed(addr: IpAddress, host: str, allow: Sequence[str]) -> bool:
+    for entry in allow:
+        if entry.lower() == host.lower():
+            return True
+        try:
+            if addr in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            continue
+    return False
+
+
+def _blocked(addr: IpAddress) -> bool:
+    return (
+        addr in _METADATA
+        or addr in _SHARED
+        or addr.is_loopback
+        or addr.is_link_local
+        or addr.is_private
+        or addr.is_reserved
+        or addr.is_multicast
+        or addr.is_unspecified
+        or (isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None)
+    )
+
+
+def resolve(host: str) -> list[IpAddress]:
+    """Every address `host` resolves to (an IP literal resolves to itself)."""
+    try:
+        return [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TemporaryError(f"cannot resolve {host}: {exc}") from exc
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
+def check_ssrf(channel: Channel, allow: Sequence[str], location: str = "channels") -> None:
+    """Refuse a user-chosen host resolving to a private/internal address not allow-listed."""
+    if channel.host is None:
+        return
+    try:
+        addresses = resolve(channel.host)
+    except TemporaryError as exc:
+        raise _problem(location, f"host {channel.host} does not resolve") from exc
+    for addr in addresses:
+        if _blocked(addr) and not _allowed(addr, channel.host, allow):
+            raise _problem(
+                location,
+                f"host {channel.host} resolves to {addr}, a private/loopback/link-local or "
+                "metadata address; an admin must allow-list it (COINLENS_ALERTS_ALLOW_HOSTS)",
+            )
+
+
+def validate_channel(url: str, allow: Sequence[str], location: str = "channels") -> Channel:
+    """Parse and SSRF-check a channel URL, as at rule creation."""
+    channel = parse_channel(url, location)
+    check_ssrf(channel, allow, location)
+    return channel
+
+
+def _with_params(url: str, params: dict[str, str]) -> str:
+    # Not urlsplit: Apprise URLs use `#` for channels (slack://…/#alerts), not as a fragment.
+    base, _, raw = url.partition("?")
+    query = [(k, v) for k, v in parse_qsl(raw, keep_blank_values=True) if k not in params]
+    return base + "?" + urlencode([*query, *params.items()])
+
+
+def _send_url(channel: Channel, key: str, timeout: float) -> str:
+    params = {"retry": "0", "cto": f"{timeout:g}", "rto": f"{timeout:g}"}
+    if channel.kind == "webhook":
+        params[f"+{IDEMPOTENCY_HEADER}"] = key
+    elif channel.kind == "email":
+        params[f"+{EMAIL_KEY_HEADER}"] = key
+    return _with_params(channel.url, params)
+
+
+def _record(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    recorded = _RECORDER.get()
+    if recorded is not None:
+        recorded.append(response)
+
+
+def _hooks_with_recorder() -> dict[str, list[Any]]:
+    hooks: dict[str, list[Any]] = _ORIGINAL_HOOKS()
+    hooks.setdefault("response", []).append(_record)
+    return hooks
+
+
+_ORIGINAL_HOOKS = requests.sessions.default_hooks
+requests.sessions.default_hooks = _hooks_with_recorder
+
+
+@contextmanager
+def _recording() -> Iterator[list[requests.Response]]:
+    recorded: list[requests.Response] = []
+    token = _RECORDER.set(recorded)
+    try:
+        yield recorded
+    finally:
+        _RECORDER.reset(token)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _outcome(ok: bool, responses: list[requests.Response], errors: list[str]) -> SendOutcome:
+    last = responses[-1] if responses else None
+    status = last.status_code if last is not None else None
+    retry_after = pace = None
+    if last is not None:
+        retry_after = _seconds(last.headers.get("Retry-After"))
+        if last.headers.get("X-RateLimit-Remaining") == "0":
+            pace = _seconds(last.headers.get("X-RateLimit-Reset-After"))
+    if ok:
+        return SendOutcome(ok=True, status=status, pace_seconds=pace)
+    error = (errors[-1] if errors else "delivery failed")[:500]
+    if status is not None:
+        error = f"HTTP {status}: {error}"
+    return SendOutcome(
+        ok=False,
+        permanent=status in _PERMANENT,
+        status=status,
+        retry_after=retry_after,
+        pace_seconds=pace,
+        error=error,
+    )
+
+
+def send(channel: Channel, title: str, body: str, key: str, timeout: float = 10.0) -> SendOutcome:
+    """Send one message through one channel (one Apprise object, its own retries off)."""
+    plugin = _instantiate(_send_url(channel, key, timeout))
+    if plugin is None:
+        return SendOutcome(ok=False, permanent=True, error="channel URL no longer valid")
+    errors: list[str] = []
+
+    def on_log(entry: Any, _service: Any) -> None:
+        level = getattr(entry, "level", 0)
+        if isinstance(level, str):
+            level = logging.getLevelNamesMapping().get(level.upper(), 0)
+        if isinstance(level, int) and level >= logging.WARNING:
+            errors.append(str(getattr(entry, "message", entry)))
+
+    notifier = apprise.Apprise(asset=apprise.AppriseAsset())
+    notifier.add(plugin)
+    with _recording() as responses:
+        result = notifier.notify(body=body, title=title, log_callback=on_log)
+    return _outcome(bool(result), responses, errors)

@@ -1,0 +1,591 @@
+"""Alerts: rule CRUD with per-key limits, evaluation after updates, and outbox delivery.
+
+`evaluate_alerts(ctx)` runs after every ingest/pipeline update (and `evaluate_ticks` on
+live ticks): it reads the latest market state, evaluates every active rule with the
+vectorised evaluator, and writes events, their outbox rows and the rules' new state in one
+transaction. `deliver_pending(ctx)` / `run_delivery_worker(ctx, stop)` send the outbox.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from coinlens.alerts import channels, crypto, delivery, messages
+from coinlens.alerts import evaluate as ev
+from coinlens.alerts.outbox import RetryPolicy, delivery_key, event_key
+from coinlens.alerts.rules import (
+    AlertEventPublic,
+    AlertLog,
+    AlertRuleCreate,
+    AlertRulePublic,
+    AlertRulesPage,
+    AlertRuleUpdate,
+    ChannelPublic,
+    DeliveryPublic,
+    QuietHours,
+    RuleSpec,
+    TestResult,
+    quiet_until,
+)
+from coinlens.domain.errors import (
+    DataUnavailable,
+    NotFound,
+    Problem,
+    UserInputError,
+    ValidationFailed,
+)
+from coinlens.services.context import Context
+from coinlens.storage import alerts_repo as repo
+from coinlens.storage.panel import read_daily_panel
+
+F64 = np.ndarray[Any, np.dtype[np.float64]]
+ABSURD_FACTOR = 1000.0  # a price level 1000x away from the current price is a typo
+
+
+# --- compiling a rule to (metric, op, threshold, target) -----------------------------------
+
+_WINDOW_METRIC = {"1h": ev.CHG_1H, "24h": ev.CHG_24H, "7d": ev.CHG_7D}
+_GRADE_METRIC = {"trader": ev.TRADER, "investor": ev.INVESTOR}
+_SIGNAL_TARGET = {"bullish": 1.0, "bearish": -1.0, "any": 0.0}
+
+
+def compile_spec(kind: str, spec: Mapping[str, Any]) -> tuple[int, int, float, float]:
+    """The evaluator's (metric, op, threshold, target) for one rule."""
+    d = spec.get("direction")
+    op = ev.ABOVE if d == "above" else ev.BELOW
+    if kind == "price_cross":
+        return ev.PRICE, op, float(spec["level"]), 0.0
+    if kind == "pct_change":
+        x = float(spec["threshold"]) / 100.0
+        metric = _WINDOW_METRIC[str(spec["window"])]
+        if d == "either":
+            return metric, ev.ABS_ABOVE, x, 0.0
+        return metric, op, x if d == "above" else -x, 0.0
+    if kind == "grade_cross":
+        return _GRADE_METRIC[str(spec["grade"])], op, float(spec["threshold"]), 0.0
+    if kind == "grade_move":
+        return _GRADE_METRIC[str(spec["grade"])], ev.MOVE, float(spec["points"]), 0.0
+    if kind == "signal_flip":
+        return ev.SIGNAL, ev.FLIP, 0.0, _SIGNAL_TARGET[str(spec["signal"])]
+    if kind == "level_break":
+        return (
+            (ev.GAP_RES, ev.ABOVE, 0.0, 0.0) if d == "above" else (ev.GAP_SUP, ev.BELOW, 0.0, 0.0)
+        )
+    return ev.RULE_VALUE, op, float(spec["threshold"]), 0.0  # probability_cross
+
+
+def _epoch(t: datetime | None, default: float) -> float:
+    return t.timestamp() if t is not None else default
+
+
+def _rule_arrays(rows: Sequence[Any]) -> ev.RuleArrays:
+    compiled = [compile_spec(r.kind, r.spec) for r in rows]
+    return ev.build_rules(
+        {
+            "rule_id": [r.id for r in rows],
+            "token_id": [r.token_id for r in rows],
+            "metric": [c[0] for c in compiled],
+            "op": [c[1] for c in compiled],
+            "threshold": [c[2] for c in compiled],
+            "target": [c[3] for c in compiled],
+            "cooldown": [r.cooldown_seconds for r in rows],
+            "expires": [_epoch(r.expires_at, math.inf) for r in rows],
+            "armed": [r.armed for r in rows],
+            "ref": [math.nan if r.ref is None else r.ref for r in rows],
+            "last_fired": [_epoch(r.last_fired_at, math.nan) for r in rows],
+        }
+    )
+
+
+# --- market state ----------------------------------------------------------------------------
+
+
+def _changes(close: F64, ends: np.ndarray[Any, np.dtype[np.int64]], lag: int) -> F64:
+    rows = np.arange(close.shape[0])
+    prev = np.maximum(ends - lag, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = close[rows, ends] / close[rows, prev] - 1.0
+    return np.where(ends - lag >= 0, out, np.nan)
+
+
+def _fill_daily(ctx: Context, ids: list[int], values: F64) -> None:
+    try:
+        p = read_daily_panel(ctx.engine, ctx.cache_dir)
+    except DataUnavailable:
+        return
+    finite = np.isfinite(p.close)
+    ends = np.where(finite.any(axis=1), p.close.shape[1] - 1 - np.argmax(finite[:, ::-1], 1), 0)
+    rows = np.searchsorted(ids, p.token_ids)
+    values[rows, ev.PRICE] = p.close[np.arange(len(ends)), ends]
+    values[rows, ev.CHG_24H] = _changes(p.close, ends, 1)
+    values[rows, ev.CHG_7D] = _changes(p.close, ends, 7)
+
+
+def _fill_db(conn: Any, ids: list[int], values: F64) -> None:
+    def row(token_id: int) -> int:
+        return int(np.searchsorted(ids, token_id))
+
+    for t, trader, investor in repo.latest_grades(conn):
+        values[row(t), ev.TRADER] = trader
+        values[row(t), ev.INVESTOR] = np.nan if investor is None else investor
+    for t, signal, levels in repo.latest_signals(conn):
+        values[row(t), ev.SIGNAL] = signal
+        for key, col in (("resistance", ev.GAP_RES), ("support", ev.GAP_SUP)):
+            level = (levels or {}).get(key)
+            if level and level.get("price"):
+                values[row(t), col] = float(level["price"])  # turned into a gap below
+    hourly: dict[int, list[tuple[int, float]]] = {}
+    for t, open_time, close in repo.hourly_closes(conn):
+        hourly.setdefault(t, []).append((open_time, close))
+    for t, pts in hourly.items():
+        pts.sort()
+        if len(pts) == 2 and pts[0][1] > 0:
+            values[row(t), ev.CHG_1H] = pts[1][1] / pts[0][1] - 1.0
+
+
+def market_state(ctx: Context, prices: Mapping[int, float] | None = None) -> ev.MarketState:
+    """Latest price, changes, grades, signal and level gaps of every token (NaN if unknown).
+
+    `prices` (token id → live price) overrides the stored closes, as on a live tick.
+    """
+    with ctx.engine.connect() as conn:
+        ids = sorted(repo.token_ids_all(conn))
+        values = np.full((len(ids), ev.N_METRICS), np.nan)
+        _fill_daily(ctx, ids, values)
+        _fill_db(conn, ids, values)
+    for token_id, price in (prices or {}).items():
+        i = int(np.searchsorted(ids, token_id))
+        if i < len(ids) and ids[i] == token_id:
+            values[i, ev.PRICE] = price
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values[:, ev.GAP_RES] = values[:, ev.PRICE] / values[:, ev.GAP_RES] - 1.0
+        values[:, ev.GAP_SUP] = values[:, ev.PRICE] / values[:, ev.GAP_SUP] - 1.0
+    return ev.MarketState(np.asarray(ids, dtype=np.int64), values)
+
+
+def _probabilities(ctx: Context, rows: Sequence[Any], symbols: Mapping[int, str]) -> F64:
+    """P(reach target within horizon) for each probability rule (NaN elsewhere / unknown)."""
+    from coinlens.analytics import forecast as fc
+    from coinlens.services.forecasts import latest_forecast
+
+    out = np.full(len(rows), np.nan)
+    cache: dict[int, Any] = {}
+    for i, r in enumerate(rows):
+        if r.kind != "probability_cross":
+            continue
+        if r.token_id not in cache:
+            try:
+                cache[r.token_id] = latest_forecast(ctx, symbols[r.token_id])
+            except (DataUnavailable, NotFound, KeyError):
+                cache[r.token_id] = None
+        f = cache[r.token_id]
+        if f is not None:
+            target = float(r.spec["target"])
+            _, p_by = fc.probability(
+                np.log(f.prices), f.horizons, math.log(f.last_close), target,
+                float(r.spec["horizon_days"]), above=target >= f.last_close,
+            )  # fmt: skip
+            out[i] = p_by
+    return out
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationReport:
+    """What one evaluation did."""
+
+    rules: int = 0
+    fired: int = 0
+    events_written: int = 0
+    state_changes: int = 0
+    evaluate_ms: float = 0.0
+    seconds: float = 0.0
+    event_ids: list[int] = field(default_factory=list)
+
+
+def _context(
+    state: ev.MarketState, row: int, rule: Any, symbol: str, value: float
+) -> dict[str, Any]:
+    v = state.values[row] if row >= 0 else np.full(ev.N_METRICS, np.nan)
+
+    def num(x: float) -> float | None:
+        return float(x) if math.isfinite(x) else None
+
+    return {
+        "symbol": symbol,
+        "kind": rule.kind,
+        "spec": rule.spec,
+        "value": num(value),
+        "price": num(v[ev.PRICE]),
+        "change_1h": num(v[ev.CHG_1H]),
+        "change_24h": num(v[ev.CHG_24H]),
+        "change_7d": num(v[ev.CHG_7D]),
+        "trader": num(v[ev.TRADER]),
+        "investor": num(v[ev.INVESTOR]),
+        "signal": num(v[ev.SIGNAL]),
+    }
+
+
+def _event_rows(
+    ctx: Context, rows: Sequence[Any], fired: Sequence[int], state: ev.MarketState,
+    value: F64, meta: Mapping[int, Any], now: datetime,
+) -> list[dict[str, Any]]:  # fmt: skip
+    pos, found = state.lookup(np.asarray([rows[j].token_id for j in fired], dtype=np.int64))
+    out = []
+    for n, j in enumerate(fired):
+        r = rows[j]
+        symbol, zone = meta[r.id]["symbol"], meta[r.id]["timezone"]
+        key = event_key(r.id, r.version)
+        context = _context(state, int(pos[n]) if found[n] else -1, r, symbol, float(value[j]))
+        link = f"{ctx.settings.alerts_public_url.rstrip('/')}/tokens/{symbol}"
+        msg = messages.render(context, now, zone, link, key)
+        out.append(
+            {"rule_id": r.id, "rule_version": r.version, "key": key, "fired_at": now,
+             "context": context, "title": msg.title, "body": msg.body}
+        )  # fmt: skip
+    return out
+
+
+def _outbox_rows(meta: Mapping[int, Any], versions: Mapping[int, int], now: datetime) -> Any:
+    def build(rule_id: int, event_id: int) -> list[dict[str, Any]]:
+        m = meta[rule_id]
+        quiet = QuietHours(**m["quiet_hours"]) if m["quiet_hours"] else None
+        due = quiet_until(quiet, m["timezone"], now)
+        ekey = event_key(rule_id, versions[rule_id])
+        return [
+            {"event_id": event_id, "channel_index": i, "destination": ch["destination"],
+             "key": delivery_key(ekey, i), "status": "pending", "attempts": 0,
+             "next_attempt_at": due, "created_at": now}
+            for i, ch in enumerate(m["channels_meta"])
+        ]  # fmt: skip
+
+    return build
+
+
+def evaluate_alerts(
+    ctx: Context,
+    state: ev.MarketState | None = None,
+    *,
+    now: datetime | None = None,
+    token_filter: Sequence[int] | None = None,
+) -> EvaluationReport:
+    """Evaluate every active rule against the latest state; store events + outbox + state."""
+    started, report = time.perf_counter(), EvaluationReport()
+    now = now or datetime.now(UTC)
+    state = state if state is not None else market_state(ctx)
+    with ctx.engine.connect() as conn:
+        rows = repo.active_rules(conn, token_filter)
+        symbols = repo.symbols_by_id(conn)
+    report.rules = len(rows)
+    if not rows:
+        return report
+    rules = _rule_arrays(rows)
+    per_rule = _probabilities(ctx, rows, symbols) if any(
+        r.kind == "probability_cross" for r in rows) else None  # fmt: skip
+    t0 = time.perf_counter()
+    result = ev.evaluate(rules, state, now.timestamp(), per_rule)
+    report.evaluate_ms = (time.perf_counter() - t0) * 1000
+    report.fired, report.state_changes = len(result.fired), len(result.changed)
+    if not len(result.changed):
+        report.seconds = time.perf_counter() - started
+        return report
+    fired_set = set(result.fired.tolist())
+    updates = [
+        {"rule_id": rows[j].id, "expected": rows[j].version, "armed": int(rules.armed[j]),
+         "ref": None if not math.isfinite(rules.ref[j]) else float(rules.ref[j]),
+         "fired": now if j in fired_set else rows[j].last_fired_at}
+        for j in result.changed.tolist()
+    ]  # fmt: skip
+    with ctx.engine.begin() as conn:
+        meta = repo.rules_meta(conn, [rows[j].id for j in result.fired.tolist()])
+        fired = [j for j in result.fired.tolist() if rows[j].id in meta]
+        events = _event_rows(ctx, rows, fired, state, result.value, meta, now)
+        versions = {rows[j].id: rows[j].version for j in fired}
+        build = _outbox_rows(meta, versions, now)
+        report.event_ids = repo.write_firings(conn, updates, events, build)
+    report.events_written = len(report.event_ids)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def evaluate_ticks(
+    ctx: Context, prices: Mapping[str, float], *, now: datetime | None = None
+) -> EvaluationReport:
+    """Evaluate the rules of the ticked tokens with live prices (symbol → price)."""
+    with ctx.engine.connect() as conn:
+        ids = repo.token_ids(conn, prices)
+    by_id = {ids[s.upper()]: float(p) for s, p in prices.items() if s.upper() in ids}
+    state = market_state(ctx, by_id)
+    return evaluate_alerts(ctx, state, now=now, token_filter=sorted(by_id))
+
+
+# --- CRUD ------------------------------------------------------------------------------------
+
+
+def _secret(ctx: Context) -> str:
+    return ctx.settings.secret.get_secret_value()
+
+
+def _check_channels(ctx: Context, urls: Sequence[str]) -> list[channels.Channel]:
+    out, problems = [], []
+    for i, url in enumerate(urls):
+        try:
+            out.append(
+                channels.validate_channel(url, ctx.settings.alerts_allow_hosts, f"channels.{i}")
+            )
+        except ValidationFailed as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ValidationFailed("; ".join(f"{p.location}: {p.reason}" for p in problems), problems)
+    return out
+
+
+def _check_absurd(state: ev.MarketState, token_id: int, spec: RuleSpec) -> None:
+    pos, found = state.lookup(np.asarray([token_id], dtype=np.int64))
+    price = float(state.values[pos[0], ev.PRICE]) if found[0] else math.nan
+    level = spec.level if spec.kind == "price_cross" else spec.target
+    if level is None or not math.isfinite(price) or price <= 0:
+        return
+    if not price / ABSURD_FACTOR <= level <= price * ABSURD_FACTOR:
+        field_ = "level" if spec.kind == "price_cross" else "target"
+        raise ValidationFailed(
+            f"{field_} {level:g} is more than {ABSURD_FACTOR:g}x away from the price {price:g}",
+            [Problem(field_, f"must be within {ABSURD_FACTOR:g}x of the current price {price:g}")],
+        )
+
+
+def _public(row: Mapping[str, Any]) -> AlertRulePublic:
+    spec = {k: v for k, v in row["spec"].items() if v is not None}
+    return AlertRulePublic(
+        id=row["id"], symbol=row["symbol"], kind=row["kind"], spec=spec,
+        channels=[ChannelPublic(kind=c["kind"], redacted=c["redacted"])
+                  for c in row["channels_meta"]],
+        cooldown_seconds=row["cooldown_seconds"], expires_at=row["expires_at"],
+        timezone=row["timezone"],
+        quiet_hours=QuietHours(**row["quiet_hours"]) if row["quiet_hours"] else None,
+        active=row["active"], armed=row["armed"] != ev.DISARMED, note=row["note"],
+        created_at=row["created_at"], last_fired_at=row["last_fired_at"],
+    )  # fmt: skip
+
+
+def _primed(
+    row: Mapping[str, Any], state: ev.MarketState, now: datetime
+) -> tuple[int, float | None]:
+    """The initial armed/ref of a new rule: whether its condition already holds now."""
+    rule = type("Row", (), {**row, "id": 0, "version": 0, "armed": ev.UNPRIMED, "ref": None,
+                            "last_fired_at": None})  # fmt: skip
+    rules = _rule_arrays([rule])
+    if row["kind"] != "probability_cross":
+        ev.evaluate(rules, state, now.timestamp())
+    ref = float(rules.ref[0])
+    return int(rules.armed[0]), (ref if math.isfinite(ref) else None)
+
+
+def create_rule(
+    ctx: Context, owner: int, body: AlertRuleCreate, *, now: datetime | None = None
+) -> AlertRulePublic:
+    """Validate and store a rule of key `owner` (channels encrypted); 4xx and nothing stored
+    on a bad channel, an SSRF target, an unknown symbol, an absurd level or the key's limit."""
+    now = now or datetime.now(UTC)
+    chans = _check_channels(ctx, body.channels)
+    with ctx.engine.connect() as conn:
+        token_id = repo.token_ids(conn, [body.symbol]).get(body.symbol.upper())
+    if token_id is None:
+        raise ValidationFailed(
+            f"unknown symbol {body.symbol!r}", [Problem("symbol", "no token with this symbol")]
+        )
+    state = market_state(ctx)
+    _check_absurd(state, token_id, body)
+    spec = RuleSpec.model_validate(body.model_dump(include=set(RuleSpec.model_fields)))
+    row: dict[str, Any] = {
+        "owner_key_id": owner, "token_id": token_id, "kind": body.kind,
+        "spec": spec.model_dump(mode="json", exclude={"symbol", "kind"}, exclude_none=True),
+        "channels_enc": [crypto.encrypt(_secret(ctx), c.url) for c in chans],
+        "channels_meta": [{"kind": c.kind, "redacted": c.redacted, "destination": c.destination}
+                          for c in chans],
+        "cooldown_seconds": body.cooldown_seconds, "expires_at": body.expires_at,
+        "timezone": body.timezone, "note": body.note,
+        "quiet_hours": body.quiet_hours.model_dump(mode="json") if body.quiet_hours else None,
+        "active": True, "last_fired_at": None, "version": 0, "created_at": now,
+    }  # fmt: skip
+    row["armed"], row["ref"] = _primed(row, state, now)
+    limit = ctx.settings.alerts_max_rules_per_key
+    with ctx.engine.begin() as conn:
+        repo.lock_owner(conn, owner)
+        if repo.count_rules(conn, owner) >= limit:
+            raise UserInputError(f"this key already has {limit} alert rules (the limit); "
+                                 "delete some first")  # fmt: skip
+        rule_id = repo.insert_rule(conn, row)
+        stored = repo.get_rule(conn, owner, rule_id)
+    assert stored is not None  # noqa: S101 - just inserted in this transaction
+    return _public(stored)
+
+
+def _owned(ctx: Context, owner: int, rule_id: int) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        row = repo.get_rule(conn, owner, rule_id)
+    if row is None:
+        raise NotFound(f"no alert rule {rule_id} for this key")
+    return row
+
+
+def list_rules(ctx: Context, owner: int) -> AlertRulesPage:
+    """The key's rules, newest first, with channel URLs redacted."""
+    with ctx.engine.connect() as conn:
+        rows = repo.list_rules(conn, owner)
+    items = [_public(r) for r in rows]
+    return AlertRulesPage(
+        items=items, total=len(items), limit=ctx.settings.alerts_max_rules_per_key
+    )
+
+
+def get_rule(ctx: Context, owner: int, rule_id: int) -> AlertRulePublic:
+    """One of the key's rules."""
+    return _public(_owned(ctx, owner, rule_id))
+
+
+def update_rule(ctx: Context, owner: int, rule_id: int, body: AlertRuleUpdate) -> AlertRulePublic:
+    """Change a rule's delivery options or pause/resume it."""
+    _owned(ctx, owner, rule_id)
+    values = body.model_dump(exclude_unset=True, exclude={"channels"}, mode="python")
+    if "quiet_hours" in values and body.quiet_hours is not None:
+        values["quiet_hours"] = body.quiet_hours.model_dump(mode="json")
+    if body.channels is not None:
+        chans = _check_channels(ctx, body.channels)
+        values["channels_enc"] = [crypto.encrypt(_secret(ctx), c.url) for c in chans]
+        values["channels_meta"] = [
+            {"kind": c.kind, "redacted": c.redacted, "destination": c.destination} for c in chans
+        ]
+    with ctx.engine.begin() as conn:
+        repo.update_rule(conn, rule_id, values)
+    return get_rule(ctx, owner, rule_id)
+
+
+def delete_rule(ctx: Context, owner: int, rule_id: int) -> None:
+    """Delete one of the key's rules with its log."""
+    with ctx.engine.begin() as conn:
+        if not repo.delete_rule(conn, owner, rule_id):
+            raise NotFound(f"no alert rule {rule_id} for this key")
+
+
+def _delivery(d: Any, meta: Sequence[Mapping[str, Any]]) -> DeliveryPublic:
+    ch = meta[d.channel_index] if d.channel_index < len(meta) else {"kind": "?", "redacted": "?"}
+    return DeliveryPublic(
+        event_id=d.event_id, channel=ChannelPublic(kind=ch["kind"], redacted=ch["redacted"]),
+        status=d.status, attempts=d.attempts, idempotency_key=d.key, last_error=d.last_error,
+        last_status=d.last_status,
+        next_attempt_at=d.next_attempt_at if d.status == "pending" else None, sent_at=d.sent_at,
+    )  # fmt: skip
+
+
+def rule_log(ctx: Context, owner: int, rule_id: int, limit: int = 50) -> AlertLog:
+    """The rule's newest events and, per channel, attempts, status and last error."""
+    row = _owned(ctx, owner, rule_id)
+    with ctx.engine.connect() as conn:
+        log = repo.rule_log(conn, rule_id, limit)
+    events = [
+        AlertEventPublic(
+            id=e["id"], rule_id=rule_id, fired_at=e["fired_at"], title=e["title"], body=e["body"],
+            deliveries=[_delivery(d, row["channels_meta"]) for d in ds],
+        )
+        for e, ds in log
+    ]  # fmt: skip
+    return AlertLog(rule_id=rule_id, events=events)
+
+
+def test_rule(ctx: Context, owner: int, rule_id: int) -> list[TestResult]:
+    """Send a sample message through each of the rule's channels now (SSRF re-checked)."""
+    row = _owned(ctx, owner, rule_id)
+    now = datetime.now(UTC)
+    context = {"symbol": row["symbol"], "kind": row["kind"], "spec": row["spec"], "value": None}
+    key = f"cl-test-{rule_id}-{int(now.timestamp() * 1000)}"
+    link = f"{ctx.settings.alerts_public_url.rstrip('/')}/tokens/{row['symbol']}"
+    msg = messages.render(context, now, row["timezone"], link, key)
+    out = []
+    for i, enc in enumerate(row["channels_enc"]):
+        meta = row["channels_meta"][i]
+        public = ChannelPublic(kind=meta["kind"], redacted=meta["redacted"])
+        try:
+            channel = channels.parse_channel(crypto.decrypt(_secret(ctx), enc))
+            channels.check_ssrf(channel, ctx.settings.alerts_allow_hosts)
+        except ValidationFailed as exc:
+            out.append(TestResult(channel=public, ok=False, error=exc.detail))
+            continue
+        res = channels.send(channel, "[test] " + msg.title, msg.body, f"{key}-c{i}",
+                            timeout=ctx.settings.alerts_send_timeout)  # fmt: skip
+        out.append(TestResult(channel=public, ok=res.ok, status=res.status, error=res.error))
+    return out
+
+
+# --- delivery --------------------------------------------------------------------------------
+
+
+class _Store:
+    """The outbox for the worker: repo rows in, `delivery.Job`s out (URLs decrypted)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._repo = repo.SqlDeliveryStore(ctx.engine)
+        self._secret = _secret(ctx)
+
+    def claim(self, now: datetime, limit: int, lease: timedelta) -> list[delivery.Job]:
+        rows = self._repo.claim(now, limit, lease)
+        return [
+            delivery.Job(
+                id=r["id"], key=r["key"], url=crypto.decrypt(self._secret, r["url_enc"]),
+                destination=r["destination"], title=r["title"], body=r["body"],
+                attempts=r["attempts"],
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def sent(self, job: delivery.Job, now: datetime, status: int | None) -> None:
+        self._repo.sent(job.id, now, status)
+
+    def failed(
+        self, job: delivery.Job, now: datetime, error: str, status: int | None,
+        retry_at: datetime | None,
+    ) -> None:  # fmt: skip
+        self._repo.failed(job.id, now, error, status, retry_at)
+
+    def release(self, job: delivery.Job, at: datetime) -> None:
+        self._repo.release(job.id, at)
+
+
+def worker_config(ctx: Context, **overrides: Any) -> delivery.WorkerConfig:
+    """Worker knobs from settings (retry policy, allow-list, timeout)."""
+    s = ctx.settings
+    policy = RetryPolicy(s.alerts_max_attempts, s.alerts_backoff_base, s.alerts_backoff_cap)
+    cfg = delivery.WorkerConfig(
+        policy=policy, allow_hosts=tuple(s.alerts_allow_hosts), timeout=s.alerts_send_timeout
+    )
+    for name, value in overrides.items():
+        setattr(cfg, name, value)
+    return cfg
+
+
+def deliver_pending(ctx: Context, cfg: delivery.WorkerConfig | None = None) -> int:
+    """Send one batch of due deliveries; how many rows were handled."""
+    return delivery.process_batch(_Store(ctx), cfg or worker_config(ctx))
+
+
+def run_delivery_worker(
+    ctx: Context, stop: threading.Event, cfg: delivery.WorkerConfig | None = None
+) -> int:
+    """Deliver until `stop` is set (the `coinlens alerts worker` loop)."""
+    return delivery.run_worker(_Store(ctx), cfg or worker_config(ctx), stop)
+
+
+def outbox_counts(ctx: Context) -> dict[str, int]:
+    """Deliveries by status (pending, sending, sent, dead)."""
+    with ctx.engine.connect() as conn:
+        return repo.delivery_counts(conn)
