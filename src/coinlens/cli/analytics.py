@@ -68,13 +68,21 @@ def pipeline_command(
 ) -> None:
     """Run every pipeline step: analytics (signals, indicators, ROI/risk, levels, backtests),
     grades, then forecasts (retrained when due)."""
+    with cli_context(load_settings(data_dir, database_url)) as ctx:
+        run_all_steps(ctx, full=full)
+
+
+def run_all_steps(ctx: Context, *, full: bool = False) -> None:
+    """Every pipeline step in order; each is a no-op or incremental when nothing changed."""
     from coinlens.cli.grades import run_grades_step
     from coinlens.cli.predict import run_forecast_step
+    from coinlens.services.alerts import evaluate_alerts
 
-    with cli_context(load_settings(data_dir, database_url)) as ctx:
-        run_pipeline(ctx, full=full)
-        run_grades_step(ctx)
-        run_forecast_step(ctx)
+    run_pipeline(ctx, full=full)
+    run_grades_step(ctx)  # rewrites only days that changed
+    run_forecast_step(ctx)  # retrain if due (weekly), then predict every token
+    alerts = evaluate_alerts(ctx)
+    console.print(f"alerts: {alerts.rules} active rules evaluated, {alerts.fired} fired")
 
 
 def signals_command(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from coinlens.cli.analytics import run_all_steps
 from coinlens.cli.common import cli_context, console, load_settings
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.services.context import Context
@@ -52,6 +55,7 @@ def _load(ctx: Context, *, force: bool) -> None:
         )
     counts = count_rows(ctx)
     console.print("database: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    run_all_steps(ctx)  # analytics, grades, forecasts, alerts: no-ops when nothing changed
 
 
 def load_command(
@@ -62,7 +66,7 @@ def load_command(
         _load(ctx, force=force)
 
 
-def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+def _serve(settings: Settings, host: str | None, port: int | None, workers: int = 1) -> None:
     import uvicorn
 
     from coinlens.api.app import create_app
@@ -78,25 +82,75 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> None:
         ("/healthz", "health"),
     ):
         console.print(f"  {what:<18} {base}{path}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+    level = settings.log_level.lower()
+    if workers > 1:  # each worker builds its own app from the environment
+        os.environ["COINLENS_DATA_DIR"] = str(settings.data_dir)
+        if settings.database_url:
+            os.environ["COINLENS_DATABASE_URL"] = settings.database_url
+        uvicorn.run(
+            "coinlens.api.app:create_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=level,
+            access_log=False,  # the API logs each request itself (JSON, with request id)
+            timeout_graceful_shutdown=GRACE_SECONDS,
+        )
+        return
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=level,
+        access_log=False,
+        timeout_graceful_shutdown=GRACE_SECONDS,
+    )
 
 
 Host = Annotated[str | None, typer.Option("--host", help="Bind address (default from settings)")]
 Port = Annotated[int | None, typer.Option("--port", help="Port (default from settings)")]
+Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="API worker processes")]
+GRACE_SECONDS = 10  # on SIGTERM: stop accepting, finish in-flight requests, flush usage
 
 
 def serve_command(
-    data_dir: DataDir = None, database_url: DbUrl = None, host: Host = None, port: Port = None
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    host: Host = None,
+    port: Port = None,
+    workers: Workers = 1,
 ) -> None:
-    """Serve the API on the configured host and port."""
-    _serve(load_settings(data_dir, database_url), host, port)
+    """Serve the API on the configured host and port (graceful shutdown on SIGTERM)."""
+    _serve(load_settings(data_dir, database_url), host, port, workers)
+
+
+Live = Annotated[bool, typer.Option("--live", help="Run the periodic jobs (ingest, pipeline)")]
+ReplayFrom = Annotated[
+    datetime | None,
+    typer.Option("--replay", formats=["%Y-%m-%d"], help="Replay stored history from this day"),
+]
+ReplaySpeed = Annotated[float, typer.Option("--speed", min=0, help="Replay speed factor")]
 
 
 def up_command(
-    data_dir: DataDir = None, database_url: DbUrl = None, host: Host = None, port: Port = None
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    host: Host = None,
+    port: Port = None,
+    live: Live = False,
+    replay_from: ReplayFrom = None,
+    speed: ReplaySpeed = 3600.0,
 ) -> None:
-    """Migrate, load the embedded real data, compute what exists, then serve."""
+    """Migrate, load the embedded real data, compute what exists, then serve (live or replay)."""
+    from coinlens.cli.live import start_background
+
     settings = load_settings(data_dir, database_url)
     with cli_context(settings) as ctx:
         _load(ctx, force=False)
-    _serve(settings, host, port)
+    day = replay_from.date() if replay_from else None
+    served, stop = start_background(settings, live=live, replay_from=day, speed=speed)
+    try:
+        _serve(served, host, port)
+    finally:
+        stop()
