@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coinlens.analytics._jit import njit_parallel, prange
+from coinlens.analytics._jit import njit, run_rows
 from coinlens.analytics.indicators import as_panel
 from coinlens.analytics.returns import Performance, performance
 from coinlens.domain.errors import UserInputError
@@ -79,21 +79,26 @@ def entries_exits(signal: ArrayLike) -> tuple[B, B]:
     return long & ~prev, ~long & prev
 
 
-@njit_parallel
-def _simulate(
-    px: tuple[F64, F64], orders: tuple[B, B], costs: tuple[float, float, float]
-) -> tuple[F64, F64]:
+@njit
+def _simulate_rows(
+    px: tuple[F64, F64],
+    orders: tuple[B, B],
+    costs: tuple[float, float, float],
+    out: tuple[F64, F64],
+    r0: int,
+    r1: int,
+) -> None:
     """Equity per bar, and per token [trades, wins, sum of trade returns, bars held, bars]."""
     op, cl = px
     entries, exits = orders
     fees, slip, init = costs
-    m, t = cl.shape
-    equity = np.full((m, t), np.nan)
-    stats = np.zeros((m, 5))
-    for i in prange(m):
+    equity, stats = out
+    for i in range(r0, r1):
         cash, shares, cost, last = init, 0.0, 0.0, np.nan
         pending = 0
-        for j in range(t):
+        n_tr = wins = held = bars = 0
+        sum_ret = 0.0
+        for j in range(cl.shape[1]):
             o = op[i, j]
             if pending != 0 and math.isfinite(o):
                 if pending > 0:
@@ -105,26 +110,36 @@ def _simulate(
                     cash = value - value * fees
                     shares = 0.0
                     ret = cash / cost - 1.0
-                    stats[i, 0] += 1
-                    stats[i, 1] += ret > 0
-                    stats[i, 2] += ret
+                    n_tr += 1
+                    wins += ret > 0
+                    sum_ret += ret
                 pending = 0
             if math.isfinite(cl[i, j]):
                 last = cl[i, j]
+            equity[i, j] = cash + shares * last
             if math.isfinite(last):
-                equity[i, j] = cash + shares * last
-                stats[i, 4] += 1
-                stats[i, 3] += shares > 0
+                bars += 1
+                held += shares > 0
             if entries[i, j] and shares == 0.0:
                 pending = 1
             elif exits[i, j]:
                 pending = -1 if shares > 0.0 else 0
         if shares > 0.0:
             ret = shares * last / cost - 1.0
-            stats[i, 0] += 1
-            stats[i, 1] += ret > 0
-            stats[i, 2] += ret
-    return equity, stats
+            n_tr += 1
+            wins += ret > 0
+            sum_ret += ret
+        stats[i, 0], stats[i, 1], stats[i, 2] = n_tr, wins, sum_ret
+        stats[i, 3], stats[i, 4] = held, bars
+
+
+def _simulate(
+    px: tuple[F64, F64], orders: tuple[B, B], costs: tuple[float, float, float]
+) -> tuple[F64, F64]:
+    m, t = px[1].shape
+    out = (np.empty((m, t)), np.empty((m, 5)))
+    run_rows(_simulate_rows, m, px, orders, costs, out)
+    return out
 
 
 def _buy_hold_orders(op: F64) -> B:

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coinlens.analytics._jit import njit, njit_parallel, prange
+from coinlens.analytics._jit import njit, run_rows
 from coinlens.analytics._steps import (
     ADX_WIDTH,
     EMA_WIDTH,
@@ -39,12 +39,14 @@ from coinlens.analytics._steps import (
     macd_step,
     obv_step,
     rsi_step,
+    true_range,
 )
 from coinlens.analytics.indicators import as_panel
 from coinlens.domain.errors import UserInputError
 
 F64 = NDArray[np.float64]
 I8 = NDArray[np.int8]
+NAN = math.nan
 
 EMA_FAST, EMA_SLOW, RSI_N, ADX_N, OBV_EMA_N = 20, 50, 14, 14, 20
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
@@ -101,12 +103,13 @@ def _sign(x: float) -> int:
 
 
 @njit
-def _rule(close: float, vals: F64) -> int:
-    """Apply the documented rule to one bar's indicator values; write the score."""
-    ef, es, r, hist, a, o, oe = vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6]
+def _decide(
+    close: float, v: tuple[float, float, float, float, float, float, float]
+) -> tuple[int, float]:
+    """The documented rule on one bar's indicator values: (signal, score)."""
+    ef, es, r, hist, a, o, oe = v
     if math.isnan(ef + es + r + hist + a + o + oe):
-        vals[7] = math.nan
-        return 0
+        return 0, math.nan
     trend = 0
     if close > es and ef > es:
         trend = 1
@@ -114,12 +117,19 @@ def _rule(close: float, vals: F64) -> int:
         trend = -1
     strong = a > ADX_THRESHOLD
     votes = (_sign(hist), _sign(r - 50.0), _sign(o - oe))
-    vals[7] = 0.4 * trend * (1.0 if strong else 0.5) + 0.2 * (votes[0] + votes[1] + votes[2])
+    score = 0.4 * trend * (1.0 if strong else 0.5) + 0.2 * (votes[0] + votes[1] + votes[2])
     agree = 0
     for vote in votes:
         if trend != 0 and vote == trend:
             agree += 1
-    return trend if strong and agree >= 2 else 0
+    return (trend if strong and agree >= 2 else 0), score
+
+
+@njit
+def _rule(close: float, vals: F64) -> int:
+    """Apply the documented rule to one bar's indicator values; write the score."""
+    sig, vals[7] = _decide(close, (vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6]))
+    return sig
 
 
 @njit
@@ -141,32 +151,190 @@ def _finite4(h: float, lo: float, c: float, v: float) -> bool:
     return math.isfinite(h) and math.isfinite(lo) and math.isfinite(c) and math.isfinite(v)
 
 
-@njit_parallel
-def _signals_panel(hlcv: tuple[F64, F64, F64, F64], st: F64, last: I8) -> tuple[I8, F64]:
+S3 = tuple[float, float, float]
+
+
+@njit
+def _ema_s(st: S3, x: float, n: int) -> tuple[S3, float]:
+    """`ema_step` on a state held in registers."""
+    seed, cnt, prev = st
+    cnt += 1.0
+    if cnt < n:
+        return (seed + x, cnt, prev), NAN
+    if cnt == n:
+        seed += x
+        prev = seed / n
+    else:
+        prev = (x - prev) * (2.0 / (n + 1)) + prev
+    return (seed, cnt, prev), prev
+
+
+@njit
+def _rsi_s(
+    st: tuple[float, float, float, float], x: float
+) -> tuple[tuple[float, float, float, float], float]:
+    """`rsi_step` on a state held in registers."""
+    prev, gain, loss, idx = st
+    n = RSI_N
+    if idx == 0:
+        return (x, gain, loss, 1.0), NAN
+    d = x - prev
+    if idx > n:
+        gain *= n - 1
+        loss *= n - 1
+    if d < 0:
+        loss -= d
+    else:
+        gain += d
+    if idx < n:
+        return (x, gain, loss, idx + 1.0), NAN
+    gain /= n
+    loss /= n
+    tot = gain + loss
+    return (x, gain, loss, idx + 1.0), 100.0 * (gain / tot) if tot != 0.0 else 0.0
+
+
+S7 = tuple[float, float, float, float, float, float, float]
+
+
+@njit
+def _macd_s(st: S7, x: float) -> tuple[S7, float]:
+    """`macd_step` (histogram only) on a state held in registers."""
+    fsum, ssum, idx, fe, se, gsum, sg = st
+    fast, slow, sig = MACD_FAST, MACD_SLOW, MACD_SIGNAL
+    if idx <= slow - 1:
+        ssum += x
+        if idx >= slow - fast:
+            fsum += x
+        if idx < slow - 1:
+            return (fsum, ssum, idx + 1.0, fe, se, gsum, sg), NAN
+        fe = fsum / fast
+        se = ssum / slow
+    else:
+        fe = (x - fe) * (2.0 / (fast + 1)) + fe
+        se = (x - se) * (2.0 / (slow + 1)) + se
+    m = fe - se
+    j = idx - (slow - 1)
+    if j <= sig - 1:
+        gsum += m
+        if j < sig - 1:
+            return (fsum, ssum, idx + 1.0, fe, se, gsum, sg), NAN
+        sg = gsum / sig
+    else:
+        sg = (m - sg) * (2.0 / (sig + 1)) + sg
+    return (fsum, ssum, idx + 1.0, fe, se, gsum, sg), m - sg
+
+
+S9 = tuple[float, float, float, float, float, float, float, float, float]
+
+
+@njit
+def _adx_s(st: S9, h: float, lo: float, c: float) -> tuple[S9, float]:
+    """`adx_step` (ADX only) on a state held in registers."""
+    ph, pl, pc, pdm, mdm, tr, sdx, a, idx = st
+    n = ADX_N
+    if idx == 0:
+        return (h, lo, c, pdm, mdm, tr, sdx, a, 1.0), NAN
+    diff_p = h - ph
+    diff_m = pl - lo
+    r = true_range(h, lo, pc)
+    if idx >= n:
+        pdm -= pdm / n
+        mdm -= mdm / n
+    if diff_m > 0 and diff_p < diff_m:
+        mdm += diff_m
+    elif diff_p > 0 and diff_p > diff_m:
+        pdm += diff_p
+    if idx < n:
+        return (h, lo, c, pdm, mdm, tr + r, sdx, a, idx + 1.0), NAN
+    tr = tr - (tr / n) + r
+    dx = NAN
+    if tr != 0.0:
+        mdi = 100.0 * (mdm / tr)
+        pdi = 100.0 * (pdm / tr)
+        tot = mdi + pdi
+        if tot != 0.0:
+            dx = 100.0 * (abs(mdi - pdi) / tot)
+    out = NAN
+    if idx <= 2 * n - 1:
+        if not math.isnan(dx):
+            sdx += dx
+        if idx == 2 * n - 1:
+            a = sdx / n
+            out = a
+    else:
+        if not math.isnan(dx):
+            a = ((a * (n - 1)) + dx) / n
+        out = a
+    return (h, lo, c, pdm, mdm, tr, sdx, a, idx + 1.0), out
+
+
+@njit
+def _obv_s(st: S3, c: float, v: float) -> tuple[S3, float]:
+    """`obv_step` on a state held in registers."""
+    prev, o, cnt = st
+    if cnt == 0.0:
+        o = v
+    elif c > prev:
+        o += v
+    elif c < prev:
+        o -= v
+    return (c, o, cnt + 1.0), o
+
+
+@njit
+def _signal_token(hlcv: tuple[F64, F64, F64, F64], i: int, out: tuple[F64, I8], st: F64) -> None:
+    """All bars of token i from an empty state; writes values, signals and the end state."""
     h, lo, c, v = hlcv
-    m, t = c.shape
-    sig = np.zeros((m, t), np.int8)
-    vals = np.full((N_VALUES, m, t), np.nan)
-    for i in prange(m):
-        row = np.empty(N_VALUES)
-        prev = last[i]
-        for j in range(t):
-            if _finite4(h[i, j], lo[i, j], c[i, j], v[i, j]):
-                prev = _signal_step(st[i], (h[i, j], lo[i, j], c[i, j], v[i, j]), row)
-                vals[:, i, j] = row
+    vals, sig = out
+    z3, z4 = (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)
+    ef, es, oe, ob, rs = z3, z3, z3, z3, z4
+    mc = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    ad = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    prev = 0
+    for j in range(c.shape[1]):
+        hj, lj, cj, vj = h[i, j], lo[i, j], c[i, j], v[i, j]
+        if not _finite4(hj, lj, cj, vj):
+            for k in range(N_VALUES):
+                vals[k, i, j] = NAN
             sig[i, j] = prev
-        last[i] = prev
-    return sig, vals
+            continue
+        ef, x0 = _ema_s(ef, cj, EMA_FAST)
+        es, x1 = _ema_s(es, cj, EMA_SLOW)
+        rs, x2 = _rsi_s(rs, cj)
+        mc, x3 = _macd_s(mc, cj)
+        ad, x4 = _adx_s(ad, hj, lj, cj)
+        ob, x5 = _obv_s(ob, cj, vj)
+        oe, x6 = _ema_s(oe, x5, OBV_EMA_N)
+        prev, score = _decide(cj, (x0, x1, x2, x3, x4, x5, x6))
+        vals[0, i, j], vals[1, i, j], vals[2, i, j], vals[3, i, j] = x0, x1, x2, x3
+        vals[4, i, j], vals[5, i, j], vals[6, i, j], vals[7, i, j] = x4, x5, x6, score
+        sig[i, j] = prev
+    row = (*ef, *es, *rs, *mc, *ad, *ob, *oe)
+    for k in range(STATE_WIDTH):
+        st[i, k] = row[k]
 
 
-@njit_parallel
+@njit
+def _signals_rows(
+    hlcv: tuple[F64, F64, F64, F64], out: tuple[F64, I8], state: tuple[F64, I8], r0: int, r1: int
+) -> None:
+    st, last = state
+    sig = out[1]
+    t = sig.shape[1]
+    for i in range(r0, r1):
+        _signal_token(hlcv, i, out, st)
+        last[i] = sig[i, t - 1] if t > 0 else 0
+
+
+@njit
 def _signals_update(hlcv: tuple[F64, F64, F64, F64], st: F64, last: I8) -> F64:
     h, lo, c, v = hlcv
     m = c.shape[0]
     vals = np.full((N_VALUES, m), np.nan)
-    for i in prange(m):
+    row = np.empty(N_VALUES)
+    for i in range(m):
         if _finite4(h[i], lo[i], c[i], v[i]):
-            row = np.empty(N_VALUES)
             last[i] = _signal_step(st[i], (h[i], lo[i], c[i], v[i]), row)
             vals[:, i] = row
     return vals
@@ -180,7 +348,10 @@ def compute_signals(
     if any(p.shape != panels[2].shape for p in panels):
         raise UserInputError("high, low, close and volume must have the same shape")
     state = SignalState.empty(panels[2].shape[0])
-    sig, vals = _signals_panel(panels, state.indicators, state.signal)
+    m, t = panels[2].shape
+    sig = np.empty((m, t), np.int8)
+    vals = np.empty((N_VALUES, m, t))
+    run_rows(_signals_rows, m, panels, (vals, sig), (state.indicators, state.signal))
     return SignalPanel(sig, vals[N_VALUES - 1], vals), state
 
 
