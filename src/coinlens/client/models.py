@@ -1,0 +1,404 @@
+"""Typed answers of the Coinlens API, mirroring its OpenAPI schemas.
+
+Models accept fields they do not know (`extra="allow"`), so a newer server never breaks an
+older SDK; the fields they declare are validated and typed. Dates are `datetime.date`,
+instants are timezone-aware `datetime`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Model(BaseModel):
+    """Base of every SDK model: tolerant of new fields, immutable."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+class Token(Model):
+    symbol: str
+    name: str
+    sector: str | None = None
+    categories: list[str] = Field(default_factory=list)
+    coingecko_id: str | None = None
+    is_stablecoin: bool = False
+    primary_market: str | None = None
+    first_candle: dt.datetime | None = None
+    last_candle: dt.datetime | None = None
+
+
+class TokensPage(Model):
+    items: list[Token]
+    total: int
+    limit: int
+    next_cursor: str | None = None
+    source: str
+    as_of: dt.datetime | None = None
+
+
+class Supply(Model):
+    circulating: float | None = None
+    total: float | None = None
+    max: float | None = None
+
+
+class CandleCoverage(Model):
+    timeframe: str
+    count: int
+    first: dt.datetime
+    last: dt.datetime
+
+
+class Market(Model):
+    market_key: str
+    exchange: str
+    pair: str
+    quote: str
+    instrument: str
+    contract_multiplier: float
+    source: str
+    is_primary: bool
+    coverage: list[CandleCoverage] = Field(default_factory=list)
+
+
+class TokenDetail(Token):
+    cmc_symbol: str | None = None
+    supply: Supply | None = None
+    notes: str | None = None
+    markets: list[Market] = Field(default_factory=list)
+    source: str
+    as_of: dt.datetime | None = None
+
+
+class Candle(Model):
+    open_time: dt.datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    quote_volume: float | None = None
+    trades: int | None = None
+
+
+class Ohlcv(Model):
+    symbol: str
+    market: str
+    exchange: str
+    instrument: str
+    quote: str
+    timeframe: str
+    contract_multiplier: float
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    candles: list[Candle]
+    next_cursor: str | None = None
+    source: str
+    as_of: dt.datetime | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+# --- analytics -----------------------------------------------------------------------------
+
+
+class SignalEvent(Model):
+    date: dt.date
+    from_signal: str
+    to_signal: str
+    price: float
+    score: float | None = None
+
+
+class TokenSignal(Model):
+    symbol: str
+    signal: str
+    score: float | None = None
+    since: dt.date | None = None
+    indicators: dict[str, Any]
+    history: list[SignalEvent]
+    rules: str = ""
+    source: str
+    as_of: dt.date
+    computed_at: dt.datetime
+    warnings: list[str] = Field(default_factory=list)
+
+
+class SignalListItem(Model):
+    symbol: str
+    name: str
+    sector: str | None = None
+    signal: str
+    previous_signal: str | None = None
+    score: float | None = None
+    since: dt.date | None = None
+    as_of: dt.date
+
+
+class SignalsPage(Model):
+    items: list[SignalListItem]
+    total: int
+    limit: int
+    next_cursor: str | None = None
+    source: str
+    as_of: dt.date | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Metrics(Model):
+    total_return: float | None = None
+    cagr: float | None = None
+    volatility: float | None = None
+    sharpe: float | None = None
+    sortino: float | None = None
+    max_drawdown: float | None = None
+
+
+class TradeMetrics(Model):
+    trades: int
+    win_rate: float | None = None
+    avg_trade_return: float | None = None
+    exposure: float | None = None
+
+
+class SignalPerformance(Model):
+    symbol: str
+    params: dict[str, Any]
+    start: dt.date | None = None
+    end: dt.date | None = None
+    strategy: Metrics
+    trades: TradeMetrics
+    buy_hold: Metrics
+    equity: list[dict[str, Any]]
+    source: str
+    as_of: dt.date | None = None
+    computed_at: dt.datetime
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Level(Model):
+    price: float
+    kind: str
+    strength: float
+    touches: int
+    last_touch: dt.date
+
+
+class TokenLevels(Model):
+    symbol: str
+    close: float | None = None
+    support: Level | None = None
+    resistance: Level | None = None
+    strongest: list[Level]
+    method: str = ""
+    source: str
+    as_of: dt.date
+    warnings: list[str] = Field(default_factory=list)
+
+
+class TokenRoi(Model):
+    symbol: str
+    close: float | None = None
+    roi: dict[str, float | None]
+    risk: dict[str, float | None]
+    source: str
+    as_of: dt.date
+    warnings: list[str] = Field(default_factory=list)
+
+
+# --- grades --------------------------------------------------------------------------------
+
+
+class SubGrade(Model):
+    name: str
+    grade: float
+    weight: float
+    contribution: float
+
+
+class GradeBreakdown(Model):
+    grade: float
+    band: str
+    action: str
+    sub_grades: list[SubGrade]
+
+
+class GradePoint(Model):
+    day: dt.date
+    trader: float
+    investor: float | None = None
+    trader_band: str
+    investor_band: str | None = None
+
+
+class TokenGrades(Model):
+    symbol: str
+    name: str
+    sector: str | None = None
+    day: dt.date | None = None
+    trader: GradeBreakdown | None = None
+    investor: GradeBreakdown | None = None
+    history: list[GradePoint]
+    source: str
+    model: str
+    warnings: list[str] = Field(default_factory=list)
+
+
+class LeaderboardEntry(Model):
+    symbol: str
+    name: str
+    sector: str | None = None
+    trader: float
+    investor: float | None = None
+    trader_band: str
+    investor_band: str | None = None
+
+
+class GradesPage(Model):
+    day: dt.date
+    sort: str
+    order: str
+    items: list[LeaderboardEntry]
+    total: int
+    limit: int
+    next_cursor: str | None = None
+    source: str
+    model: str
+    as_of: dt.datetime | None = None
+
+
+# --- forecasts -----------------------------------------------------------------------------
+
+
+class Quantiles(Model):
+    p05: float
+    p10: float
+    p25: float
+    p50: float
+    p75: float
+    p90: float
+    p95: float
+
+
+class HorizonForecast(Model):
+    horizon: int
+    target_date: dt.date
+    quantiles: Quantiles
+    baseline: Quantiles | None = None
+
+
+class ModelInfo(Model):
+    model_id: str
+    kind: str
+    trained_at: dt.datetime
+    cutoff: dt.date
+    features: list[str]
+    metrics: dict[str, Any]
+
+
+class Predictions(Model):
+    symbol: str
+    origin: dt.date
+    last_close: float
+    model: ModelInfo
+    horizons: list[HorizonForecast]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Scenario(Model):
+    horizon: int
+    target_date: dt.date
+    bear: float
+    base: float
+    bull: float
+    bear_change: float
+    base_change: float
+    bull_change: float
+
+
+class Scenarios(Model):
+    symbol: str
+    origin: dt.date
+    last_close: float
+    model_id: str
+    scenarios: list[Scenario]
+    method: str
+
+
+class Probability(Model):
+    symbol: str
+    origin: dt.date
+    last_close: float
+    level: float
+    direction: str
+    by: dt.date
+    days: int
+    p_at: float
+    p_by: float
+    model_id: str
+    method: str
+
+
+# --- alerts and keys -----------------------------------------------------------------------
+
+
+class Channel(Model):
+    kind: str
+    redacted: str
+
+
+class AlertRule(Model):
+    id: int
+    symbol: str
+    kind: str
+    spec: dict[str, Any]
+    channels: list[Channel]
+    cooldown_seconds: int
+    expires_at: dt.datetime | None = None
+    timezone: str = "UTC"
+    active: bool
+    armed: bool
+    note: str | None = None
+    created_at: dt.datetime
+    last_fired_at: dt.datetime | None = None
+
+
+class AlertRulesPage(Model):
+    items: list[AlertRule]
+    total: int
+    limit: int
+
+
+class Key(Model):
+    id: int
+    prefix: str
+    name: str | None = None
+    email: str | None = None
+    scopes: list[str]
+    plan: str
+    status: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+    rotated_from: int | None = None
+
+
+class KeyCreated(Key):
+    key: str = Field(description="The plaintext key: shown once, store it now")
+
+
+class KeysPage(Model):
+    items: list[Key]
+    next_cursor: str | None = None
+
+
+class Health(Model):
+    status: str
+    version: str

@@ -1,0 +1,272 @@
+"""The Coinlens MCP server: research tools for AI assistants over stdio or streamable HTTP.
+
+Every tool is a thin call to the same `coinlens.services` functions the REST API uses,
+with a `Context` built from settings; answers are the API's JSON shapes. A service that
+is not installed yet makes its tool answer "not available yet" instead of failing the
+whole server. Domain errors become tool errors the model can read (not found, invalid
+input, data not computed yet); anything else is logged and reported as an internal error.
+
+Creating alerts acts as an API key (`--api-key` / `COINLENS_MCP_API_KEY`) with the
+`alerts:write` scope: the rules belong to that key, exactly as if created over REST.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from coinlens import __version__
+from coinlens.domain.errors import CoinlensError, DataUnavailable, TemporaryError, UserInputError
+from coinlens.services.context import Context
+
+T = TypeVar("T")
+Symbol = Annotated[str, Field(min_length=1, max_length=32, description="Token symbol, e.g. ETH")]
+INSTRUCTIONS = """Coinlens crypto research data (daily candles, signals, grades, forecasts).
+Start with `token_summary` for one token or `screener` to find tokens; numbers carry their
+`source` and `as_of` — quote them. Prices are USD(T); grades are 0-100; probabilities 0-1."""
+HISTORY_POINTS = 30  # grade history points returned (the newest)
+
+
+def _service(name: str) -> ModuleType:
+    """`coinlens.services.<name>`, or a tool error when that service is not installed."""
+    try:
+        return importlib.import_module(f"coinlens.services.{name}")
+    except ImportError as exc:
+        raise ToolError(f"{name} is not available yet on this server") from exc
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Call a service, turning domain errors into messages for the model."""
+    try:
+        return fn()
+    except DataUnavailable as exc:
+        raise ToolError(f"not computed yet: {exc.detail}") from exc
+    except UserInputError as exc:
+        raise ToolError(exc.detail) from exc
+    except TemporaryError as exc:
+        raise ToolError(f"temporarily unavailable, retry later: {exc.detail}") from exc
+    except CoinlensError as exc:
+        raise ToolError(f"{exc.title}: {exc.detail}") from exc
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+def _dump(value: Any) -> dict[str, Any]:
+    """A service answer (a pydantic model) as the JSON object the tool returns."""
+    dumped = _json(value)
+    if not isinstance(dumped, dict):
+        raise ToolError("internal error: the service answered an unexpected shape")
+    return dumped
+
+
+def _optional(fn: Callable[[], Any]) -> tuple[Any, str | None]:
+    """(answer, None) or (None, why) — for the parts of a summary that may be missing."""
+    try:
+        return _json(_run(fn)), None
+    except ToolError as exc:
+        return None, str(exc)
+
+
+class CoinlensTools:
+    """The tools, bound to one context (and optionally the key that owns created alerts)."""
+
+    def __init__(self, ctx: Context, api_key: str | None = None) -> None:
+        self.ctx, self.api_key = ctx, api_key
+
+    def token_summary(self, symbol: Symbol) -> dict[str, Any]:
+        """One token at a glance: metadata, markets, current signal, grades and levels.
+
+        Parts that are not computed yet are listed in `unavailable` with the reason.
+        """
+        catalog, aq = _service("catalog"), _service("analytics_queries")
+        token = _dump(_run(lambda: catalog.get_token(self.ctx, symbol)))
+        parts: dict[str, Callable[[], Any]] = {
+            "signal": lambda: aq.get_signals(self.ctx, symbol),
+            "levels": lambda: aq.get_levels(self.ctx, symbol),
+            "roi": lambda: aq.get_roi(self.ctx, symbol),
+            # current grades only: a history window that starts after any stored day
+            "grades": lambda: _service("grades").get_grades(self.ctx, symbol, dt.date.max),
+        }
+        summary: dict[str, Any] = {"token": token, "unavailable": {}}
+        for name, fetch in parts.items():
+            summary[name], why = _optional(fetch)
+            if why is not None:
+                summary["unavailable"][name] = why
+        if isinstance(summary.get("signal"), dict):
+            summary["signal"]["history"] = summary["signal"]["history"][-5:]
+        return summary
+
+    def screener(
+        self,
+        signal: Literal["long", "flat", "short"] | None = None,
+        band: str | None = None,
+        sector: str | None = None,
+        sort: Literal["trader", "investor"] = "trader",
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+    ) -> dict[str, Any]:
+        """Tokens ranked by Trader or Investor grade, filtered by grade band, signal and sector."""
+        grades, aq = _service("grades"), _service("analytics_queries")
+        query = grades.LeaderboardQuery(sector=sector, band=band, sort=sort, limit=500)
+        board = _run(lambda: grades.leaderboard(self.ctx, query))
+        rows = [_json(e) for e in board.items]
+        if signal is not None:
+            page = _run(lambda: aq.list_signals(self.ctx, signal=signal, sector=sector, limit=500))
+            wanted = {s.symbol: s for s in page.items}
+            rows = [
+                dict(r, signal=wanted[r["symbol"]].signal) for r in rows if r["symbol"] in wanted
+            ]
+        return {
+            "day": board.day.isoformat(),
+            "sort": sort,
+            "filters": {"signal": signal, "band": band, "sector": sector},
+            "matches": len(rows),
+            "items": rows[:limit],
+            "source": board.source,
+        }
+
+    def signals(self, symbol: Symbol) -> dict[str, Any]:
+        """The token's current long/flat/short signal, its score, indicators and every flip."""
+        aq = _service("analytics_queries")
+        return _dump(_run(lambda: aq.get_signals(self.ctx, symbol)))
+
+    def backtest(
+        self,
+        symbol: Symbol,
+        fee: Annotated[float | None, Field(ge=0, le=0.05)] = None,
+        slippage: Annotated[float | None, Field(ge=0, le=0.05)] = None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+    ) -> dict[str, Any]:
+        """Backtest of the signal vs buy-and-hold (long-only, next-bar fills); no equity curve."""
+        aq = _service("analytics_queries")
+        perf = _run(
+            lambda: aq.get_signal_performance(
+                self.ctx, symbol, fee=fee, slippage=slippage, start=start, end=end
+            )
+        )
+        return _dump(perf.model_dump(mode="json", exclude={"equity"}))
+
+    def grades(self, symbol: Symbol) -> dict[str, Any]:
+        """Trader and Investor grades (0-100) with sub-grades that add up, and recent history."""
+        grades = _service("grades")
+        result = _dump(_run(lambda: grades.get_grades(self.ctx, symbol)))
+        result["history"] = result["history"][-HISTORY_POINTS:]
+        return result
+
+    def predictions(self, symbol: Symbol) -> dict[str, Any]:
+        """Quantile forecasts (p05…p95) of the close at 1/7/30/90 days, with the model used."""
+        forecasts = _service("forecasts")
+        return _dump(_run(lambda: forecasts.get_predictions(self.ctx, symbol)))
+
+    def probability(
+        self,
+        symbol: Symbol,
+        level: Annotated[float, Field(gt=0, description="Price level")],
+        by: Annotated[dt.date, Field(description="Date, at most a year after the forecast")],
+        direction: Literal["above", "below"] = "above",
+    ) -> dict[str, Any]:
+        """Chance the close is above (or below) `level` on date `by` (p_at) and by then (p_by)."""
+        forecasts = _service("forecasts")
+        above = direction == "above"
+        answer = _run(lambda: forecasts.probability(self.ctx, symbol, level, by, above=above))
+        return _dump(answer)
+
+    def levels(self, symbol: Symbol) -> dict[str, Any]:
+        """Nearest support below and resistance above the last close, strongest levels first."""
+        aq = _service("analytics_queries")
+        return _dump(_run(lambda: aq.get_levels(self.ctx, symbol)))
+
+    def ecosystem(
+        self,
+        chain: str | None = None,
+        days: Annotated[int, Field(ge=1, le=365)] = 30,
+    ) -> dict[str, Any]:
+        """Without `chain`: chains by TVL with growth, gas and L2 share. With it: that chain's
+        TVL/gas/activity series, each its newest `days` daily points (series end at different
+        dates: each says its `first` and `last`)."""
+        eco = _service("ecosystem")
+        if chain is None:
+            return _dump(_run(lambda: eco.list_chains(self.ctx, limit=50)))
+        detail = _dump(_run(lambda: eco.get_chain(self.ctx, chain, limit=eco.MAX_LIMIT)))
+        for series in detail["series"]:
+            series["points"] = series["points"][-days:]
+            series["first"] = series["points"][0]["date"] if series["points"] else None
+        return detail
+
+    def create_alert(
+        self,
+        symbol: Symbol,
+        kind: str,
+        channels: list[str],
+        direction: Literal["above", "below", "either"] | None = None,
+        level: float | None = None,
+        window: Literal["1h", "24h", "7d"] | None = None,
+        threshold: float | None = None,
+        grade: Literal["trader", "investor"] | None = None,
+        signal: Literal["bullish", "bearish", "any"] | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """Create an alert rule owned by the server's API key. Kinds: price_cross (direction,
+        level), pct_change (direction, window, threshold %), grade_cross (direction, grade,
+        threshold), signal_flip (signal), level_break (direction). Channels are apprise URLs,
+        e.g. a webhook `json://host/path` or `mailto://…`."""
+        alerts, rules = _service("alerts"), importlib.import_module("coinlens.alerts.rules")
+        owner = self._owner()
+        fields: dict[str, Any] = {"direction": direction, "level": level, "window": window}
+        fields |= {"threshold": threshold, "grade": grade, "signal": signal, "note": note}
+        spec = {k: v for k, v in fields.items() if v is not None}
+        try:
+            body = rules.AlertRuleCreate(symbol=symbol, kind=kind, channels=channels, **spec)
+        except ValueError as exc:
+            raise ToolError(f"invalid alert rule: {exc}") from exc
+        return _dump(_run(lambda: alerts.create_rule(self.ctx, owner, body)))
+
+    def _owner(self) -> int:
+        if not self.api_key:
+            raise ToolError(
+                "creating alerts needs an API key with the alerts:write scope: start the server "
+                "with --api-key or COINLENS_MCP_API_KEY"
+            )
+        keys = _service("keys")
+        principal = _run(lambda: keys.KeyVerifier(self.ctx).verify(self.api_key))
+        if "alerts:write" not in principal.scopes:
+            raise ToolError("the server's API key lacks the alerts:write scope")
+        return int(principal.key_id)
+
+    def register(self, server: MCPServer[Any]) -> None:
+        """Add every tool to `server`."""
+        for fn in (
+            self.token_summary,
+            self.screener,
+            self.signals,
+            self.backtest,
+            self.grades,
+            self.predictions,
+            self.probability,
+            self.levels,
+            self.ecosystem,
+            self.create_alert,
+        ):
+            server.add_tool(fn, structured_output=True)
+
+
+def build_server(ctx: Context, *, api_key: str | None = None) -> MCPServer[Any]:
+    """The MCP server with every Coinlens tool bound to `ctx`."""
+    server: MCPServer[Any] = MCPServer(
+        "coinlens", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
+    )
+    CoinlensTools(ctx, api_key).register(server)
+    return server
