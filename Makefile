@@ -16,16 +16,34 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml | $(BIN)/python assets
 	$(BIN)/pip install -q -e .
 	@touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
+$(DEV_STAMP): pyproject.toml | $(BIN)/python assets chromium
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@ $(STAMP)
 
 install: $(STAMP) ## Create .venv and install Coinlens
 dev: $(DEV_STAMP) ## Create .venv with the development and test tools
+
+VENDOR := src/coinlens/web/static/vendor
+
+assets: $(VENDOR)/.installed ## npm ci (pinned in package-lock.json), vendor the chart library and htmx
+
+$(VENDOR)/.installed: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)
+	cp node_modules/lightweight-charts/dist/lightweight-charts.standalone.production.js $(VENDOR)/
+	cp node_modules/htmx.org/dist/htmx.min.js $(VENDOR)/
+	@touch $@
+
+chromium: ## Install Debian's chromium for the browser tests when /usr/bin/chromium is missing
+	@if [ -x /usr/bin/chromium ]; then exit 0; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get install -y chromium; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get install -y chromium; \
+	else echo "chromium: /usr/bin/chromium is missing and neither root nor sudo is available;"; \
+	     echo "          run 'apt-get install -y chromium' as root (browser tests skip locally, fail under CI=true)"; fi
 
 run: $(STAMP) ## Set up, migrate, load the embedded real data, compute, serve on :8000
 	$(BIN)/coinlens up
@@ -49,4 +67,4 @@ bench-storage: $(DEV_STAMP) ## Benchmark ingest and panel reads: SQLite, Postgre
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .mypy_cache .ruff_cache
 
-.PHONY: help install dev run lint test dataset bench-storage clean
+.PHONY: help install dev assets chromium run lint test dataset bench-storage clean

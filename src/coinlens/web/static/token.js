@@ -1,0 +1,188 @@
+/* Token page charts (lightweight-charts, vendored from npm): candles + volume + EMAs,
+   signal markers, support/resistance lines, forecast fan; grade history; backtest equity.
+   State is exposed on window.coinlens for the browser tests. */
+(function () {
+  "use strict";
+  var LC = window.LightweightCharts;
+  var data = JSON.parse(document.getElementById("token-data").textContent);
+  var base = document.body.dataset.base || "";
+  var DAY = 86400;
+  var state = { charts: [], price: null };
+  window.coinlens = state;
+
+  function css(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  }
+  function chartOptions(el, height) {
+    return {
+      width: el.clientWidth, height: height,
+      layout: { background: { color: css("--bg2") }, textColor: css("--fg"), attributionLogo: false },
+      grid: { vertLines: { color: css("--grid") }, horzLines: { color: css("--grid") } },
+      rightPriceScale: { borderColor: css("--grid") },
+      timeScale: { borderColor: css("--grid"), timeVisible: data.chart.timeframe === "1h" },
+      localization: { priceFormatter: window.coinlensFmtPrice },
+      autoSize: true
+    };
+  }
+  var priceFormat = { type: "custom", formatter: window.coinlensFmtPrice, minMove: 1e-12 };
+
+  function line(chart, color, opts) {
+    return chart.addSeries(LC.LineSeries, Object.assign({
+      color: color, lineWidth: 1, priceLineVisible: false, lastValueVisible: false,
+      crosshairMarkerVisible: false, priceFormat: priceFormat
+    }, opts || {}));
+  }
+  function pairs(rows) { return rows.map(function (r) { return { time: r[0], value: r[1] }; }); }
+
+  function buildPrice() {
+    var el = document.getElementById("price-chart");
+    if (!el || !data.chart.candles.length) return;
+    var chart = LC.createChart(el, chartOptions(el, 420));
+    var candles = chart.addSeries(LC.CandlestickSeries, {
+      upColor: css("--up"), downColor: css("--down"), borderVisible: false,
+      wickUpColor: css("--up"), wickDownColor: css("--down"), priceFormat: priceFormat
+    });
+    var volume = chart.addSeries(LC.HistogramSeries, {
+      priceFormat: { type: "volume" }, priceScaleId: "vol", color: css("--vol"), lastValueVisible: false, priceLineVisible: false
+    });
+    chart.priceScale("vol").applyOptions({ scaleMargins: { top: 0.82, bottom: 0 } });
+    var emas = { "20": line(chart, css("--ema20")), "50": line(chart, css("--ema50")), "200": line(chart, css("--ema200")) };
+    var p = state.price = { chart: chart, candles: candles, volume: volume, emas: emas, markers: null, levels: [], fan: {} };
+    setSeries(data.chart);
+    drawLevels(data.chart.levels || []);
+    drawFan(data.chart.forecast);
+    setRange("1Y");
+    state.charts.push(chart);
+  }
+
+  function setSeries(c) {
+    var p = state.price;
+    p.candles.setData(c.candles.map(function (r) { return { time: r[0], open: r[1], high: r[2], low: r[3], close: r[4] }; }));
+    p.volume.setData(c.volume.map(function (r) { return { time: r[0], value: r[1] || 0 }; }));
+    Object.keys(p.emas).forEach(function (w) { p.emas[w].setData(pairs((c.ema || {})[w] || [])); });
+    var first = c.candles.length ? c.candles[0][0] : 0;
+    var marks = (data.chart.markers || []).filter(function (m) { return m.time >= first; }).map(function (m) {
+      var up = m.kind === "bullish";
+      return { time: m.time, position: up ? "belowBar" : "aboveBar", color: up ? css("--up") : css("--down"),
+               shape: up ? "arrowUp" : "arrowDown", text: up ? "bullish" : "bearish" };
+    });
+    if (c.timeframe === "1h") {
+      // signals are daily; on hourly candles they sit on the day's first hour
+      marks = marks.filter(function (m) { return m.time % DAY === 0; });
+    }
+    if (p.markers) p.markers.setMarkers(marks); else p.markers = LC.createSeriesMarkers(p.candles, marks);
+    p.lastTime = c.candles.length ? c.candles[c.candles.length - 1][0] : null;
+    p.data = c;
+  }
+
+  function drawLevels(levels) {
+    var p = state.price;
+    levels.forEach(function (lv) {
+      var support = lv.kind === "support";
+      p.levels.push(p.candles.createPriceLine({
+        price: lv.price, color: support ? css("--up") : css("--down"), lineWidth: 1,
+        lineStyle: LC.LineStyle.Dashed, axisLabelVisible: true,
+        title: (support ? "S " : "R ") + Math.round(lv.strength * 100) + "%"
+      }));
+    });
+  }
+
+  function drawFan(f) {
+    if (!f || !f.points.length) return;
+    var p = state.price, origin = { time: f.origin, value: f.last_close };
+    function pts(q) { return [origin].concat(f.points.map(function (x) { return { time: x.time, value: x[q] }; })); }
+    p.fan.p90 = line(p.chart, css("--fan"), { lineStyle: LC.LineStyle.Dotted, lineWidth: 2, title: "p90" });
+    p.fan.p75 = line(p.chart, css("--fan"), { lineStyle: LC.LineStyle.Dashed });
+    p.fan.p50 = line(p.chart, css("--fan"), { lineWidth: 2, title: "p50", lastValueVisible: true });
+    p.fan.p25 = line(p.chart, css("--fan"), { lineStyle: LC.LineStyle.Dashed });
+    p.fan.p10 = line(p.chart, css("--fan"), { lineStyle: LC.LineStyle.Dotted, lineWidth: 2, title: "p10" });
+    ["p90", "p75", "p50", "p25", "p10"].forEach(function (q) { p.fan[q].setData(pts(q)); });
+    p.fanEnd = f.points[f.points.length - 1].time;
+  }
+
+  var SPANS = { "1W": 7, "1M": 30, "3M": 91, "6M": 182, "1Y": 365 };
+  function setRange(r) {
+    var p = state.price;
+    if (!p || !p.lastTime) return;
+    document.querySelectorAll("#ranges .rng").forEach(function (b) { b.setAttribute("aria-pressed", String(b.dataset.range === r)); });
+    if (r === "All") {
+      if (p.data.timeframe === "1d" && !p.full) {
+        return load("1d", "all").then(function () { p.full = true; p.chart.timeScale().fitContent(); });
+      }
+      p.chart.timeScale().fitContent();
+      return;
+    }
+    var end = Math.max(p.lastTime, p.fanEnd && p.data.timeframe === "1d" ? p.fanEnd : 0);
+    p.chart.timeScale().setVisibleRange({ from: p.lastTime - SPANS[r] * DAY, to: end });
+  }
+
+  function load(tf, range) {
+    var url = base + "/web/t/" + encodeURIComponent(data.symbol) + "/chart.json?tf=" + tf + "&range=" + range;
+    return fetch(url, { headers: { Accept: "application/json" } }).then(function (r) {
+      if (!r.ok) throw new Error("chart data " + r.status);
+      return r.json();
+    }).then(function (c) {
+      state.price.chart.applyOptions({ timeScale: { timeVisible: tf === "1h" } });
+      setSeries(c);
+      var fan = state.price.fan;
+      Object.keys(fan).forEach(function (q) { fan[q].applyOptions({ visible: tf === "1d" }); });
+      return c;
+    });
+  }
+
+  function wireControls() {
+    document.querySelectorAll(".chart-tools .tf").forEach(function (b) {
+      b.addEventListener("click", function () {
+        var tf = b.dataset.tf;
+        document.querySelectorAll(".chart-tools .tf").forEach(function (x) { x.setAttribute("aria-pressed", String(x === b)); });
+        load(tf, "year").then(function () {
+          state.price.full = false;
+          var holder = document.getElementById("ranges");
+          holder.innerHTML = "";
+          data.ranges[tf].forEach(function (r) {
+            var btn = document.createElement("button");
+            btn.type = "button"; btn.className = "btn rng"; btn.dataset.range = r; btn.textContent = r;
+            btn.setAttribute("aria-pressed", "false");
+            btn.addEventListener("click", function () { setRange(r); });
+            holder.appendChild(btn);
+          });
+          setRange(tf === "1h" ? "1M" : "1Y");
+        });
+      });
+    });
+    document.querySelectorAll("#ranges .rng").forEach(function (b) {
+      b.addEventListener("click", function () { setRange(b.dataset.range); });
+    });
+  }
+
+  function small(id, series) {
+    var el = document.getElementById(id);
+    if (!el) return;
+    var chart = LC.createChart(el, chartOptions(el, 200));
+    series.forEach(function (s) {
+      var ls = chart.addSeries(LC.LineSeries, { color: css(s.color), lineWidth: 2, title: s.title, priceLineVisible: false });
+      ls.setData(pairs(s.rows));
+    });
+    chart.timeScale().fitContent();
+    state.charts.push(chart);
+    state[id] = chart;
+  }
+
+  buildPrice();
+  wireControls();
+  small("grade-chart", [
+    { rows: data.history.trader, color: "--ema20", title: "Trader" },
+    { rows: data.history.investor, color: "--ema200", title: "Investor" }
+  ]);
+  small("equity-chart", [
+    { rows: data.equity.strategy, color: "--ema20", title: "Signal strategy" },
+    { rows: data.equity.buy_hold, color: "--ema50", title: "Buy & hold" }
+  ]);
+
+  document.addEventListener("coinlens:theme", function () {
+    state.charts.forEach(function (c) {
+      c.applyOptions({ layout: { background: { color: css("--bg2") }, textColor: css("--fg") },
+                       grid: { vertLines: { color: css("--grid") }, horzLines: { color: css("--grid") } } });
+    });
+  });
+})();

@@ -1,0 +1,163 @@
+"""Jinja2 environment, number/time formatting shared by every page, and `render`.
+
+Prices span 1e-8 (meme tokens) to 1e5 (BTC): `fmt_price` keeps four significant digits below
+1 and writes long runs of zeros as a subscript count (0.0₅1234), the notation exchanges use.
+`static/app.js` has the same rules for numbers drawn in the browser.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from coinlens import __version__
+
+WEB_DIR = Path(__file__).resolve().parent
+TEMPLATES_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+
+
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def price_text(x: Any) -> str:
+    """A price with precision that suits its size; '—' when unknown."""
+    v = _finite(x)
+    if v is None:
+        return "—"
+    a = abs(v)
+    if a == 0:
+        return "0"
+    if a >= 1000:
+        return f"{v:,.2f}"
+    if a >= 1:
+        return f"{v:,.4f}".rstrip("0").rstrip(".") if a < 10 else f"{v:,.3f}"
+    zeros = -math.floor(math.log10(a)) - 1  # zeros right after the decimal point
+    digits = f"{a:.{zeros + 4}f}".split(".")[1][zeros:].rstrip("0") or "0"
+    sign = "-" if v < 0 else ""
+    if zeros >= 4:
+        return f"{sign}0.0{str(zeros).translate(_SUBSCRIPT)}{digits}"
+    return f"{sign}0.{'0' * zeros}{digits}"
+
+
+def fmt_price(x: Any) -> Markup:
+    """A price in a <span> whose title is the full value (screen readers get it too)."""
+    v = _finite(x)
+    text = price_text(v)
+    if v is None:
+        return Markup('<span class="na" title="not available">—</span>')
+    return Markup('<span class="num" title="{}">{}</span>').format(f"{v:.10g}", text)
+
+
+def fmt_big(x: Any, prefix: str = "$") -> str:
+    """1.23B, 456.7M, 12.3K."""
+    v = _finite(x)
+    if v is None:
+        return "—"
+    for cut, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(v) >= cut:
+            return f"{prefix}{v / cut:,.2f}{suffix}"
+    return f"{prefix}{v:,.2f}"
+
+
+def fmt_pct(x: Any, digits: int = 2) -> Markup:
+    """A fraction as a signed percent, coloured up/down; '—' when unknown."""
+    v = _finite(x)
+    if v is None:
+        return Markup('<span class="na">—</span>')
+    cls = "up" if v > 0 else "down" if v < 0 else "flat"
+    sign = "+" if v > 0 else "−" if v < 0 else ""
+    return Markup('<span class="{}">{}{}%</span>').format(cls, sign, f"{abs(v) * 100:,.{digits}f}")
+
+
+def fmt_share(x: Any, digits: int = 1) -> str:
+    """A fraction of a whole as an unsigned percent."""
+    v = _finite(x)
+    return "—" if v is None else f"{v * 100:,.{digits}f}%"
+
+
+def fmt_num(x: Any, digits: int = 2) -> str:
+    """A plain number with thousands separators."""
+    v = _finite(x)
+    return "—" if v is None else f"{v:,.{digits}f}"
+
+
+def fmt_utc(x: Any) -> Markup:
+    """A date or time written in UTC, with a machine-readable <time> the JS adds local time to."""
+    if x is None:
+        return Markup('<span class="na">—</span>')
+    if isinstance(x, datetime):
+        iso = x.isoformat()
+        text = x.strftime("%Y-%m-%d %H:%M UTC")
+        return Markup('<time datetime="{}" data-local>{}</time>').format(iso, text)
+    if isinstance(x, date):
+        return Markup('<time datetime="{}">{} UTC</time>').format(x.isoformat(), x.isoformat())
+    return escape(str(x))
+
+
+def to_json(value: Any) -> Markup:
+    """JSON safe to embed in <script type="application/json"> (no `</script>` breakout)."""
+    text = json.dumps(value, separators=(",", ":"), default=str, allow_nan=False)
+    safe = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(safe)  # noqa: S704 - JSON with <, > and & escaped cannot leave the <script>
+
+
+def build_env() -> Environment:
+    """The dashboard's Jinja2 environment (autoescaping on, undefined names refused)."""
+    from jinja2 import StrictUndefined
+
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        price=fmt_price,
+        price_text=price_text,
+        big=fmt_big,
+        pct=fmt_pct,
+        num=fmt_num,
+        share=fmt_share,
+        utc=fmt_utc,
+        tojson_safe=to_json,
+    )
+    env.globals.update(version=__version__, cos=math.cos, sin=math.sin)
+    return env
+
+
+def base_path(request: Request) -> str:
+    """The reverse-proxy path prefix (ASGI root_path, e.g. uvicorn --root-path /coinlens)."""
+    return str(request.scope.get("root_path") or "").rstrip("/")
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], status_code: int = 200
+) -> HTMLResponse:
+    """Render a page or fragment with the request-wide globals (base path, CSRF, owner)."""
+    env: Environment = request.app.state.web_env
+    page = env.get_template(template).render(
+        request=request,
+        base=base_path(request),
+        csrf_token=request.state.csrf_token if hasattr(request.state, "csrf_token") else "",
+        owner=getattr(request.state, "owner", False),
+        **context,
+    )
+    return HTMLResponse(page, status_code=status_code)
