@@ -158,3 +158,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "online" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis (a test database); skipped locally if absent, a failure under CI=true."""
+    require_redis()
+    return REDIS_URL

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from coinlens.api.app import create_app
 from coinlens.api.routes import health
 from coinlens.domain.errors import CoinlensError, ConfigError, RateLimited, TemporaryError
 from coinlens.services.context import Context
+from coinlens.services.keys import new_plaintext
 from coinlens.settings import get_settings
 from coinlens.storage import repo
 
@@ -110,10 +111,10 @@ def seed(ctx: Context) -> None:
 
 
 @pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    """A started app (lifespan run) over the seeded, parametrised database."""
+def client(ctx: Context, api_headers: Callable[..., dict[str, str]]) -> Iterator[TestClient]:
+    """A started app (lifespan run) over the seeded, parametrised database, sending a key."""
     seed(ctx)
-    with TestClient(create_app(ctx.settings)) as test_client:
+    with TestClient(create_app(ctx.settings), headers=api_headers(ctx)) as test_client:
         yield test_client
 
 
@@ -401,7 +402,7 @@ def test_unreachable_database_starts_and_reports_not_ready(tmp_path: Path) -> No
     with TestClient(create_app(settings)) as client:
         health = client.get("/healthz")
         ready = client.get("/readyz")
-        tokens = client.get("/v1/tokens")
+        tokens = client.get("/v1/tokens", headers={"X-API-Key": new_plaintext()[0]})
 
     assert health.status_code == 200
     assert "unreachable" in _problem(ready, 503)["detail"]

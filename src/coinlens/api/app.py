@@ -11,10 +11,17 @@ from starlette.concurrency import run_in_threadpool
 
 from coinlens import __version__
 from coinlens.api.errors import install_error_handlers
-from coinlens.api.routes import health, tokens
+from coinlens.api.middleware import install_api
+from coinlens.api.routes import analytics, health, tokens
+from coinlens.api.routes import ecosystem as ecosystem_routes
+from coinlens.api.routes import grades as grades_routes
+from coinlens.api.routes import alerts as alerts_routes
+from coinlens.api.routes import predictions as predictions_routes
+from coinlens.api.routes import stream as stream_routes
 from coinlens.domain.errors import TemporaryError
 from coinlens.services.context import Context, build_context
 from coinlens.settings import Settings, get_settings
+from coinlens.web.routes import install_web
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +68,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_api(app, resolved)  # keys, scopes, rate limits, caching, metrics on /v1/*
     app.include_router(health.router)
     app.include_router(tokens.router)
+    app.include_router(grades_routes.router)
+    app.include_router(analytics.router)
+    app.include_router(analytics.signals_router)
+    app.include_router(predictions_routes.router)
+    app.include_router(ecosystem_routes.router)
+    install_web(app)  # dashboard pages, their /web JSON and /static
+    app.include_router(stream_routes.router)  # WebSocket /v1/stream
+    app.include_router(alerts_routes.router)
     return app

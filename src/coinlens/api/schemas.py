@@ -149,3 +149,10 @@ class Readiness(BaseModel):
     version: str
     database: str
     revision: str
+    redis: Literal["up", "down", "not configured"] = Field(
+        default="not configured",
+        description="Rate-limit store; when down, limits fall back to per-process (still ready)",
+    )
+    freshness_seconds: dict[str, float] = Field(
+        default_factory=dict, description="Per data source: age of its newest daily candle"
+    )

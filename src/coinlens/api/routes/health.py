@@ -11,8 +11,10 @@ from fastapi import APIRouter
 from coinlens import __version__
 from coinlens.api.deps import CtxDep
 from coinlens.api.errors import problem_responses
+from coinlens.api.metrics import freshness
 from coinlens.api.schemas import Health, Readiness
 from coinlens.domain.errors import TemporaryError
+from coinlens.services.ratelimit import redis_status
 from coinlens.storage.db import code_revision, current_revision
 
 router = APIRouter(tags=["health"])
@@ -33,7 +35,7 @@ async def healthz() -> Health:
 
 @router.get(
     "/readyz",
-    summary="Readiness: database reachable and migrated",
+    summary="Readiness: database reachable and migrated; Redis and data freshness reported",
     responses=problem_responses(503),
 )
 def readyz(ctx: CtxDep) -> Readiness:
@@ -51,4 +53,10 @@ def readyz(ctx: CtxDep) -> Readiness:
             f"database schema at revision {revision or 'none'}, this code needs {head}: "
             "run `coinlens db upgrade`"
         )
-    return Readiness(version=__version__, database=ctx.engine.dialect.name, revision=revision)
+    return Readiness(
+        version=__version__,
+        database=ctx.engine.dialect.name,
+        revision=revision,
+        redis=redis_status(ctx.settings.redis_url),
+        freshness_seconds=freshness(ctx),
+    )

@@ -1,0 +1,49 @@
+"""JSON structured logs (structlog) with a request id bound to every line of a request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import uuid
+
+import structlog
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_configured: dict[str, str] = {}
+
+
+def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
+    """Route structlog and stdlib logging to one JSON-lines stream on stderr (idempotent)."""
+    if _configured.get("level") == level:
+        return
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=_stderr_logger,
+        cache_logger_on_first_use=False,
+    )
+    _configured["level"] = level
+
+
+def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+    # resolved per logger: test runners and daemons swap sys.stderr after start-up
+    return structlog.PrintLogger(sys.stderr)
+
+
+def request_id_from(header: bytes | None) -> str:
+    """The caller's X-Request-ID if it is sane, else a fresh one."""
+    if header:
+        text = header.decode("latin-1")
+        if _REQUEST_ID.fullmatch(text):
+            return text
+    return uuid.uuid4().hex

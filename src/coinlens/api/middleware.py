@@ -1,0 +1,456 @@
+"""The API's one ASGI middleware: request ids, auth, scopes, rate limits, caching, metrics, logs.
+
+For `/v1/*` (every router, including ones added later) in this order: refuse keys in the
+query string, refuse oversized bodies, verify the key (format and checksum before any
+database access), check the route's scope, apply the plan's rate limits, meter usage,
+honour `Idempotency-Key` on POST, then answer — from the pre-serialised cache when the
+endpoint is hot — with `ETag`, `Cache-Control`, `RateLimit*` and `X-Request-ID` headers.
+Every path gets a request id, a latency observation and one JSON access-log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from coinlens.api.caching import (
+    CachedResponse,
+    ResponseCache,
+    cache_control_for,
+    etag_matches,
+    etag_of,
+    idempotent,
+)
+from coinlens.api.errors import problem, problem_type
+from coinlens.api.logging import configure_logging, request_id_from
+from coinlens.api.metrics import ApiMetrics
+from coinlens.api.metrics import router as metrics_router
+from coinlens.api.security import (
+    AUTH_PROBLEMS,
+    client_ip,
+    install_openapi,
+    key_in_query,
+    presented_key,
+    required_scope,
+)
+from coinlens.services.context import Context
+from coinlens.services.keys import KeyRejected, KeyVerifier, Principal, UsageMeter, parse_key
+from coinlens.services.ratelimit import Decision, RateLimiter, plan_limits
+from coinlens.settings import Settings
+
+log = structlog.get_logger("coinlens.api.access")
+FLUSH_EVERY = 5.0  # seconds between usage-counter writes
+
+
+class BodyTooLarge(HTTPException):
+    """A streamed request body grew past the limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+@dataclass
+class Runtime:
+    """Per-lifespan state of the middleware: verifier, limiter, usage meter."""
+
+    ctx: Context
+    verifier: KeyVerifier
+    limiter: RateLimiter
+    meter: UsageMeter
+    last_flush: float
+
+
+class ApiMiddleware:
+    """See the module docstring; one instance per app."""
+
+    def __init__(
+        self, app: ASGIApp, settings: Settings, metrics: ApiMetrics, cache: ResponseCache
+    ) -> None:
+        self.app, self.settings, self.metrics, self.cache = app, settings, metrics, cache
+        self.runtime: Runtime | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._policies: dict[str, bytes] = {}
+        self._loading: dict[str, asyncio.Future[Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.app(scope, self._lifespan_receive(receive), send)
+        else:
+            await self.app(scope, receive, send)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _lifespan_receive(self, receive: Receive) -> Receive:
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+            return message
+
+        return wrapped
+
+    async def shutdown(self) -> None:
+        """Write pending usage and close Redis (graceful shutdown)."""
+        runtime, self.runtime = self.runtime, None
+        if runtime is not None:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await run_in_threadpool(runtime.meter.flush, runtime.ctx)
+            await runtime.limiter.close()
+
+    def runtime_for(self, scope: Scope) -> Runtime | None:
+        """The runtime, built on the first request once the lifespan made a context."""
+        if self.runtime is None:
+            ctx = getattr(scope["app"].state, "ctx", None)
+            if not isinstance(ctx, Context):
+                return None
+            self.runtime = Runtime(
+                ctx,
+                KeyVerifier(ctx),
+                RateLimiter(ctx.settings.redis_url, on_fallback=self._on_fallback),
+                UsageMeter(),
+                time.monotonic(),
+            )
+            scope["app"].state.api_runtime = self.runtime
+        return self.runtime
+
+    def _on_fallback(self, error: str) -> None:
+        self.metrics.ratelimit_fallbacks.labels(error=error).inc()
+
+    # --- every request -----------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        headers = dict(scope["headers"])
+        rid = request_id_from(headers.get(b"x-request-id"))
+        structlog.contextvars.bind_contextvars(request_id=rid)
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode())]
+        status = [500]
+
+        async def send_with_extras(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        try:
+            if scope["path"].startswith("/v1/") or scope["path"] == "/v1":
+                await self._v1(scope, receive, send_with_extras, headers, extra)
+            else:
+                await self.app(scope, receive, send_with_extras)
+        finally:
+            self._observe(scope, status[0], time.perf_counter() - start)
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or scope.get("coinlens.route") or "unmatched"
+        method = scope["method"]
+        self.metrics.latency.labels(template, method).observe(elapsed)
+        self.metrics.responses.labels(template, method, f"{status // 100}xx").inc()
+        principal = scope.get("state", {}).get("principal")
+        log.info(
+            "http.request",
+            method=method,
+            path=scope["path"],
+            route=template,
+            status=status,
+            ms=round(elapsed * 1000, 3),
+            key=principal.lookup_id if isinstance(principal, Principal) else None,
+        )
+
+    # --- /v1 -------------------------------------------------------------------------------
+
+    async def _v1(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
+    ) -> None:
+        refusal = self._precheck(scope, headers)
+        runtime = self.runtime_for(scope)
+        if refusal is None and runtime is not None:
+            refusal = await self._admit(scope, headers, extra, runtime)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        receive = self._limit_body(receive)
+        idem = headers.get(b"idempotency-key")
+        if scope["method"] == "POST" and idem is not None and runtime is not None:
+            principal = scope.get("state", {}).get("principal")
+            owner = f"key:{principal.key_id}" if principal else f"ip:{scope['coinlens.client']}"
+            await idempotent(self.app, scope, receive, send, runtime.ctx, owner, idem)
+        else:
+            await self._serve(scope, receive, send, headers)
+
+    def _precheck(self, scope: Scope, headers: dict[bytes, bytes]) -> ASGIApp | None:
+        if key_in_query(scope["query_string"]):
+            return self._auth_problem(scope, "in-query", "send the key in X-API-Key, not the URL")
+        length = headers.get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.settings.max_body_bytes:
+            return problem(
+                Request(scope),
+                413,
+                detail=f"request body larger than {self.settings.max_body_bytes} bytes",
+                type_=problem_type("PayloadTooLarge"),
+            )
+        return None
+
+    async def _admit(
+        self,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
+        runtime: Runtime,
+    ) -> ASGIApp | None:
+        """Authenticate, authorise and rate-limit; a refusal to send, or None to go on."""
+        method, path = scope["method"], scope["path"]
+        raw = presented_key(headers)
+        principal: Principal | None = None
+        if raw is not None:
+            try:
+                principal = await self._verify(runtime, raw)
+            except KeyRejected as exc:
+                return self._auth_problem(scope, exc.reason, exc.detail)
+            except sa.exc.DBAPIError as exc:  # the key store is down: a 503, as for any route
+                log.warning("auth.database_unavailable", error=type(exc.orig).__name__)
+                return problem(
+                    Request(scope),
+                    503,
+                    title="Temporary failure",
+                    detail="the database is unavailable; retry later",
+                    type_=problem_type("TemporaryError"),
+                )
+        elif self.settings.require_keys and required_scope(method, path, has_key=False):
+            return self._auth_problem(scope, "missing", "send a key in X-API-Key")
+        need = required_scope(method, path, has_key=principal is not None)
+        if principal is not None and need is not None and need not in principal.scopes:
+            return self._auth_problem(scope, "scope", f"this operation needs the {need!r} scope")
+        decision = await self._limit(runtime, scope, headers, principal)
+        extra.extend(self._rate_headers(principal, decision))
+        if not decision.allowed:
+            self.metrics.rate_limited.labels(principal.plan if principal else "anonymous").inc()
+            wait = max(1, math.ceil(decision.retry_after))
+            return problem(
+                Request(scope),
+                429,
+                title="Rate limited",
+                detail=f"{decision.binding.limit.name} quota used up; retry in {wait} s",
+                type_=problem_type("RateLimited"),
+                headers={"Retry-After": str(wait)},
+            )
+        if principal is not None:
+            scope["state"] = {**scope.get("state", {}), "principal": principal}
+            runtime.meter.record(principal.key_id, datetime.now(UTC))
+            self._maybe_flush(runtime)
+        return None
+
+    async def _verify(self, runtime: Runtime, raw: str) -> Principal:
+        """Format and checksum first (no I/O); then the cached row, or one shared DB read."""
+        verifier = runtime.verifier
+        lookup = parse_key(raw)
+        hit = verifier.cached(lookup)
+        if hit is not None:
+            return verifier.check(raw, hit[0])
+        pending = self._loading.get(lookup)
+        if pending is None:  # single flight: a burst on a new key reads its row once
+            pending = asyncio.ensure_future(run_in_threadpool(verifier.load, lookup))
+            self._loading[lookup] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(lookup, None))
+        row = await asyncio.shield(pending)
+        return verifier.check(raw, row)
+
+    async def _limit(
+        self,
+        runtime: Runtime,
+        scope: Scope,
+        headers: dict[bytes, bytes],
+        principal: Principal | None,
+    ) -> Decision:
+        plans = self.settings.plans
+        if principal is not None:
+            plan = plans.get(principal.plan, plans["free"])
+            return await runtime.limiter.hit(f"acct:{principal.account}", plan_limits(plan))
+        peer = (scope.get("client") or ("unknown", 0))[0]
+        ip = client_ip(peer, headers.get(b"x-forwarded-for"), self.settings.trusted_proxies)
+        scope["coinlens.client"] = ip
+        return await runtime.limiter.hit(f"ip:{ip}", plan_limits(plans["anonymous"]))
+
+    def _rate_headers(
+        self, principal: Principal | None, decision: Decision
+    ) -> list[tuple[bytes, bytes]]:
+        plan = principal.plan if principal is not None else "anonymous"
+        policy = self._policies.get(plan)
+        if policy is None:
+            policy = ", ".join(
+                f'"{s.limit.name}";q={s.limit.quota};w={s.limit.window}' for s in decision.states
+            ).encode()
+            self._policies[plan] = policy
+        b = decision.binding
+        reset = str(math.ceil(b.reset)).encode()
+        remaining = str(b.remaining).encode()
+        return [
+            (b"ratelimit-policy", policy),
+            (b"ratelimit", f'"{b.limit.name}";r={b.remaining};t={reset.decode()}'.encode()),
+            (b"x-ratelimit-limit", str(b.limit.quota).encode()),
+            (b"x-ratelimit-remaining", remaining),
+            (b"x-ratelimit-reset", reset),
+        ]
+
+    def _auth_problem(self, scope: Scope, reason: str, detail: str) -> ASGIApp:
+        status, suffix, title = AUTH_PROBLEMS[reason]
+        self.metrics.auth_failures.labels(reason=reason).inc()
+        extra = {"WWW-Authenticate": 'Bearer realm="coinlens"'} if status == 401 else {}
+        return problem(
+            Request(scope),
+            status,
+            title=title,
+            detail=detail,
+            type_=f"urn:coinlens:problem:{suffix}",
+            headers=extra,
+        )
+
+    def _maybe_flush(self, runtime: Runtime) -> None:
+        now = time.monotonic()
+        if now - runtime.last_flush < FLUSH_EVERY:
+            return
+        runtime.last_flush = now
+        task = asyncio.ensure_future(run_in_threadpool(runtime.meter.flush, runtime.ctx))
+        self._tasks.add(task)
+        task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("usage.flush_failed", error=type(task.exception()).__name__)
+
+    def _limit_body(self, receive: Receive) -> Receive:
+        limit, seen = self.settings.max_body_bytes, [0]
+
+        async def wrapped() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                seen[0] += len(message.get("body", b""))
+                if seen[0] > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return wrapped
+
+    # --- answering with caching ----------------------------------------------------------
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
+    ) -> None:
+        method, path = scope["method"], scope["path"]
+        control = cache_control_for(method, path).encode()
+        if method not in {"GET", "HEAD"}:
+            await self.app(scope, receive, _add_headers(send, [(b"cache-control", control)]))
+            return
+        inm = headers.get(b"if-none-match", b"").decode("latin-1")
+        key = path + "?" + scope["query_string"].decode("latin-1")
+        eligible = self.cache.eligible(method, path)
+        hit = self.cache.get(key) if eligible else None
+        if hit is not None:
+            scope["coinlens.route"] = hit.route
+            await _send_cached(send, hit.body, hit.headers, hit.etag, control, inm)
+            return
+        start: list[Message] = []
+        chunks: list[bytes] = []
+
+        streaming = [False]
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # no Content-Length: a stream (e.g. server-sent events) — pass it through as is
+                streaming[0] = not any(k == b"content-length" for k, _ in message["headers"])
+                if streaming[0]:
+                    message["headers"] = [*message["headers"], (b"cache-control", b"no-store")]
+                    await send(message)
+                else:
+                    start.append(message)
+                return
+            if streaming[0]:
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            body = b"".join(chunks)
+            first = start[0]
+            if first["status"] != 200:
+                first["headers"] = [*first.get("headers", ()), (b"cache-control", b"no-store")]
+                await send(first)
+                await send({"type": "http.response.body", "body": body})
+                return
+            kept = tuple(
+                (k, v) for k, v in first.get("headers", ()) if k in (b"content-type", b"link")
+            )
+            etag = etag_of(body)
+            if eligible:
+                route = str(getattr(scope.get("route"), "path", path))
+                expires = time.monotonic() + self.cache.ttl
+                self.cache.put(key, CachedResponse(body, kept, etag, route, expires))
+            await _send_cached(send, body, kept, etag, control, inm)
+
+        await self.app(scope, receive, capture)
+
+
+async def _send_cached(
+    send: Send,
+    body: bytes,
+    headers: tuple[tuple[bytes, bytes], ...],
+    etag: str,
+    control: bytes,
+    if_none_match: str,
+) -> None:
+    common = [(b"etag", etag.encode()), (b"cache-control", control)]
+    if if_none_match and etag_matches(if_none_match, etag):
+        await send({"type": "http.response.start", "status": 304, "headers": common})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    out = [*headers, (b"content-length", str(len(body)).encode()), *common]
+    await send({"type": "http.response.start", "status": 200, "headers": out})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _add_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *extra]
+        await send(message)
+
+    return wrapped
+
+
+def install_api(app: FastAPI, settings: Settings) -> None:
+    """Add the middleware, `/metrics`, the key routes and the OpenAPI security description."""
+    from coinlens.api.routes import keys as keys_routes
+
+    configure_logging(settings.log_level)
+    metrics = ApiMetrics()
+    app.state.metrics = metrics
+    app.add_middleware(
+        ApiMiddleware,
+        settings=settings,
+        metrics=metrics,
+        cache=ResponseCache(settings.response_cache_seconds),
+    )
+    app.include_router(metrics_router)
+    app.include_router(keys_routes.router)
+    app.include_router(keys_routes.usage_router)
+    install_openapi(app)

@@ -1,0 +1,156 @@
+"""Rate-limit exactness across two real API processes sharing the real Redis.
+
+Two `uvicorn` processes serve one SQLite file and share Redis at 127.0.0.1:6379. Per trial,
+a fresh key on a 100-per-minute plan fires 200 requests at once, spread evenly over both
+processes on already-open keep-alive connections: exactly 100 must pass and 100 get 429.
+Afterwards every trial's key, retried after its `Retry-After`, must pass again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from coinlens.services.context import build_context
+from coinlens.services.keys import KeySpec, create_key
+from coinlens.settings import get_settings
+from coinlens.storage.tables_keys import usage
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+TRIALS, BURST, QUOTA = 20, 200, 100
+PLANS = {
+    "anonymous": {"per_minute": 10, "per_day": 100},
+    "free": {"per_minute": 60, "per_day": 1000},
+    "exact": {"per_minute": QUOTA, "per_day": 100_000},
+    "bulk": {"per_minute": 1_000_000, "per_day": 100_000_000},
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"API process exited with {proc.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(f"API on port {port} did not start")
+
+
+@contextmanager
+def _servers(data_dir: Path, redis_url: str, codes: list[int]) -> Iterator[list[int]]:
+    env = {
+        **os.environ,
+        "COINLENS_ENV": "test",
+        "COINLENS_DATA_DIR": str(data_dir),
+        "COINLENS_REDIS_URL": redis_url,
+        "COINLENS_PLANS": json.dumps(PLANS),
+        "COINLENS_LOG_LEVEL": "WARNING",
+        "COINLENS_RESPONSE_CACHE_SECONDS": "60",
+    }
+    ports = [_free_port(), _free_port()]
+    command = [sys.executable, "-m", "uvicorn", "coinlens.api.app:create_app", "--factory"]
+    procs = [
+        subprocess.Popen(
+            [*command, "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env
+        )
+        for port in ports
+    ]
+    try:
+        for port, proc in zip(ports, procs, strict=True):
+            _wait_ready(port, proc)
+        yield ports
+    finally:
+        for proc in procs:
+            proc.terminate()
+        codes.extend(proc.wait(timeout=15) for proc in procs)
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection, raw, so the client is never the bottleneck."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def get(self, path: str, key: str) -> tuple[int, dict[str, str]]:
+        self.writer.write(f"GET {path} HTTP/1.1\r\nHost: t\r\nX-API-Key: {key}\r\n\r\n".encode())
+        status = int((await self.reader.readline()).split()[1])
+        headers = {}
+        while (line := await self.reader.readline()) != b"\r\n":
+            name, _, value = line.decode().partition(":")
+            headers[name.lower()] = value.strip()
+        await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return status, headers
+
+
+async def _run(ports: list[int], keys: list[str], warm: str) -> list[dict[str, object]]:
+    conns = [Conn(*await asyncio.open_connection("127.0.0.1", ports[i % 2])) for i in range(BURST)]
+    await asyncio.gather(*(c.get("/v1/tokens", warm) for c in conns))  # open + warm both
+    results = []
+    for key in keys:
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(c.get("/v1/tokens", key) for c in conns))
+        elapsed = time.perf_counter() - started
+        codes = [status for status, _ in answers]
+        waits = [int(h["retry-after"]) for s, h in answers if s == 429]
+        results.append(
+            {
+                "ok": codes.count(200),
+                "limited": codes.count(429),
+                "s": elapsed,
+                "wait": max(waits, default=0),
+            }
+        )
+    await asyncio.sleep(max(int(r["wait"]) for r in results))  # type: ignore[call-overload]
+    retried = await asyncio.gather(*(conns[i].get("/v1/tokens", k) for i, k in enumerate(keys)))
+    for result, (status, _) in zip(results, retried, strict=True):
+        result["retry"] = status
+    for c in conns:
+        c.writer.close()
+    return results
+
+
+def test_exactly_100_of_200_pass_across_two_processes_in_20_of_20_trials(
+    tmp_path: Path, redis_url: str
+) -> None:
+    ctx = build_context(get_settings(env="test", data_dir=tmp_path, plans=PLANS))
+    made = [create_key(ctx, KeySpec(name=f"t{i}", plan="exact")) for i in range(TRIALS)]
+    warm = create_key(ctx, KeySpec(name="warm", plan="bulk")).plaintext
+    codes: list[int] = []
+    with _servers(tmp_path, redis_url, codes) as ports:
+        results = asyncio.run(_run(ports, [m.plaintext for m in made], warm))
+    print("trials (passed, seconds):", [(r["ok"], round(float(r["s"]), 3)) for r in results])
+    assert [(r["ok"], r["limited"]) for r in results] == [(QUOTA, BURST - QUOTA)] * TRIALS
+    assert {r["wait"] for r in results} == {1}  # 0.6 s to the next slot, as an integer
+    assert [r["retry"] for r in results] == [200] * TRIALS
+    # graceful shutdown: uvicorn re-raises the SIGTERM it handled (-15) after the lifespan
+    # ran, which wrote every process's pending usage — 100 passed + 1 retry per key
+    assert codes == [-15, -15]
+    with ctx.engine.connect() as conn:
+        counted = dict(
+            conn.execute(
+                sa.select(usage.c.key_id, sa.func.sum(usage.c.requests)).group_by(usage.c.key_id)
+            ).all()
+        )
+    ctx.engine.dispose()
+    assert [counted.get(m.key.id) for m in made] == [QUOTA + 1] * TRIALS

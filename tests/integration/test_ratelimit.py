@@ -1,0 +1,146 @@
+"""The GCRA limiter on the real Redis at 127.0.0.1:6379: exactness, NOSCRIPT, fallback, API."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from coinlens.api.app import create_app
+from coinlens.services.ratelimit import Limit, RateLimiter
+from coinlens.settings import PlanLimits, Settings, get_settings
+
+pytestmark = pytest.mark.redis
+HUNDRED = (Limit("minute", 100, 60), Limit("day", 10_000, 86_400))
+ApiHeaders = Callable[..., dict[str, str]]
+DOWN_URL = "redis://127.0.0.1:6390/0"  # nothing listens here
+
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+@pytest.fixture(autouse=True)
+def _redis(redis_url: str) -> None:
+    assert redis_url == REDIS_URL
+
+
+def _limiter(prefix: str | None = None) -> RateLimiter:
+    return RateLimiter(REDIS_URL, prefix=prefix or f"test:{uuid.uuid4().hex}")
+
+
+async def _burst(limiters: list[RateLimiter], subject: str, n: int) -> list[bool]:
+    hits = [limiters[i % len(limiters)].hit(subject, HUNDRED) for i in range(n)]
+    decisions = await asyncio.gather(*hits)
+    for lim in limiters:
+        await lim.close()
+    return [d.allowed for d in decisions]
+
+
+def test_200_concurrent_hits_from_two_limiters_admit_exactly_100() -> None:
+    prefix = f"test:{uuid.uuid4().hex}"
+    for trial in range(5):
+        allowed = asyncio.run(_burst([_limiter(prefix), _limiter(prefix)], f"s{trial}", 200))
+        assert allowed.count(True) == 100
+
+
+def test_a_flushed_script_cache_is_reloaded_without_errors() -> None:
+    async def run() -> list[str]:
+        limiter = _limiter()
+        backends = [(await limiter.hit("a", HUNDRED)).backend]
+        client = redis.Redis.from_url(REDIS_URL)
+        client.script_flush()  # what a Redis restart does to loaded scripts
+        client.close()
+        backends.append((await limiter.hit("a", HUNDRED)).backend)
+        assert limiter.fallbacks == 0
+        await limiter.close()
+        return backends
+
+    assert asyncio.run(run()) == ["redis", "redis"]
+
+
+def test_huge_quotas_work_in_redis_too() -> None:
+    async def run() -> None:
+        limiter = _limiter()
+        decision = await limiter.hit("h", (Limit("minute", 10**9, 60),))
+        assert decision.allowed
+        assert decision.binding.remaining > 0
+        await limiter.close()
+
+    asyncio.run(run())
+
+
+def test_waiting_retry_after_admits_the_next_request() -> None:
+    fast = (Limit("second", 5, 1),)
+
+    async def run() -> None:
+        limiter = _limiter()
+        results = [await limiter.hit("w", fast) for _ in range(6)]
+        assert [r.allowed for r in results] == [True] * 5 + [False]
+        await asyncio.sleep(results[-1].retry_after)
+        assert (await limiter.hit("w", fast)).allowed
+        await limiter.close()
+
+    asyncio.run(run())
+
+
+def test_an_unreachable_redis_falls_back_to_the_local_limiter() -> None:
+    async def run() -> None:
+        limiter = RateLimiter(DOWN_URL)
+        decisions = [await limiter.hit("d", HUNDRED) for _ in range(101)]
+        assert {d.backend for d in decisions} == {"local"}
+        assert [d.allowed for d in decisions].count(True) == 100
+        assert limiter.fallbacks == 1  # then it waits before trying Redis again
+        assert limiter.backend == "local"
+        await limiter.close()
+
+    asyncio.run(run())
+
+
+def _settings(tmp_path: Path, redis_url: str) -> Settings:
+    plans = {
+        "anonymous": PlanLimits(per_minute=5, per_day=100),
+        "free": PlanLimits(per_minute=3, per_day=100),
+    }
+    return get_settings(
+        env="test", data_dir=tmp_path, redis_url=redis_url, plans=plans, response_cache_seconds=0
+    )
+
+
+@pytest.fixture
+def redis_client(tmp_path: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(_settings(tmp_path, REDIS_URL))) as client:
+        yield client
+
+
+def test_the_api_sends_ratelimit_headers_and_an_integer_retry_after(
+    redis_client: TestClient, api_headers: ApiHeaders
+) -> None:
+    headers = api_headers(redis_client.app.state.ctx, plan="free")
+    answers = [redis_client.get("/v1/tokens", headers=headers) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    first, refused = answers[0], answers[-1]
+    assert first.headers["RateLimit-Policy"] == '"minute";q=3;w=60, "day";q=100;w=86400'
+    assert first.headers["RateLimit"] == '"minute";r=2;t=20'
+    assert first.headers["X-RateLimit-Limit"] == "3"
+    assert first.headers["X-RateLimit-Remaining"] == "2"
+    assert refused.headers["Retry-After"] == "20"
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert refused.json()["type"] == "urn:coinlens:problem:rate-limited"
+    metrics = redis_client.get("/metrics").text
+    assert 'coinlens_ratelimit_rejections_total{plan="free"} 1.0' in metrics
+
+
+def test_with_redis_down_the_api_answers_and_says_so(
+    tmp_path: Path, api_headers: ApiHeaders
+) -> None:
+    with TestClient(create_app(_settings(tmp_path, DOWN_URL))) as client:
+        headers = api_headers(client.app.state.ctx, plan="free")
+        codes = [client.get("/v1/tokens", headers=headers).status_code for _ in range(4)]
+        metrics = client.get("/metrics").text
+    assert codes == [200, 200, 200, 429]
+    assert 'coinlens_ratelimit_fallbacks_total{error="ConnectionError"} 1.0' in metrics

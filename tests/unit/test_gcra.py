@@ -1,0 +1,180 @@
+"""GCRA in process (the fallback and embedded limiter), key format, and the security helpers."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from coinlens.api.caching import etag_matches, redact
+from coinlens.api.security import client_ip, key_in_query, presented_key, required_scope
+from coinlens.services.keys import KEY_LENGTH, PREFIX, KeyRejected, new_plaintext, parse_key
+from coinlens.services.ratelimit import Limit, LocalGcra
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+MINUTE = (Limit("minute", 100, 60),)
+
+
+def test_a_burst_admits_exactly_the_quota() -> None:
+    gcra = LocalGcra(Clock())
+    results = [gcra.hit(["k"], MINUTE).allowed for _ in range(250)]
+    assert results.count(True) == 100
+    assert results[:100] == [True] * 100
+
+
+def test_after_the_burst_one_request_per_emission_interval() -> None:
+    clock = Clock()
+    gcra = LocalGcra(clock)
+    for _ in range(100):
+        gcra.hit(["k"], MINUTE)
+    denied = gcra.hit(["k"], MINUTE)
+    assert not denied.allowed
+    assert denied.retry_after == pytest.approx(0.6, abs=1e-6)
+    clock.now += 0.599
+    assert not gcra.hit(["k"], MINUTE).allowed
+    clock.now += 0.001
+    assert gcra.hit(["k"], MINUTE).allowed
+    assert not gcra.hit(["k"], MINUTE).allowed
+
+
+def test_remaining_and_reset_count_down_and_refill() -> None:
+    clock = Clock()
+    gcra = LocalGcra(clock)
+    first = gcra.hit(["k"], MINUTE).binding
+    assert (first.remaining, first.reset) == (99, pytest.approx(0.6))
+    for _ in range(49):
+        state = gcra.hit(["k"], MINUTE).binding
+    assert (state.remaining, state.reset) == (50, pytest.approx(30.0))
+    clock.now += 30
+    assert gcra.hit(["k"], MINUTE).binding.remaining == 99
+
+
+def test_the_tightest_of_several_limits_binds_and_denials_consume_nothing() -> None:
+    clock = Clock()
+    gcra = LocalGcra(clock)
+    limits = (Limit("minute", 10, 60), Limit("day", 15, 86_400))
+    allowed = sum(gcra.hit(["m", "d"], limits).allowed for _ in range(40))
+    assert allowed == 10
+    clock.now += 60  # the minute refills, the day has 5 left
+    allowed = sum(gcra.hit(["m", "d"], limits).allowed for _ in range(40))
+    assert allowed == 5
+    decision = gcra.hit(["m", "d"], limits)
+    assert decision.binding.limit.name == "day"
+    assert decision.retry_after > 3600
+
+
+def test_huge_quotas_keep_a_positive_interval() -> None:
+    gcra = LocalGcra(Clock())
+    huge = (Limit("minute", 10**9, 60),)
+    assert all(gcra.hit(["h"], huge).allowed for _ in range(1000))
+    assert gcra.hit(["h"], huge).binding.remaining > 0
+
+
+def test_subjects_are_independent() -> None:
+    gcra = LocalGcra(Clock())
+    for _ in range(100):
+        gcra.hit(["a"], MINUTE)
+    assert not gcra.hit(["a"], MINUTE).allowed
+    assert gcra.hit(["b"], MINUTE).allowed
+
+
+# --- key format ---------------------------------------------------------------------------
+
+
+def test_new_keys_parse_to_their_lookup_id() -> None:
+    for _ in range(50):
+        key, lookup = new_plaintext()
+        assert key.startswith(PREFIX)
+        assert len(key) == KEY_LENGTH
+        assert parse_key(key) == lookup
+
+
+def test_every_single_character_change_is_rejected_as_malformed() -> None:
+    key, _ = new_plaintext()
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-"
+    rng = random.Random(5)
+    for i in range(len(key)):
+        for c in rng.sample(alphabet, 12):
+            if c == key[i]:
+                continue
+            with pytest.raises(KeyRejected) as err:
+                parse_key(key[:i] + c + key[i + 1 :])
+            assert err.value.reason == "malformed"
+
+
+@pytest.mark.parametrize(
+    "raw", ["", "cl_live_", "cl_test_" + "a" * 50, "x" * 58, "cl_live_" + "é" * 50]
+)
+def test_junk_is_malformed(raw: str) -> None:
+    with pytest.raises(KeyRejected):
+        parse_key(raw)
+
+
+def test_truncated_and_extended_keys_are_malformed() -> None:
+    key, _ = new_plaintext()
+    for bad in (key[:-1], key + "a", " " + key):
+        with pytest.raises(KeyRejected):
+            parse_key(bad)
+
+
+# --- request helpers ----------------------------------------------------------------------
+
+
+def test_keys_come_from_x_api_key_or_bearer_only() -> None:
+    assert presented_key({b"x-api-key": b"k1"}) == "k1"
+    assert presented_key({b"authorization": b"Bearer k2"}) == "k2"
+    assert presented_key({b"authorization": b"bearer  k3 "}) == "k3"
+    assert presented_key({b"authorization": b"Basic dXNlcg=="}) is None
+    assert presented_key({}) is None
+
+
+def test_keys_in_the_query_string_are_spotted() -> None:
+    assert key_in_query(b"api_key=abc")
+    assert key_in_query(b"limit=5&q=cl_live_abc")
+    assert not key_in_query(b"limit=5&q=eth")
+    assert not key_in_query(b"")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "has_key", "scope"),
+    [
+        ("POST", "/v1/keys", False, None),
+        ("POST", "/v1/keys", True, "admin"),
+        ("GET", "/v1/keys", True, "admin"),
+        ("DELETE", "/v1/keys/3", True, "admin"),
+        ("POST", "/v1/keys/3/rotate", True, "admin"),
+        ("GET", "/v1/tokens/ETH", True, "read"),
+        ("GET", "/v1/usage", True, "read"),
+        ("POST", "/v1/alerts", True, "alerts:write"),
+        ("DELETE", "/v1/alerts/1", True, "alerts:write"),
+        ("GET", "/v1/keysmith", True, "read"),
+    ],
+)
+def test_scope_table(method: str, path: str, has_key: bool, scope: str | None) -> None:
+    assert required_scope(method, path, has_key=has_key) == scope
+
+
+def test_forwarded_for_is_only_believed_from_trusted_proxies() -> None:
+    spoof = b"1.2.3.4"
+    assert client_ip("203.0.113.9", spoof, []) == "203.0.113.9"
+    assert client_ip("203.0.113.9", spoof, ["10.0.0.0/8"]) == "203.0.113.9"
+    assert client_ip("10.0.0.5", b"1.2.3.4, 198.51.100.7", ["10.0.0.0/8"]) == "198.51.100.7"
+    assert client_ip("10.0.0.5", b"198.51.100.7, 10.0.0.9", ["10.0.0.0/8"]) == "198.51.100.7"
+    assert client_ip("10.0.0.5", b"not-an-ip", ["10.0.0.0/8"]) == "not-an-ip"
+    assert client_ip("10.0.0.5", None, ["10.0.0.0/8"]) == "10.0.0.5"
+
+
+def test_etag_comparison_and_redaction() -> None:
+    assert etag_matches('"a", W/"b"', '"b"')
+    assert etag_matches("*", '"x"')
+    assert not etag_matches('"a"', '"b"')
+    key, _ = new_plaintext()
+    assert key.encode() not in redact(b'{"key":"' + key.encode() + b'"}')
