@@ -14,10 +14,18 @@ from coinlens.settings import get_settings
 
 @pytest.fixture(scope="session")
 def loaded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir whose SQLite database holds the whole embedded dataset."""
+    """A data dir whose SQLite database holds the whole embedded dataset, with every pipeline
+    step (analytics, grades, forecasts) computed once per test worker."""
+    from coinlens.services.analytics import run_analytics
+    from coinlens.services.forecasts import run_forecasts
+    from coinlens.services.grades import run_grades
+
     data_dir = tmp_path_factory.mktemp("loaded")
     ctx = build_context(get_settings(env="test", data_dir=data_dir))
     load_embedded(ctx)
+    run_analytics(ctx)
+    run_grades(ctx)
+    run_forecasts(ctx)
     ctx.engine.dispose()
     return data_dir
 

@@ -1,0 +1,112 @@
+"""Thin Celery tasks over the services: shards, the cross-sectional join, periodic jobs.
+
+* ``coinlens.shard(shard, shards)`` — `services.sharded.run_shard` (idempotent upserts);
+* ``coinlens.join(results, now)`` — `services.sharded.run_join` (prune, grades, forecasts,
+  alerts), run once every shard is stored (the chord's callback);
+* ``coinlens.recompute(shards)`` — what beat triggers: when the candles version changed since
+  the last finished join, fan out a chord of shards → join; otherwise nothing;
+* ``coinlens.job(name)`` — any other periodic job of `services.jobs.JOBS`.
+
+Each worker process builds its own `Context` (engine) on first use, from the settings the
+app was made with; nothing is shared across a fork.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from celery import Celery, chord
+from celery.result import AsyncResult
+
+from coinlens.domain.errors import TemporaryError
+from coinlens.services import jobs
+from coinlens.services.context import Context, build_context
+from coinlens.services.scheduler import default_jobs
+from coinlens.services.sharded import run_join, run_shard
+
+DONE_KEY = "coinlens:recompute:done"
+RETRY_ON = (TemporaryError, sa.exc.OperationalError, sa.exc.IntegrityError)
+_CONTEXTS: dict[tuple[int, int], Context] = {}
+
+
+def context_for(app: Celery) -> Context:
+    """This process's context for `app` (built once per process, after any fork)."""
+    key = (os.getpid(), id(app))
+    ctx = _CONTEXTS.get(key)
+    if ctx is None:
+        ctx = build_context(app.conf.coinlens_settings, migrate=False)
+        _CONTEXTS[key] = ctx
+    return ctx
+
+
+def _redis(app: Celery) -> Any:
+    import redis
+
+    return redis.Redis.from_url(app.conf.coinlens_settings.redis_url)
+
+
+def _now(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value).astimezone(UTC) if value else None
+
+
+def register(app: Celery) -> None:
+    """Define the tasks on `app`."""
+    retry: dict[str, Any] = {
+        "autoretry_for": RETRY_ON,
+        "retry_backoff": 1,
+        "retry_backoff_max": 30,
+        "max_retries": 8,
+        "shared": False,  # per-app tasks: a second app in one process must not clash
+    }
+
+    @app.task(name="coinlens.shard", **retry)  # type: ignore[untyped-decorator]
+    def shard(index: int, shards: int) -> dict[str, Any]:
+        return asdict(run_shard(context_for(app), index, shards))
+
+    @app.task(name="coinlens.join", **retry)  # type: ignore[untyped-decorator]
+    def join(results: list[dict[str, Any]], now: str | None = None) -> dict[str, Any]:
+        report = run_join(context_for(app), now=_now(now))
+        _redis(app).set(DONE_KEY, report.panel_version)
+        return {**asdict(report), "shards": len(results)}
+
+    @app.task(name="coinlens.recompute", **retry)  # type: ignore[untyped-decorator]
+    def recompute(shards: int) -> str:
+        version = jobs.candles_version(context_for(app))
+        done = _redis(app).get(DONE_KEY)
+        if done is not None and int(done) == version:
+            return f"unchanged (v{version})"
+        result = dispatch_recompute(app, shards)
+        return f"dispatched {result.id} (v{version})"
+
+    @app.task(name="coinlens.job", **retry)  # type: ignore[untyped-decorator]
+    def job(name: str, mode: Literal["live", "replay"] = "live") -> str:
+        fn = default_jobs(mode)[name]
+        return str(fn(context_for(app), datetime.now(UTC)))[:200]
+
+
+def dispatch_recompute(app: Celery, shards: int, now: datetime | None = None) -> AsyncResult:
+    """Fan out `shards` shard tasks with the join as the chord's callback; the join's result."""
+    parts = [app.signature("coinlens.shard", args=(i, shards)) for i in range(shards)]
+    callback = app.signature("coinlens.join", kwargs={"now": now.isoformat() if now else None})
+    result: AsyncResult = chord(parts)(callback)
+    return result
+
+
+def beat_schedule(
+    mode: Literal["live", "replay"], shards: int, period_scale: float = 1.0
+) -> dict[str, dict[str, Any]]:
+    """Celery beat entries for the jobs of `mode` (periods × `period_scale`, for demos/tests)."""
+    out: dict[str, dict[str, Any]] = {}
+    for j in jobs.JOBS:
+        if not j.runs_in(mode):
+            continue
+        every = max(j.every * period_scale, 1.0)
+        if j.name == "recompute":
+            out[j.name] = {"task": "coinlens.recompute", "schedule": every, "args": (shards,)}
+        else:
+            out[j.name] = {"task": "coinlens.job", "schedule": every, "args": (j.name, mode)}
+    return out

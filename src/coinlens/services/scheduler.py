@@ -1,0 +1,185 @@
+"""The in-process scheduler behind `coinlens up --live|--replay`: the jobs in one process.
+
+One daemon thread wakes every `tick` seconds, runs each due job (`services.jobs.JOBS`
+filtered by mode) in turn and records its idempotency key, so a job whose key did not
+change (e.g. `recompute` when no candle was written) is not run twice. A failing job is
+logged and retried at its next period; it never stops the others. The Celery deployment
+runs the same jobs (see `pipeline.tasks`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import sqlalchemy as sa
+import structlog
+
+from coinlens.domain.errors import CoinlensError
+from coinlens.services import jobs
+from coinlens.services.context import Context
+from coinlens.services.sharded import run_join
+from coinlens.storage.tables import markets
+
+log = structlog.get_logger(__name__)
+
+JobFn = Callable[[Context, datetime], object]
+Clock = Callable[[], datetime]
+MAX_LIVE_MARKETS = 50  # per venue and round; keeps polling inside public rate limits
+
+
+def recompute_in_process(ctx: Context, now: datetime | None = None) -> object:
+    """The pipeline in this process: incremental analytics, then the cross-sectional join."""
+    outcome = jobs.call_step("analytics", ctx)
+    report = run_join(ctx, now=now)
+    report.steps["analytics"] = outcome
+    return report
+
+
+def _live_markets(ctx: Context) -> dict[str, list[str]]:
+    venues = jobs_venues(ctx)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(markets.c.exchange, markets.c.pair)
+            .where(markets.c.exchange.in_(venues), markets.c.instrument == "spot")
+            .order_by(markets.c.exchange, markets.c.id)
+        ).all()
+    out: dict[str, list[str]] = {}
+    for exchange, pair in rows:
+        out.setdefault(str(exchange), []).append(str(pair))
+    return {k: v[:MAX_LIVE_MARKETS] for k, v in out.items()}
+
+
+def jobs_venues(ctx: Context) -> list[str]:
+    """The venues live jobs talk to (settings.exchanges)."""
+    return [v.strip() for v in ctx.settings.exchanges.split(",") if v.strip()]
+
+
+def poll_tickers(ctx: Context, now: datetime) -> object:
+    """One ticker round: publish a tick per market and evaluate the ticked tokens' rules."""
+    from coinlens.services.events import publish_tick
+    from coinlens.services.ingest import make_exchange
+
+    prices: dict[str, float] = {}
+    for venue, pairs in _live_markets(ctx).items():
+        conn = make_exchange(ctx.settings, venue)
+        try:
+            for pair in pairs:
+                tick = conn.fetch_tick(pair)
+                if tick.last is not None:
+                    base = pair.split("/")[0]
+                    prices.setdefault(base, tick.last)
+                    publish_tick(ctx, base, tick.last, source=tick.source)
+        finally:
+            conn.close()
+    fn = jobs.resolve_step("alerts")
+    if fn is None or not prices:
+        return f"{len(prices)} ticks"
+    from coinlens.services.alerts import evaluate_ticks
+
+    return evaluate_ticks(ctx, prices, now=now)
+
+
+def sync_candles(timeframe: Literal["1h", "1d"]) -> JobFn:
+    """A job syncing `timeframe` candles of every stored market on the configured venues."""
+
+    def run(ctx: Context, now: datetime) -> object:
+        from coinlens.services.ingest import sync_market
+
+        done = 0
+        for venue, pairs in _live_markets(ctx).items():
+            for pair in pairs:
+                sync_market(ctx, venue, pair, timeframe)
+                done += 1
+        return f"{done} markets synced"
+
+    return run
+
+
+def default_jobs(mode: Literal["live", "replay"]) -> dict[str, JobFn]:
+    """Job name → function for a deployment in `mode`."""
+    fns: dict[str, JobFn] = {
+        "tickers": poll_tickers,
+        "candles_1h": sync_candles("1h"),
+        "candles_1d": sync_candles("1d"),
+        "recompute": recompute_in_process,
+        "retrain": lambda ctx, now: jobs.call_step("forecasts", ctx),
+        "freshness": lambda ctx, now: jobs.check_freshness(ctx, now),
+        "deliver": lambda ctx, now: jobs.call_step("deliver", ctx),
+    }
+    return {j.name: fns[j.name] for j in jobs.JOBS if j.runs_in(mode)}
+
+
+@dataclass
+class Scheduler:
+    """Runs due jobs on one background thread; `run_pending` is the testable core."""
+
+    ctx: Context
+    fns: Mapping[str, JobFn]
+    clock: Clock = field(default=lambda: datetime.now(UTC))
+    tick: float = 1.0
+    last_run: dict[str, float] = field(default_factory=dict)
+    last_key: dict[str, str] = field(default_factory=dict)
+    outcomes: dict[str, str] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def due(self, now: datetime) -> list[jobs.Job]:
+        """Jobs whose period has elapsed since their last run (all of them at first)."""
+        ts = now.timestamp()
+        return [
+            j
+            for j in jobs.JOBS
+            if j.name in self.fns and ts - self.last_run.get(j.name, -1e18) >= j.every
+        ]
+
+    def run_pending(self) -> list[str]:
+        """Run every due job whose idempotency key changed; names of the jobs that ran."""
+        ran = []
+        for j in self.due(self.clock()):
+            now = self.clock()
+            version = jobs.candles_version(self.ctx) if j.key_by == "candles_version" else 0
+            key = j.key(now, version)
+            self.last_run[j.name] = now.timestamp()
+            if self.last_key.get(j.name) == key:
+                continue
+            try:
+                self.outcomes[j.name] = str(self.fns[j.name](self.ctx, now))[:200]
+            except (CoinlensError, sa.exc.SQLAlchemyError, OSError) as exc:
+                log.warning("scheduler.job_failed", job=j.name, error=str(exc)[:200])
+                self.outcomes[j.name] = f"failed: {exc}"[:200]
+                continue
+            self.last_key[j.name] = key
+            ran.append(j.name)
+        return ran
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.run_pending()
+            self._stop.wait(self.tick)
+
+    def start(self) -> Scheduler:
+        """Start the background thread (daemon: it never blocks interpreter exit)."""
+        self._thread = threading.Thread(target=self._loop, name="coinlens-scheduler", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the thread to stop after the current job and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Poll `predicate` until true or `timeout` seconds pass (tests, CLI shutdown)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
