@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def _build_snapshot(engine: Engine, path: Path) -> None:
         }
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # unique per process: workers share a data dir
     pq.write_table(table, tmp, compression="zstd")
     tmp.replace(path)  # atomic: readers never see half a snapshot
     for old in path.parent.glob(path.name.rsplit("-v", 1)[0] + "-v*.parquet"):
