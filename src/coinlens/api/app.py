@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 from coinlens import __version__
 from coinlens.api.errors import install_error_handlers
 from coinlens.api.middleware import install_api
+from coinlens.api.routes import alerts as alerts_routes
 from coinlens.api.routes import analytics, health, tokens
 from coinlens.api.routes import ecosystem as ecosystem_routes
 from coinlens.api.routes import grades as grades_routes
-from coinlens.api.routes import alerts as alerts_routes
 from coinlens.api.routes import predictions as predictions_routes
 from coinlens.api.routes import stream as stream_routes
 from coinlens.domain.errors import TemporaryError
