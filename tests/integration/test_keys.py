@@ -210,3 +210,17 @@ def test_cli_creates_lists_rotates_and_revokes(sqlite_settings: Settings) -> Non
     assert "revoked" in revoked.output
     missing = runner.invoke(cli, ["keys", "revoke", "2", "--account", "nobody", *opts])
     assert missing.exit_code == 1
+
+
+def test_demo_key_is_created_once_and_never_stored_in_plaintext(sqlite_ctx: Context) -> None:
+    from coinlens.services.keys import CreatedKey, ensure_demo_key
+
+    first = ensure_demo_key(sqlite_ctx)
+    again = ensure_demo_key(sqlite_ctx)
+    assert isinstance(first, CreatedKey)
+    assert first.key.scopes == ("read",)
+    assert not isinstance(again, CreatedKey)
+    assert again.id == first.key.id
+    with sqlite_ctx.engine.connect() as conn:
+        dump = "\n".join(str(r) for r in conn.execute(sa.text("SELECT * FROM api_keys")))
+    assert first.plaintext not in dump

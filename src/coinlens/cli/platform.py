@@ -133,6 +133,23 @@ ReplayFrom = Annotated[
 ReplaySpeed = Annotated[float, typer.Option("--speed", min=0, help="Replay speed factor")]
 
 
+def _print_demo_key(ctx: Context) -> None:
+    from coinlens.services.keys import CreatedKey, ensure_demo_key
+
+    demo = ensure_demo_key(ctx)
+    if isinstance(demo, CreatedKey):
+        console.print(
+            f"\n[bold]demo API key[/bold] (read scope, shown once — keep it): {demo.plaintext}\n"
+            f'  curl -H "X-API-Key: {demo.plaintext}" '
+            f"http://{ctx.settings.host}:{ctx.settings.port}/v1/tokens/ETH"
+        )
+    else:
+        console.print(
+            f"\ndemo API key {demo.lookup_id}… was shown when it was created; "
+            "make another with `coinlens keys create` or at /keys"
+        )
+
+
 def up_command(
     data_dir: DataDir = None,
     database_url: DbUrl = None,
@@ -148,6 +165,7 @@ def up_command(
     settings = load_settings(data_dir, database_url)
     with cli_context(settings) as ctx:
         _load(ctx, force=False)
+        _print_demo_key(ctx)
     day = replay_from.date() if replay_from else None
     served, stop = start_background(settings, live=live, replay_from=day, speed=speed)
     try:

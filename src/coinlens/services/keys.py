@@ -473,3 +473,16 @@ def release_idempotency(ctx: Context, owner: str, idem_key: str) -> None:
     """Free a key whose first request failed, so a retry runs again."""
     with ctx.engine.begin() as conn:
         keys_repo.release_idempotency(conn, owner, idem_key)
+
+
+DEMO_ACCOUNT = "demo"
+
+
+def ensure_demo_key(ctx: Context) -> CreatedKey | ApiKey:
+    """The local demo account's read key: created (plaintext returned once) on first run,
+    afterwards the existing key without its plaintext, which is never stored."""
+    page = list_keys(ctx, DEMO_ACCOUNT, cursor=None, limit=50)
+    live = [k for k in page.items if k.revoked_at is None]
+    if live:
+        return live[0]
+    return create_key(ctx, KeySpec(name="demo", scopes=("read",), account=DEMO_ACCOUNT))
