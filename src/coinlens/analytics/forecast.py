@@ -7,12 +7,17 @@ Method (see docs/predictions.md):
   so one global model pools tokens of very different volatility.
 * One LightGBM quantile regressor per horizon × quantile, trained on origins t whose target
   day t + h is <= the cut-off (no look-ahead; features at t use data <= t).
+* Reference distribution: the random walk's z-quantiles Φ⁻¹(q), optionally with the vol pulled
+  towards the slow 365-day vol: Φ⁻¹(q) · (σ₃₆₅/σ)^β (β = 0 is the plain random walk).
 * Calibration window: the last `calib_days` origins before the cut-off are held out from a
-  first fit; on them we choose the blend weight w between the model and the random walk
-  (z-quantiles Φ⁻¹(q)) that minimises pinball loss, then a conformal scale per quantile
-  level that stretches or shrinks its distance from the median until the level's empirical
-  frequency on the window equals its nominal value. The boosters are then refit on every
-  origin up to the cut-off (`refit`), keeping w and the scales.
+  first fit; on them we choose, by pinball loss, β and two blend weights between model and
+  reference: one for the location (the median, wl) and one for the shape (the distances of
+  the other levels from the median, ws), so the median only leaves the random walk's where
+  the window says it pays. Then one conformal scale per central interval stretches or shrinks
+  its distance from the median until its coverage on the window is nominal; because a window
+  holds only calib_days / h independent h-day outcomes, each scale is shrunk towards 1 with
+  weight n / (n + n0), n = calib_days / h. The boosters are then refit on every origin up to
+  the cut-off (`refit`), keeping the weights and the scales.
 * Random walk baseline: log-price quantiles log c_t + Φ⁻¹(q) σ_t √h, drift 0.
 """
 
@@ -55,19 +60,32 @@ class ForecastConfig:
     calib_days: int = 365
     min_age: int = 120  # days of history a training origin needs
     blend_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+    vol_exponents: tuple[float, ...] = (0.0, 0.5)  # β candidates of the reference distribution
+    scale_prior: float = 8.0  # n0: shrink conformal scales by n / (n + n0), n = calib_days / h
     refit: bool = True
     seed: int = 7
 
 
 @dataclass(frozen=True)
 class HorizonModel:
-    """The boosters of one horizon (one per quantile), blend weight and conformal scales."""
+    """The boosters of one horizon (one per quantile), blend weights and conformal scales.
+
+    `weight` is the model's share of the shape (spread/skew), `loc_weight` its share of the
+    median, `vol_exponent` the β of the reference Φ⁻¹(q)·(σ₃₆₅/σ)^β.
+    """
 
     horizon: int
     boosters: tuple[str, ...]
     weight: float
     scales: tuple[float, ...]
     metrics: dict[str, float] = field(default_factory=dict)
+    loc_weight: float | None = None  # None: same as `weight` (models stored before the split)
+    vol_exponent: float = 0.0
+
+    @property
+    def location(self) -> float:
+        """The model's weight in the median."""
+        return self.weight if self.loc_weight is None else self.loc_weight
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,8 @@ class QuantileModel:
                     "weight": h.weight,
                     "scales": list(h.scales),
                     "metrics": h.metrics,
+                    "loc_weight": h.location,
+                    "vol_exponent": h.vol_exponent,
                 }
                 for h in self.horizons
             ],
@@ -110,6 +130,8 @@ class QuantileModel:
                     weight=float(h["weight"]),
                     scales=tuple(float(s) for s in h["scales"]),
                     metrics={k: float(v) for k, v in h["metrics"].items()},
+                    loc_weight=float(h.get("loc_weight", h["weight"])),
+                    vol_exponent=float(h.get("vol_exponent", 0.0)),
                 )
                 for h in doc["horizons"]
             ),
@@ -195,29 +217,84 @@ def conformal_scales(z: F64, blended: F64) -> tuple[float, ...]:
     return tuple(scales)
 
 
-def apply_calibration(zm: F64, weight: float, scales: Sequence[float]) -> F64:
-    """Blend model and random-walk z-quantiles, then stretch each level around the median."""
-    b = weight * zm + (1.0 - weight) * random_walk_z(len(zm))
-    med = b[:, MEDIAN : MEDIAN + 1]
-    out = med + (b - med) * np.asarray(scales)[None, :]
-    return np.sort(out, axis=1)
+@dataclass(frozen=True)
+class Blend:
+    """How model and reference z-quantiles combine (chosen on the calibration window)."""
+
+    loc: float  # model's weight in the median
+    shape: float  # model's weight in the distances of the other levels from the median
+    vol_exponent: float  # β of the reference Φ⁻¹(q)·(σ₃₆₅/σ)^β
+    scales: tuple[float, ...] = (1.0,) * len(QUANTILES)
+
+
+def blend_of(hm: HorizonModel) -> Blend:
+    """The blend stored in a trained horizon."""
+    return Blend(hm.location, hm.weight, hm.vol_exponent, hm.scales)
+
+
+def reference_z(ratio: F64, vol_exponent: float) -> F64:
+    """Reference z-quantiles Φ⁻¹(q)·ratio^β per origin (β = 0: the random walk's)."""
+    return np.asarray(Z[None, :] * (np.asarray(ratio)[:, None] ** vol_exponent), dtype=np.float64)
+
+
+def _combine(zm: F64, ratio: F64, blend: Blend) -> F64:
+    med = zm[:, MEDIAN : MEDIAN + 1]
+    shape = blend.shape * (zm - med) + (1.0 - blend.shape) * reference_z(ratio, blend.vol_exponent)
+    return np.asarray(blend.loc * med + shape * np.asarray(blend.scales)[None, :])
+
+
+def apply_calibration(zm: F64, ratio: F64, blend: Blend) -> F64:
+    """Median = loc·model median (the RW's is 0); shape = shape·model + (1-shape)·reference;
+    then each level's distance from the median times its conformal scale."""
+    return np.sort(_combine(zm, ratio, blend), axis=1)
+
+
+def shrunk_scales(scales: Sequence[float], horizon: int, cfg: ForecastConfig) -> tuple[float, ...]:
+    """Shrink conformal scales towards 1 by n / (n + n0), n = calib_days / h independent
+    h-day outcomes in the window (a 90-day scale rests on ~4 of them)."""
+    n = cfg.calib_days / horizon
+    lam = n / (n + cfg.scale_prior) if cfg.scale_prior > 0 else 1.0
+    return tuple(1.0 + lam * (s - 1.0) for s in scales)
+
+
+def _choose_blend(zm: F64, ratio: F64, z: F64, cfg: ForecastConfig) -> tuple[Blend, float]:
+    """The (β, location, shape) with the lowest calibration pinball; ties keep the random walk.
+
+    Same arithmetic as `_combine` with unit scales (x·1.0 is exact), hoisted out of the loops.
+    """
+    best = Blend(0.0, 0.0, 0.0)
+    best_loss = float(pinball(z, random_walk_z(len(z)), QUANTILES).mean())
+    med = zm[:, MEDIAN : MEDIAN + 1]
+    dev = zm - med
+    for beta in cfg.vol_exponents:
+        ref = reference_z(ratio, beta)
+        shapes = [(w, w * dev + (1.0 - w) * ref) for w in cfg.blend_grid]
+        for loc in cfg.blend_grid:
+            for shape_w, shape in shapes:
+                loss = float(pinball(z, loc * med + shape, QUANTILES).mean())
+                if loss < best_loss:
+                    best, best_loss = Blend(loc, shape_w, beta), loss
+    return best, best_loss
 
 
 def _calibrate(
-    hm: tuple[lgb.Booster, ...], x: NDArray[np.float32], z: F64, cfg: ForecastConfig
-) -> tuple[float, tuple[float, ...], dict[str, float]]:
+    hm: tuple[lgb.Booster, ...],
+    rows: tuple[NDArray[np.float32], F64, F64],
+    horizon: int,
+    cfg: ForecastConfig,
+) -> tuple[Blend, dict[str, float]]:
+    x, z, ratio = rows
     zm = _predict_z(hm, x)
-    rw = random_walk_z(len(z))
-    losses = {w: float(pinball(z, w * zm + (1 - w) * rw, QUANTILES).mean()) for w in cfg.blend_grid}
-    weight = min(losses, key=lambda w: losses[w])
-    scales = conformal_scales(z, weight * zm + (1 - weight) * rw)
+    blend, loss = _choose_blend(zm, ratio, z, cfg)
+    raw = conformal_scales(z, _combine(zm, ratio, blend))
+    blend = Blend(blend.loc, blend.shape, blend.vol_exponent, shrunk_scales(raw, horizon, cfg))
     metrics = {
         "calib_rows": float(len(z)),
-        "pinball_rw": losses[0.0] if 0.0 in losses else float("nan"),
-        "pinball_model": losses[1.0] if 1.0 in losses else float("nan"),
-        "pinball_blend": losses[weight],
+        "pinball_rw": float(pinball(z, random_walk_z(len(z)), QUANTILES).mean()),
+        "pinball_model": float(pinball(z, zm, QUANTILES).mean()),
+        "pinball_blend": loss,
     }
-    return weight, scales, metrics
+    return blend, metrics
 
 
 def train_horizon(fp: FeaturePanel, cutoff: int, horizon: int, cfg: ForecastConfig) -> HorizonModel:
@@ -230,17 +307,22 @@ def train_horizon(fp: FeaturePanel, cutoff: int, horizon: int, cfg: ForecastConf
     if len(fit_idx) < 2 * cfg.min_data_in_leaf or len(cal_idx) < 100:
         raise ValueError(f"not enough history to train horizon {horizon}d before the cut-off")
     boosters = _fit(*_rows(fp, _subsample(fit_idx, cfg.max_rows, rng), horizon), cfg, horizon)
-    xc, zc = _rows(fp, _subsample(cal_idx, cfg.max_rows, rng), horizon)
-    weight, scales, metrics = _calibrate(boosters, xc, zc, cfg)
+    cal = _subsample(cal_idx, cfg.max_rows, rng)
+    xc, zc = _rows(fp, cal, horizon)
+    blend, metrics = _calibrate(
+        boosters, (xc, zc, fp.vol_ratio[cal[:, 0], cal[:, 1]]), horizon, cfg
+    )
     if cfg.refit:
         all_idx = origins(fp, 0, calib_last, horizon, cfg.min_age)
         boosters = _fit(*_rows(fp, _subsample(all_idx, cfg.max_rows, rng), horizon), cfg, horizon)
     return HorizonModel(
         horizon=horizon,
         boosters=tuple(b.model_to_string() for b in boosters),
-        weight=weight,
-        scales=scales,
+        weight=blend.shape,
+        scales=blend.scales,
         metrics=metrics,
+        loc_weight=blend.loc,
+        vol_exponent=blend.vol_exponent,
     )
 
 
@@ -271,9 +353,10 @@ def predict(
     loaded = boosters or load_boosters(model)
     tok, day = idx[:, 0], idx[:, 1]
     x, lc, sigma = fp.values[tok, day], fp.log_close[tok, day], fp.sigma[tok, day]
+    ratio = fp.vol_ratio[tok, day]
     out = {}
     for hm in model.horizons:
-        zq = apply_calibration(_predict_z(loaded[hm.horizon], x), hm.weight, hm.scales)
+        zq = apply_calibration(_predict_z(loaded[hm.horizon], x), ratio, blend_of(hm))
         out[hm.horizon] = to_log_price(lc, sigma, hm.horizon, zq)
     return out
 

@@ -21,6 +21,7 @@ I64 = NDArray[np.int64]
 RETURN_LAGS = (1, 3, 7, 14, 30, 90)
 VOL_WINDOWS = (7, 30, 90)
 SIGMA_FLOOR = 0.005  # a daily vol below 0.5 % (stable-like) would make standardised targets explode
+LONG_VOL_DAYS = 365  # the slow vol that the 30-day vol reverts to (see `vol_ratio`)
 TOKEN_FEATURES = (
     *(f"ret_{k}d" for k in RETURN_LAGS),
     *(f"vol_{w}d" for w in VOL_WINDOWS),
@@ -43,6 +44,7 @@ class FeaturePanel:
     log_close: F64  # log close, forward-filled after listing; NaN before
     observed: NDArray[np.bool_]  # the token has its own close that day
     sigma: F64  # trailing 30-day daily vol (floored; 90-day / 7-day fallbacks)
+    vol_ratio: F64  # trailing 365-day vol / sigma, clipped to [0.25, 4]; 1 where unknown
 
 
 def ffill_log_close(close: F64) -> tuple[F64, NDArray[np.bool_]]:
@@ -85,6 +87,18 @@ def trailing_sigma(log_ret: F64) -> F64:
     s7 = rolling_std(log_ret, 7, 5)
     sigma = np.where(np.isfinite(s30), s30, np.where(np.isfinite(s90), s90, s7))
     return np.maximum(sigma, SIGMA_FLOOR)
+
+
+def long_vol_ratio(log_ret: F64, sigma: F64) -> F64:
+    """σ₃₆₅ / σ: how far the slow (365-day, >= 60 % observed) vol is from the 30-day scale.
+
+    Realised vol mean-reverts, so at long horizons the random-walk scale σ√h is improved by
+    pulling σ towards the slow vol (GARCH-style mean reversion); 1 where the slow vol is unknown.
+    """
+    slow = rolling_std(log_ret, LONG_VOL_DAYS, int(LONG_VOL_DAYS * 0.6))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.maximum(slow, SIGMA_FLOOR) / sigma
+    return np.clip(np.where(np.isfinite(ratio), ratio, 1.0), 0.25, 4.0)
 
 
 def _ewm(x: F64, alpha: float, warmup: int) -> F64:
@@ -194,12 +208,14 @@ def build_features(
         names.append(name)
     values = np.stack([np.asarray(f, dtype=np.float32) for f in feats], axis=2)
     values[~np.isfinite(values)] = np.nan
+    sigma = trailing_sigma(log_ret)
     return FeaturePanel(
         values=values,
         names=tuple(names),
         log_close=lc,
         observed=observed,
-        sigma=trailing_sigma(log_ret),
+        sigma=sigma,
+        vol_ratio=long_vol_ratio(log_ret, sigma),
     )
 
 

@@ -29,6 +29,15 @@ def forecasts_command(
     market: Annotated[
         bool, typer.Option("--market", help="Add BTC/ETH market-state features")
     ] = False,
+    origins: Annotated[
+        int | None, typer.Option("--origins", min=1, help="Only the first N retraining origins")
+    ] = None,
+    until: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            "--until", formats=["%Y-%m-%d"], help="Score only targets up to this day (dev mode)"
+        ),
+    ] = None,
     data_dir: DataDir = None,
     database_url: DbUrl = None,
 ) -> None:
@@ -36,7 +45,12 @@ def forecasts_command(
     from coinlens.analytics.forecast import ForecastConfig
     from coinlens.services.forecast_eval import EvalConfig, evaluate_forecasts
 
-    cfg = EvalConfig(ets_tokens=ets_tokens, market_features=market)
+    cfg = EvalConfig(
+        ets_tokens=ets_tokens,
+        market_features=market,
+        max_origins=origins,
+        score_until=until.date() if until else None,
+    )
     if quick:
         cfg = EvalConfig(
             start=dt.date(2024, 9, 30),

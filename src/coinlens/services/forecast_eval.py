@@ -39,6 +39,10 @@ class EvalConfig:
     start: dt.date = dt.date(2021, 1, 1)
     end: dt.date = dt.date(2025, 6, 30)
     step_days: int = 91
+    max_origins: int | None = None  # fast mode: only the first N retraining origins
+    # development mode: score only rows whose target day is <= this date (e.g. 2024-09-30, so
+    # the last 12 months stay untouched while hyper-parameters are chosen)
+    score_until: dt.date | None = None
     ets_tokens: int = 20
     ets_window: int = 730
     market_features: bool = False
@@ -67,12 +71,16 @@ def _col(panel: Panel, date: dt.date) -> int:
 
 
 def _score_block(
-    fp: FeaturePanel, model: fc.QuantileModel, first: int, last: int, out: dict[int, Collected]
+    fp: FeaturePanel,
+    model: fc.QuantileModel,
+    window: tuple[int, int, int],
+    out: dict[int, Collected],
 ) -> None:
+    """Score origins first..last whose target column is <= `target_last` (window)."""
+    first, last, target_last = window
     boosters = fc.load_boosters(model)
-    n_days = fp.log_close.shape[1]
     for h in model_horizons(model):
-        idx = fc.origins(fp, first, min(last, n_days - 1 - h), h, MIN_HISTORY)
+        idx = fc.origins(fp, first, min(last, target_last - h), h, MIN_HISTORY)
         if len(idx) == 0:
             continue
         tok, day = idx[:, 0], idx[:, 1]
@@ -176,13 +184,16 @@ def run_walk_forward(
     """Walk forward over [start, end] and return per-horizon metrics and the AutoETS check."""
     btc_eth = _market_rows(panel) if cfg.market_features else None
     fp = build_features(panel.close, panel.volume, market_rows=btc_eth)
-    cols = range(_col(panel, cfg.start), _col(panel, cfg.end) + 1, cfg.step_days)
+    cols = list(range(_col(panel, cfg.start), _col(panel, cfg.end) + 1, cfg.step_days))
+    target_last = _col(panel, cfg.score_until) if cfg.score_until else len(panel.days) - 1
+    cols = [c for c in cols if c + 1 < target_last]  # origins with something left to score
+    cols = cols[: cfg.max_origins] if cfg.max_origins else cols
     collected: dict[int, Collected] = {}
     ets_rows: dict[int, list[tuple[F64, F64, F64]]] = {}
     t0, t_ets = time.perf_counter(), 0.0
     for col in cols:
         model = fc.train(fp, col, cfg.model)
-        _score_block(fp, model, col + 1, col + cfg.step_days, collected)
+        _score_block(fp, model, (col + 1, col + cfg.step_days, target_last), collected)
         if cfg.ets_tokens > 0:
             t1 = time.perf_counter()
             _ets_compare(fp, model, col, cfg, ets_rows)

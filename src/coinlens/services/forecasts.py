@@ -76,6 +76,8 @@ def _metrics(model: fc.QuantileModel) -> dict[str, Any]:
         rw, blend = m.get("pinball_rw", math.nan), m.get("pinball_blend", math.nan)
         out[f"{hm.horizon}d"] = {
             "blend_weight": hm.weight,
+            "median_weight": hm.location,
+            "vol_exponent": hm.vol_exponent,
             "interval_scales": dict(zip(fc.QUANTILE_NAMES, hm.scales, strict=True)),
             "pinball_skill_vs_rw": 1.0 - blend / rw if rw > 0 else None,
             "calibration_rows": int(m.get("calib_rows", 0)),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import zlib
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest
@@ -42,6 +45,7 @@ def test_features_use_no_future_data(panel: tuple[np.ndarray, np.ndarray]) -> No
     b = build_features(_perturb_after(close, col), _perturb_after(volume, col))
     np.testing.assert_array_equal(a.values[:, : col + 1], b.values[:, : col + 1])
     np.testing.assert_array_equal(a.sigma[:, : col + 1], b.sigma[:, : col + 1])
+    np.testing.assert_array_equal(a.vol_ratio[:, : col + 1], b.vol_ratio[:, : col + 1])
     assert not np.array_equal(a.values[:, col + 2 :], b.values[:, col + 2 :], equal_nan=True)
 
 
@@ -70,6 +74,49 @@ def test_quantiles_are_monotone_and_model_round_trips(
         assert q.shape == (len(idx), 7)
         assert (np.diff(q, axis=1) >= 0).all()
         np.testing.assert_allclose(q, again[h])
+
+
+def test_blend_moves_the_median_only_where_the_window_supports_it() -> None:
+    rng = np.random.default_rng(8)
+    n = 20_000
+    ones = np.ones(n)
+    cfg = fc.ForecastConfig()
+    # the model knows the drift: its median is taken
+    z = rng.normal(0.5, 1.0, n)
+    right, _ = fc._choose_blend(0.5 + fc.random_walk_z(n), ones, z, cfg)
+    assert right.loc == 1.0
+    # the model's drift is wrong: the median stays the random walk's (0)
+    z = rng.normal(0.0, 1.0, n)
+    wrong, _ = fc._choose_blend(0.8 + fc.random_walk_z(n), ones, z, cfg)
+    assert wrong.loc == 0.0
+    # no model information, but the realised scale follows the slow vol: beta > 0 is chosen
+    ratio = rng.choice([0.5, 2.0], n)
+    z = rng.normal(0.0, 1.0, n) * ratio
+    vol, _ = fc._choose_blend(fc.random_walk_z(n), ratio, z, cfg)
+    assert vol.vol_exponent == 0.5
+    q = fc.apply_calibration(fc.random_walk_z(n), ratio, vol)
+    np.testing.assert_allclose(q, fc.Z[None, :] * np.sqrt(ratio)[:, None])
+
+
+def test_scales_shrink_more_at_long_horizons_and_old_models_load() -> None:
+    cfg = fc.ForecastConfig()  # 365-day window, n0 = 8
+    raw = (1.4,) * 7
+    s1, s90 = fc.shrunk_scales(raw, 1, cfg)[0], fc.shrunk_scales(raw, 90, cfg)[0]
+    assert s1 == pytest.approx(1 + 0.4 * 365 / 373)
+    assert s90 == pytest.approx(1 + 0.4 * (365 / 90) / (365 / 90 + 8))
+    # a model stored before the location/shape split: one weight for both, plain RW reference
+    doc = {
+        "feature_names": ["a"],
+        "cutoff": 5,
+        "horizons": [
+            {"horizon": 1, "boosters": [], "weight": 0.25, "scales": [1.0] * 7, "metrics": {}}
+        ],
+    }
+    old = fc.QuantileModel.from_bytes(zlib.compress(json.dumps(doc).encode()))
+    hm = old.horizons[0]
+    assert (hm.location, hm.weight, hm.vol_exponent) == (0.25, 0.25, 0.0)
+    again = fc.QuantileModel.from_bytes(old.to_bytes()).horizons[0]
+    assert fc.blend_of(again) == fc.blend_of(hm)
 
 
 def test_random_walk_coverage_is_nominal_on_gbm() -> None:
