@@ -16,7 +16,8 @@ from coinlens.services.ratelimit import Limit, RateLimiter
 from coinlens.settings import PlanLimits, Settings, get_settings
 
 pytestmark = pytest.mark.redis
-HUNDRED = (Limit("minute", 100, 60), Limit("day", 10_000, 86_400))
+# 100 per minute and per day: the day quota keeps "exactly 100" independent of burst duration
+HUNDRED = (Limit("minute", 100, 60), Limit("day", 100, 86_400))
 ApiHeaders = Callable[..., dict[str, str]]
 DOWN_URL = "redis://127.0.0.1:6390/0"  # nothing listens here
 

@@ -28,6 +28,15 @@ def njit(func: F) -> F:
     return cast(F, numba.njit(cache=True, nogil=True)(func))
 
 
+def njit_ieee(func: F) -> F:
+    """Compile a serial kernel whose float division follows IEEE 754 like NumPy.
+
+    x / 0 gives ±inf or NaN instead of raising ZeroDivisionError, which also drops the
+    zero check numba's default error model puts before every division.
+    """
+    return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy")(func))
+
+
 def njit_parallel(func: F) -> F:
     """Compile a kernel whose outer `prange` loop over tokens runs on all cores."""
     return cast(F, numba.njit(cache=True, nogil=True, parallel=True)(func))

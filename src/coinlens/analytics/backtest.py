@@ -26,9 +26,9 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coinlens.analytics._jit import njit, run_rows
+from coinlens.analytics._jit import njit_ieee, run_rows
 from coinlens.analytics.indicators import as_panel
-from coinlens.analytics.returns import Performance, performance
+from coinlens.analytics.returns import Performance
 from coinlens.domain.errors import UserInputError
 
 F64 = NDArray[np.float64]
@@ -79,107 +79,201 @@ def entries_exits(signal: ArrayLike) -> tuple[B, B]:
     return long & ~prev, ~long & prev
 
 
-@njit
-def _simulate_rows(
+# Per-token output columns of `_backtest_rows`: strategy metrics, buy-and-hold metrics,
+# then trade statistics. Metric columns follow `Performance`'s field order.
+PERF, BH_PERF, TRADES = 0, 6, 12
+N_STATS = 16
+Metrics = tuple[float, float, float, float, float, float]
+
+
+@njit_ieee
+def _strategy_row(
+    sig: NDArray[np.int8], op: F64, cl: F64, costs: tuple[float, float, float], eq: F64
+) -> tuple[int, int, float, int, int]:
+    """Equity of one token, and its [trades, wins, sum of trade returns, bars held, bars]."""
+    fees, slip, init = costs
+    cash, shares, cost, last = init, 0.0, 0.0, np.nan
+    pending = 0
+    was_long = False
+    n_tr = wins = held = bars = 0
+    sum_ret = 0.0
+    for j in range(cl.shape[0]):
+        o = op[j]
+        if pending != 0 and math.isfinite(o):
+            if pending > 0:
+                cost = cash
+                shares = cash / (1.0 + fees) / (o * (1.0 + slip))
+                cash = 0.0
+            else:
+                value = shares * (o * (1.0 - slip))
+                cash = value - value * fees
+                shares = 0.0
+                ret = cash / cost - 1.0
+                n_tr += 1
+                wins += ret > 0
+                sum_ret += ret
+            pending = 0
+        if math.isfinite(cl[j]):
+            last = cl[j]
+        eq[j] = cash + shares * last
+        if math.isfinite(last):
+            bars += 1
+            held += shares > 0
+        # entries_exits, bar by bar: the signal turns +1 (entry) or leaves +1 (exit)
+        is_long = sig[j] == 1
+        if is_long and not was_long and shares == 0.0:
+            pending = 1
+        elif was_long and not is_long:
+            pending = -1 if shares > 0.0 else 0
+        was_long = is_long
+    if shares > 0.0:
+        ret = shares * last / cost - 1.0
+        n_tr += 1
+        wins += ret > 0
+        sum_ret += ret
+    return n_tr, wins, sum_ret, held, bars
+
+
+@njit_ieee
+def _buy_hold_row(op: F64, cl: F64, costs: tuple[float, float, float], eq: F64) -> None:
+    """Equity of buying with all cash at the first valid open and holding to the end."""
+    fees, slip, init = costs
+    cash, shares, last = init, 0.0, np.nan
+    pending = True
+    for j in range(cl.shape[0]):
+        o = op[j]
+        if pending and math.isfinite(o):
+            shares = cash / (1.0 + fees) / (o * (1.0 + slip))
+            cash = 0.0
+            pending = False
+        if math.isfinite(cl[j]):
+            last = cl[j]
+        eq[j] = cash + shares * last
+
+
+@njit_ieee
+def _perf_row(eq: F64, init: float, ppy: float, scratch: F64) -> Metrics:
+    """`returns.performance(eq, ppy, initial=init)` for one row, in `Performance` order.
+
+    Same definitions in one pass (plus a pass over the returns for the deviation): a
+    virtual bar worth `init` precedes the first finite value; sums run left to right.
+    The drawdown divides once per running-peak segment: division by a fixed positive peak
+    is monotone, so min(v / peak) over a segment equals min(v) / peak bit for bit.
+    """
+    prev = peak = low = init
+    mdd = 0.0
+    n, s, down, first, span = 0, 0.0, 0.0, -1, 0
+    for j in range(eq.shape[0]):
+        v = eq[j]
+        if not math.isfinite(v):
+            continue
+        if first < 0:
+            first = j
+        span = j - first + 1  # bars from the virtual one to this one, gaps included
+        r = v / prev - 1.0
+        if math.isfinite(r):
+            scratch[n] = r
+            n += 1
+            s += r
+            down += min(r, 0.0) * min(r, 0.0)
+        if v > peak:
+            mdd = min(mdd, low / peak - 1.0)
+            peak = low = v
+        elif v < low:
+            low = v
+        prev = v
+    return _finish_perf((init, prev, peak, low, mdd), (n, s, down, span), ppy, scratch)
+
+
+@njit_ieee
+def _finish_perf(
+    values: tuple[float, float, float, float, float],
+    sums: tuple[int, float, float, int],
+    ppy: float,
+    scratch: F64,
+) -> Metrics:
+    """Total return, CAGR, volatility, Sharpe, Sortino and max drawdown from the sums."""
+    init, final, peak, low, mdd = values
+    n, s, down, span = sums
+    nan = math.nan
+    if span == 0:  # no finite value at all
+        return nan, nan, nan, nan, nan, nan
+    growth = final / init
+    total, cagr = growth - 1.0, growth ** (ppy / span) - 1.0
+    mdd = min(mdd, low / peak - 1.0)
+    if n < 2:
+        return total, cagr, nan, nan, nan, mdd
+    mean = s / n
+    ss = 0.0
+    for k in range(n):
+        d = scratch[k] - mean
+        ss += d * d
+    sd = math.sqrt(ss / (n - 1))
+    dd = math.sqrt(down / n)
+    scale = math.sqrt(ppy)
+    sharpe = mean / sd * scale if sd > 0 else nan
+    sortino = mean / dd * scale if dd > 0 else nan
+    return total, cagr, sd * scale, sharpe, sortino, mdd
+
+
+@njit_ieee
+def _backtest_rows(
+    sig: NDArray[np.int8],
     px: tuple[F64, F64],
-    orders: tuple[B, B],
-    costs: tuple[float, float, float],
-    out: tuple[F64, F64],
+    params: tuple[float, float, float, float],
+    out: tuple[F64, F64, F64],
     r0: int,
     r1: int,
 ) -> None:
-    """Equity per bar, and per token [trades, wins, sum of trade returns, bars held, bars]."""
+    """Strategy and buy-and-hold equity and metrics for tokens r0..r1, one pass each."""
     op, cl = px
-    entries, exits = orders
-    fees, slip, init = costs
-    equity, stats = out
+    fees, slip, init, ppy = params
+    costs = (fees, slip, init)
+    equity, bh, stats = out
+    scratch = np.empty(cl.shape[1])
     for i in range(r0, r1):
-        cash, shares, cost, last = init, 0.0, 0.0, np.nan
-        pending = 0
-        n_tr = wins = held = bars = 0
-        sum_ret = 0.0
-        for j in range(cl.shape[1]):
-            o = op[i, j]
-            if pending != 0 and math.isfinite(o):
-                if pending > 0:
-                    cost = cash
-                    shares = cash / (1.0 + fees) / (o * (1.0 + slip))
-                    cash = 0.0
-                else:
-                    value = shares * (o * (1.0 - slip))
-                    cash = value - value * fees
-                    shares = 0.0
-                    ret = cash / cost - 1.0
-                    n_tr += 1
-                    wins += ret > 0
-                    sum_ret += ret
-                pending = 0
-            if math.isfinite(cl[i, j]):
-                last = cl[i, j]
-            equity[i, j] = cash + shares * last
-            if math.isfinite(last):
-                bars += 1
-                held += shares > 0
-            if entries[i, j] and shares == 0.0:
-                pending = 1
-            elif exits[i, j]:
-                pending = -1 if shares > 0.0 else 0
-        if shares > 0.0:
-            ret = shares * last / cost - 1.0
-            n_tr += 1
-            wins += ret > 0
-            sum_ret += ret
-        stats[i, 0], stats[i, 1], stats[i, 2] = n_tr, wins, sum_ret
-        stats[i, 3], stats[i, 4] = held, bars
+        n_tr, wins, sum_ret, held, bars = _strategy_row(sig[i], op[i], cl[i], costs, equity[i])
+        _buy_hold_row(op[i], cl[i], costs, bh[i])
+        row = stats[i]
+        strategy = _perf_row(equity[i], init, ppy, scratch)
+        buy_hold = _perf_row(bh[i], init, ppy, scratch)
+        for k in range(6):
+            row[PERF + k] = strategy[k]
+            row[BH_PERF + k] = buy_hold[k]
+        row[TRADES] = n_tr
+        row[TRADES + 1] = wins / n_tr if n_tr > 0 else np.nan
+        row[TRADES + 2] = sum_ret / n_tr if n_tr > 0 else np.nan
+        row[TRADES + 3] = held / bars if bars > 0 else np.nan
 
 
-def _simulate(
-    px: tuple[F64, F64], orders: tuple[B, B], costs: tuple[float, float, float]
-) -> tuple[F64, F64]:
-    m, t = px[1].shape
-    out = (np.empty((m, t)), np.empty((m, 5)))
-    run_rows(_simulate_rows, m, px, orders, costs, out)
-    return out
-
-
-def _buy_hold_orders(op: F64) -> B:
-    """An entry on the bar before the first valid open, so it fills at that open."""
-    valid = np.isfinite(op)
-    has = valid.any(axis=1)
-    first = np.argmax(valid, axis=1)
-    entries = np.zeros(op.shape, np.bool_)
-    rows = np.nonzero(has & (first > 0))[0]
-    entries[rows, first[rows] - 1] = True
-    return entries
+def _as_long_flags(signal: ArrayLike) -> NDArray[np.int8]:
+    """The signal as a C-contiguous int8 panel in which exactly the +1 bars equal 1."""
+    sig = np.atleast_2d(np.asarray(signal))
+    if sig.dtype != np.int8:
+        sig = (sig == 1).view(np.int8)
+    return np.ascontiguousarray(sig)
 
 
 def backtest(
     signal: ArrayLike, open_: ArrayLike, close: ArrayLike, config: BacktestConfig | None = None
 ) -> BacktestResult:
-    """Run the long-only signal strategy and buy-and-hold on every token."""
+    """Run the long-only signal strategy and buy-and-hold on every token.
+
+    Equity equals vectorbt's `Portfolio.from_signals` (size = all cash) on the orders of
+    `entries_exits` placed one bar later; metrics equal `returns.performance(equity,
+    periods_per_year, initial=init_cash)`.
+    """
     cfg = config or BacktestConfig()
     op, cl = as_panel(open_), as_panel(close)
-    entries, exits = entries_exits(signal)
-    if not (op.shape == cl.shape == entries.shape):
+    sig = _as_long_flags(signal)
+    if not (op.shape == cl.shape == sig.shape):
         raise UserInputError("signal, open and close must have the same shape")
-    costs = (cfg.fees, cfg.slippage, cfg.init_cash)
-    equity, stats = _simulate((op, cl), (entries, exits), costs)
-    # Buy-and-hold: shift the panel right by one bar so the first valid open can be
-    # reached by an order placed "the bar before", with no order ever closing it.
-    pad = np.full((op.shape[0], 1), np.nan)
-    op_bh, cl_bh = np.hstack([pad, op]), np.hstack([pad, cl])
-    bh_entries = _buy_hold_orders(op_bh)
-    bh_equity, _ = _simulate((op_bh, cl_bh), (bh_entries, np.zeros_like(bh_entries)), costs)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        trades = TradeStats(
-            stats[:, 0].astype(np.int64),
-            np.where(stats[:, 0] > 0, stats[:, 1] / stats[:, 0], np.nan),
-            np.where(stats[:, 0] > 0, stats[:, 2] / stats[:, 0], np.nan),
-            np.where(stats[:, 4] > 0, stats[:, 3] / stats[:, 4], np.nan),
-        )
-    ppy = cfg.periods_per_year
-    bh = bh_equity[:, 1:]
-    init = cfg.init_cash
-    return BacktestResult(
-        equity, performance(equity, ppy, init), trades, bh, performance(bh, ppy, init)
-    )
+    m, t = cl.shape
+    equity, bh, stats = np.empty((m, t)), np.empty((m, t)), np.empty((m, N_STATS))
+    # all floats, so an int in the config does not compile another specialisation
+    params = tuple(map(float, (cfg.fees, cfg.slippage, cfg.init_cash, cfg.periods_per_year)))
+    run_rows(_backtest_rows, m, sig, (op, cl), params, (equity, bh, stats))
+    cols = np.ascontiguousarray(stats.T)
+    trades = TradeStats(cols[TRADES].astype(np.int64), *cols[TRADES + 1 : TRADES + 4])
+    strategy = Performance(*cols[PERF : PERF + 6])
+    return BacktestResult(equity, strategy, trades, bh, Performance(*cols[BH_PERF : BH_PERF + 6]))

@@ -9,6 +9,7 @@ import pytest
 from numpy.typing import NDArray
 
 from coinlens.analytics.backtest import BacktestConfig, backtest, entries_exits
+from coinlens.analytics.returns import performance
 from coinlens.analytics.signals import compute_signals
 from coinlens.domain.errors import UserInputError
 
@@ -100,6 +101,111 @@ def test_metrics_are_per_token(walk: Ohlcv) -> None:
     assert ((res.trades.exposure >= 0) & (res.trades.exposure <= 1)).all()
     entries, _ = entries_exits(panel.signal)
     assert (res.trades.trades <= entries.sum(axis=1)).all()
+
+
+def reference_trades(sig: NDArray[np.int8], op: F64, cl: F64, cfg: BacktestConfig) -> F64:
+    """Per token [trades, win rate, mean trade return, exposure] from the reference equity."""
+    eq = reference_equity(sig, op, cl, cfg)
+    out = np.full((cl.shape[0], 4), np.nan)
+    for i in range(cl.shape[0]):
+        entries, exits = (x[0] for x in entries_exits(sig[i]))
+        rets, held, start, pending = [], 0, math.nan, 0
+        for j in range(cl.shape[1]):
+            if pending and math.isfinite(op[i, j]):
+                if pending > 0:  # equity just before the fill is the cash spent
+                    start = eq[i, j - 1] if j and math.isfinite(eq[i, j - 1]) else cfg.init_cash
+                else:
+                    rets.append(eq[i, j] / start - 1)
+                    start = math.nan
+                pending = 0
+            held += math.isfinite(start) and math.isfinite(eq[i, j])
+            if entries[j] and not math.isfinite(start):
+                pending = 1
+            elif exits[j]:
+                pending = -1 if math.isfinite(start) else 0
+        if math.isfinite(start):
+            rets.append(eq[i, -1] / start - 1)
+        bars = np.isfinite(eq[i]).sum()
+        out[i, 0] = len(rets)
+        if rets:
+            out[i, 1:3] = np.mean(np.array(rets) > 0), np.mean(rets)
+        out[i, 3] = held / bars if bars else math.nan
+    return out
+
+
+def reference_buy_hold(op: F64, cl: F64, cfg: BacktestConfig) -> F64:
+    """All cash in at the first valid open, held to the end."""
+    hold = np.zeros(cl.shape, np.int8)
+    first = np.argmax(np.isfinite(op), axis=1)
+    rows = np.nonzero(np.isfinite(op).any(axis=1))[0]
+    # a +1 on the bar before the first valid open: the order fills at that open
+    padded = np.hstack([np.zeros((cl.shape[0], 1), np.int8), hold])
+    padded[rows, first[rows]] = 1
+    padded = np.maximum.accumulate(padded, axis=1)
+    nan = np.full((cl.shape[0], 1), np.nan)
+    eq = reference_equity(padded, np.hstack([nan, op]), np.hstack([nan, cl]), cfg)
+    return eq[:, 1:]
+
+
+def gappy_walk() -> Ohlcv:
+    """A random walk plus the awkward rows: empty, no opens, late opens, trailing gaps."""
+    w = random_walk(10, 260, seed=5)
+    w.open[1] = np.nan
+    w.close[2] = np.nan
+    w.open[3, :120] = np.nan  # closes before the first open
+    w.close[4, 200:] = np.nan
+    w.open[5, 150:] = np.nan  # orders placed after this never fill
+    return w
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        BacktestConfig(),
+        BacktestConfig(fees=0.0025, slippage=0.0, init_cash=50.0, periods_per_year=252),
+    ],
+)
+def test_metrics_and_buy_hold_equal_references(cfg: BacktestConfig) -> None:
+    w = gappy_walk()
+    sig = compute_signals(w.high, w.low, w.close, w.volume)[0].signal
+    sig[6, ::7] = 1  # many short trades
+
+    res = backtest(sig, w.open, w.close, cfg)
+
+    ppy, init = cfg.periods_per_year, cfg.init_cash
+    np.testing.assert_array_equal(res.equity, reference_equity(sig, w.open, w.close, cfg))
+    bh_ref = reference_buy_hold(w.open, w.close, cfg)
+    np.testing.assert_array_equal(res.buy_hold_equity, bh_ref)
+    pairs = [
+        (res.strategy, performance(res.equity, ppy, init)),
+        (res.buy_hold, performance(bh_ref, ppy, init)),
+    ]
+    for got, want in pairs:
+        for name, a, b in zip(got._fields, got, want, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=0, equal_nan=True, err_msg=name)
+    assert np.isnan(res.strategy.total_return[2])
+    assert np.isnan(res.buy_hold.sharpe[2])
+    assert res.trades.trades.dtype == np.int64
+    got_trades = np.column_stack([np.asarray(x, np.float64) for x in res.trades])
+    want_trades = reference_trades(sig, w.open, w.close, cfg)
+    np.testing.assert_allclose(got_trades, want_trades, rtol=1e-12, equal_nan=True)
+    assert res.trades.trades[6] > 10
+
+
+def test_signal_dtype_does_not_matter(walk: Ohlcv) -> None:
+    sig = compute_signals(walk.high, walk.low, walk.close, walk.volume)[0].signal
+
+    res = backtest(sig, walk.open, walk.close)
+
+    for other in (sig.astype(np.float64), sig.astype(np.int64), sig == 1):
+        alt = backtest(other, walk.open, walk.close)
+        np.testing.assert_array_equal(alt.equity, res.equity)
+        np.testing.assert_array_equal(alt.trades.trades, res.trades.trades)
+
+
+def test_shape_mismatch_is_rejected(walk: Ohlcv) -> None:
+    with pytest.raises(UserInputError):
+        backtest(np.zeros((2, 3), np.int8), walk.open, walk.close)
 
 
 @pytest.mark.parametrize("kwargs", [{"fees": -0.1}, {"slippage": 1.0}, {"init_cash": 0.0}])

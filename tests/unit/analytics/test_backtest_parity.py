@@ -43,4 +43,6 @@ def test_equity_and_metrics_equal_vectorbt(fees: float, slippage: float) -> None
     np.testing.assert_allclose(res.strategy.total_return, pf.total_return().to_numpy(), rtol=1e-9)
     np.testing.assert_allclose(res.strategy.max_drawdown, pf.max_drawdown().to_numpy(), rtol=1e-9)
     np.testing.assert_allclose(res.strategy.sharpe, pf.sharpe_ratio().to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(res.strategy.sortino, pf.sortino_ratio().to_numpy(), rtol=1e-9)
     np.testing.assert_array_equal(res.trades.trades, pf.trades.count().to_numpy())
+    np.testing.assert_allclose(res.trades.win_rate, pf.trades.win_rate().to_numpy(), rtol=1e-12)
