@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from coinlens.alerts import evaluate as ev
+from coinlens.alerts.delivery import WorkerConfig
 from coinlens.alerts.rules import AlertRuleCreate
 from coinlens.services import alerts
 from coinlens.services.context import Context, build_context
@@ -105,7 +106,10 @@ def test_receiver_down_30s_then_up_every_alert_arrives_exactly_once(pg_ctx: Cont
 
 
 def test_worker_killed_mid_batch_loses_nothing(pg_ctx: Context) -> None:
-    hook = HttpReceiver().start()
+    # A slow endpoint (50 ms a request) keeps the kill inside the batch: with fast sends the
+    # worker could deliver all 60 before the test reacts, and then the kill might land
+    # between the last receipt and its commit — the repeat this test bounds, not a loss.
+    hook = HttpReceiver(delay=0.05).start()
     slow_first = N_TOKENS * 3
     _fire_all(pg_ctx, hook.port, per_token=3)
     worker = _worker(pg_ctx)
@@ -113,7 +117,7 @@ def test_worker_killed_mid_batch_loses_nothing(pg_ctx: Context) -> None:
     worker.send_signal(signal.SIGKILL)
     worker.wait(10)
     got_before = len(hook.received)
-    assert got_before < slow_first or alerts.outbox_counts(pg_ctx).get("sent", 0) == slow_first
+    assert got_before < slow_first
     # rows the dead worker leased come back when the lease expires (shortened here)
     with pg_ctx.engine.begin() as conn:
         from coinlens.storage.tables_alerts import alert_deliveries as d
@@ -131,5 +135,5 @@ def test_worker_killed_mid_batch_loses_nothing(pg_ctx: Context) -> None:
     keys = hook.keys()
     assert alerts.outbox_counts(pg_ctx) == {"sent": slow_first}
     assert len(keys) == slow_first  # nothing lost
-    assert sum(n - 1 for n in keys.values()) <= 16  # at most the in-flight sends repeated
-    assert alerts.outbox_counts(pg_ctx) == {"sent": slow_first}
+    # repeated: at most the uncommitted outcomes (< mark_batch) + the one send in flight
+    assert sum(n - 1 for n in keys.values()) <= WorkerConfig().mark_batch

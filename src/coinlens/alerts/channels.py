@@ -15,21 +15,27 @@ hook that records into a per-call context variable (inactive outside `send`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import ipaddress
 import logging
 import socket
+import threading
+import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import apprise
 import requests
+import requests.api
 import requests.sessions
 
 from coinlens.domain.errors import Problem, TemporaryError, ValidationFailed
@@ -93,8 +99,9 @@ def _problem(location: str, reason: str) -> ValidationFailed:
     return ValidationFailed(f"{location}: {reason}", [Problem(location, reason)])
 
 
-def _instantiate(url: str) -> Any:
-    return apprise.Apprise.instantiate(url, asset=apprise.AppriseAsset(), suppress_exceptions=True)
+def _instantiate(url: str, asset: Any = None) -> Any:
+    asset = asset or apprise.AppriseAsset()
+    return apprise.Apprise.instantiate(url, asset=asset, suppress_exceptions=True)
 
 
 def parse_channel(url: str, location: str = "channels") -> Channel:
@@ -125,6 +132,12 @@ def parse_channel(url: str, location: str = "channels") -> Channel:
         destination=f"{kind}:{digest}",
         host=host,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_cached(url: str) -> Channel:
+    """`parse_channel`, memoised: a URL's parse never changes (the worker parses per send)."""
+    return parse_channel(url)
 
 
 def _allowed(addr: IpAddress, host: str, allow: Sequence[str]) -> bool:
@@ -166,12 +179,43 @@ def resolve(host: str) -> list[IpAddress]:
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
-def check_ssrf(channel: Channel, allow: Sequence[str], location: str = "channels") -> None:
+class DnsCache:
+    """Resolutions kept `ttl` seconds per host, so a busy worker does not resolve per send.
+
+    Failures are not cached; a host re-resolves once its entry is older than the TTL.
+    """
+
+    def __init__(self, ttl: float = 30.0, clock: Any = time.monotonic) -> None:
+        self.ttl, self._clock = ttl, clock
+        self._entries: dict[str, tuple[float, list[IpAddress]]] = {}
+        self._lock = threading.Lock()
+
+    def resolve(self, host: str) -> list[IpAddress]:
+        """`resolve(host)`, answered from the cache while fresh."""
+        now = self._clock()
+        with self._lock:
+            hit = self._entries.get(host)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        addresses = resolve(host)
+        with self._lock:
+            if len(self._entries) > 10_000:  # bounded: drop everything rather than grow
+                self._entries.clear()
+            self._entries[host] = (now, addresses)
+        return addresses
+
+
+def check_ssrf(
+    channel: Channel,
+    allow: Sequence[str],
+    location: str = "channels",
+    dns: DnsCache | None = None,
+) -> None:
     """Refuse a user-chosen host resolving to a private/internal address not allow-listed."""
     if channel.host is None:
         return
     try:
-        addresses = resolve(channel.host)
+        addresses = dns.resolve(channel.host) if dns is not None else resolve(channel.host)
     except TemporaryError as exc:
         raise _problem(location, f"host {channel.host} does not resolve") from exc
     for addr in addresses:
@@ -221,6 +265,48 @@ def _hooks_with_recorder() -> dict[str, list[Any]]:
 _ORIGINAL_HOOKS = requests.sessions.default_hooks
 requests.sessions.default_hooks = _hooks_with_recorder
 
+# Apprise plugins call `requests.request/post`, which open a new Session (and connection)
+# per call. Inside `SenderPool.send` the call goes through the pooled object's own Session
+# instead, so connections to a destination stay alive; elsewhere requests is unchanged.
+_SESSION: ContextVar[requests.Session | None] = ContextVar("_SESSION", default=None)
+_ORIGINAL_REQUEST = requests.api.request
+
+
+def _request(method: str, url: str, **kwargs: Any) -> requests.Response:
+    session = _SESSION.get()
+    if session is None:
+        return _ORIGINAL_REQUEST(method, url, **kwargs)
+    return session.request(method=method, url=url, **kwargs)
+
+
+# typeshed spells out every keyword; `_request` forwards them all unchanged
+requests.api.request = _request  # type: ignore[assignment]
+requests.request = _request  # type: ignore[assignment]
+
+
+class _KeptSession(requests.Session):
+    """A session for one channel: environment settings (proxies, CA bundle) looked up once
+    per target origin instead of scanning `os.environ` on every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # stateless, as before
+        self._env: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def merge_environment_settings(  # type: ignore[override] # typeshed types are looser
+        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> dict[str, Any]:
+        key = (urlsplit(url)[:2], repr(proxies), stream, verify, cert)
+        if key not in self._env:
+            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            self._env[key] = dict(merged)
+        hit = self._env[key]
+        return {**hit, "proxies": dict(hit["proxies"])}
+
+
+def _session() -> requests.Session:
+    return _KeptSession()
+
 
 @contextmanager
 def _recording() -> Iterator[list[requests.Response]]:
@@ -262,11 +348,86 @@ def _outcome(ok: bool, responses: list[requests.Response], errors: list[str]) ->
     )
 
 
+def _notifier(channel: Channel, key: str, timeout: float) -> Any:
+    # One service per Apprise object, sent on the caller's thread: no async_mode pool, and
+    # no service_timeout (it routes every send through Apprise's process-wide executor of
+    # cpu+4 threads, which capped a worker's parallel sends at 6). The connect/read timeouts
+    # (`cto`/`rto`) still bound each request.
+    asset = apprise.AppriseAsset(async_mode=False, service_timeout=0)
+    plugin = _instantiate(_send_url(channel, key, timeout), asset)
+    if plugin is None:
+        return None
+    # Pacing is ours (outbox.Pacer); a reused plugin must not add Apprise's own throttle sleep.
+    plugin.request_rate_per_sec = 0
+    notifier = apprise.Apprise(asset=asset)
+    notifier.add(plugin)
+    return notifier
+
+
+def _set_key(notifier: Any, channel: Channel, key: str) -> None:
+    header = {"webhook": IDEMPOTENCY_HEADER, "email": EMAIL_KEY_HEADER}.get(channel.kind)
+    if header is not None:
+        for plugin in notifier:
+            plugin.headers[header] = key
+
+
 def send(channel: Channel, title: str, body: str, key: str, timeout: float = 10.0) -> SendOutcome:
     """Send one message through one channel (one Apprise object, its own retries off)."""
-    plugin = _instantiate(_send_url(channel, key, timeout))
-    if plugin is None:
+    notifier = _notifier(channel, key, timeout)
+    if notifier is None:
         return SendOutcome(ok=False, permanent=True, error="channel URL no longer valid")
+    return _notify(notifier, title, body)
+
+
+class SenderPool:
+    """Reusable Apprise objects, each with its kept-alive HTTP session, per channel URL.
+
+    Building an Apprise object parses the URL and sets up the plugin, and a fresh session
+    opens a new connection: together most of a send's CPU. Objects are checked out one send
+    at a time (plugins are not thread-safe; the key header is set per send), so several
+    threads may send to one URL, each with its own object. Keyed by URL: a channel whose URL
+    changes gets a new object; idle ones of the least recent URLs are dropped beyond `max_urls`.
+    """
+
+    def __init__(self, timeout: float = 10.0, max_urls: int = 1024) -> None:
+        self.timeout, self.max_urls = timeout, max_urls
+        self._idle: OrderedDict[str, list[tuple[Any, requests.Session]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _take(self, channel: Channel, key: str) -> tuple[Any, requests.Session] | None:
+        with self._lock:
+            idle = self._idle.get(channel.url)
+            if idle:
+                self._idle.move_to_end(channel.url)
+                return idle.pop()
+        notifier = _notifier(channel, key, self.timeout)
+        return None if notifier is None else (notifier, _session())
+
+    def _give(self, channel: Channel, entry: tuple[Any, requests.Session]) -> None:
+        dropped: list[tuple[Any, requests.Session]] = []
+        with self._lock:
+            self._idle.setdefault(channel.url, []).append(entry)
+            self._idle.move_to_end(channel.url)
+            while len(self._idle) > self.max_urls:
+                dropped.extend(self._idle.popitem(last=False)[1])
+        for _, session in dropped:
+            session.close()
+
+    def send(self, channel: Channel, title: str, body: str, key: str) -> SendOutcome:
+        """Like `send`, on a reused Apprise object and connection for the channel's URL."""
+        entry = self._take(channel, key)
+        if entry is None:
+            return SendOutcome(ok=False, permanent=True, error="channel URL no longer valid")
+        token = _SESSION.set(entry[1])
+        try:
+            _set_key(entry[0], channel, key)
+            return _notify(entry[0], title, body)
+        finally:
+            _SESSION.reset(token)
+            self._give(channel, entry)
+
+
+def _notify(notifier: Any, title: str, body: str) -> SendOutcome:
     errors: list[str] = []
 
     def on_log(entry: Any, _service: Any) -> None:
@@ -276,8 +437,6 @@ def send(channel: Channel, title: str, body: str, key: str, timeout: float = 10.
         if isinstance(level, int) and level >= logging.WARNING:
             errors.append(str(getattr(entry, "message", entry)))
 
-    notifier = apprise.Apprise(asset=apprise.AppriseAsset())
-    notifier.add(plugin)
     with _recording() as responses:
         result = notifier.notify(body=body, title=title, log_callback=on_log)
     return _outcome(bool(result), responses, errors)

@@ -7,8 +7,13 @@ the lease expires another worker sends them again with the same idempotency key 
 receiver that dedups by that key sees the message once.
 
 Claimed rows are grouped by destination: one thread per destination sends in order and
-respects its pacing (Telegram/Slack ~1/s, Discord bucket headers); destinations run in
-parallel.
+respects its pacing (Telegram/Slack ~1/s, Discord bucket headers; generic webhooks and email
+are not paced); destinations run in parallel.
+
+Outcomes are recorded in batches: one transaction per `mark_batch` completed sends, and
+always before the worker claims more work. A worker killed mid-batch therefore repeats at
+most the sends whose outcome was not yet committed: fewer than `mark_batch` completed plus
+the in-flight ones (≤ one per destination thread) — all with the same idempotency key.
 """
 
 from __future__ import annotations
@@ -46,6 +51,18 @@ class Job:
     attempts: int  # including this one
 
 
+@dataclass(frozen=True)
+class Mark:
+    """The outcome of one claimed row: `sent`, `pending` (retry or released) or `dead`."""
+
+    job_id: int
+    status: str
+    at: datetime  # when sent / when due again
+    http_status: int | None = None
+    error: str | None = None
+    released: bool = False  # handed back untried: its attempt is not counted
+
+
 class DeliveryStore(Protocol):
     """The outbox table as the worker needs it."""
 
@@ -53,18 +70,8 @@ class DeliveryStore(Protocol):
         """Lease up to `limit` due rows (pending or with an expired lease)."""
         ...
 
-    def sent(self, job: Job, now: datetime, status: int | None) -> None:
-        """Mark a row delivered."""
-        ...
-
-    def failed(
-        self, job: Job, now: datetime, error: str, status: int | None, retry_at: datetime | None
-    ) -> None:
-        """Record a failed try; `retry_at` None means dead letter."""
-        ...
-
-    def release(self, job: Job, at: datetime) -> None:
-        """Give a claimed row back untried (pacing), due again at `at`."""
+    def record(self, marks: Sequence[Mark]) -> None:
+        """Store outcomes of claimed rows, all in one transaction."""
         ...
 
 
@@ -82,13 +89,40 @@ class WorkerConfig:
     threads: int = 16
     poll: float = 0.05
     timeout: float = 10.0
+    mark_batch: int = 8  # outcomes per transaction; bounds repeats after a crash
+    dns_ttl: float = 30.0  # seconds a send-time SSRF resolution is reused
     rng: random.Random = field(default_factory=random.Random)
 
 
-def _attempt(job: Job, cfg: WorkerConfig, sender: Sender) -> tuple[channels.SendOutcome, str]:
+class _Marks:
+    """Outcomes waiting to be committed, flushed every `size` and at the end of a batch."""
+
+    def __init__(self, store: DeliveryStore, size: int) -> None:
+        self._store, self._size = store, max(1, size)
+        self._pending: list[Mark] = []
+        self._lock = threading.Lock()
+
+    def add(self, *marks: Mark) -> None:
+        with self._lock:
+            self._pending.extend(marks)
+            if len(self._pending) < self._size:
+                return
+            full, self._pending = self._pending, []
+        self._store.record(full)  # outside the lock: other threads keep sending meanwhile
+
+    def flush(self) -> None:
+        with self._lock:
+            rest, self._pending = self._pending, []
+        if rest:
+            self._store.record(rest)
+
+
+def _attempt(
+    job: Job, cfg: WorkerConfig, sender: Sender, dns: channels.DnsCache | None
+) -> tuple[channels.SendOutcome, str]:
     try:
-        channel = channels.parse_channel(job.url)
-        channels.check_ssrf(channel, cfg.allow_hosts)
+        channel = channels.parse_cached(job.url)
+        channels.check_ssrf(channel, cfg.allow_hosts, dns=dns)
     except CoinlensError as exc:  # refused at send time (e.g. DNS now points inside)
         return channels.SendOutcome(ok=False, permanent=True, error=exc.detail), "unknown"
     try:
@@ -98,46 +132,86 @@ def _attempt(job: Job, cfg: WorkerConfig, sender: Sender) -> tuple[channels.Send
         return channels.SendOutcome(ok=False, error=f"{type(exc).__name__}: {exc}"), channel.kind
 
 
-def _record(store: DeliveryStore, job: Job, out: channels.SendOutcome, cfg: WorkerConfig) -> None:
+def _outcome_mark(job: Job, out: channels.SendOutcome, cfg: WorkerConfig) -> Mark:
     now = datetime.now(UTC)
     if out.ok:
-        store.sent(job, now, out.status)
-        return
+        return Mark(job.id, "sent", now, out.status)
     error = out.error or "delivery failed"
     if out.permanent or cfg.policy.exhausted(job.attempts):
-        store.failed(job, now, error, out.status, None)
         log.warning("alerts.dead_letter", key=job.key, attempts=job.attempts, error=error)
-        return
+        return Mark(job.id, "dead", now, out.status, error)
     delay = cfg.policy.delay(job.attempts, out.retry_after, cfg.rng)
-    store.failed(job, now, error, out.status, now + timedelta(seconds=delay))
+    return Mark(job.id, "pending", now + timedelta(seconds=delay), out.status, error)
 
 
-def _run_destination(
-    jobs: list[Job], store: DeliveryStore, cfg: WorkerConfig, sender: Sender, pacer: Pacer
-) -> None:
+@dataclass
+class _Batch:
+    """What the destination threads of one batch share."""
+
+    cfg: WorkerConfig
+    sender: Sender
+    pacer: Pacer
+    marks: _Marks
+    dns: channels.DnsCache | None
+
+
+def _run_destination(jobs: list[Job], b: _Batch) -> None:
     for n, job in enumerate(jobs):
-        wait = pacer.wait_time(job.destination, time.monotonic())
+        wait = b.pacer.wait_time(job.destination, time.monotonic())
         if wait > MAX_PACING_SLEEP:  # do not hold a lease for minutes: hand the rest back
             at = datetime.now(UTC) + timedelta(seconds=wait)
-            for rest in jobs[n:]:
-                store.release(rest, at)
+            b.marks.add(*(Mark(rest.id, "pending", at, released=True) for rest in jobs[n:]))
             return
         if wait > 0:
             time.sleep(wait)
-        out, kind = _attempt(job, cfg, sender)
+        out, kind = _attempt(job, b.cfg, b.sender, b.dns)
         interval = channels.MIN_INTERVAL.get(kind, 0.0)
         hint = out.retry_after if out.status == 429 else out.pace_seconds
-        pacer.sent(job.destination, time.monotonic(), interval, hint)
-        _record(store, job, out, cfg)
+        b.pacer.sent(job.destination, time.monotonic(), interval, hint)
+        b.marks.add(_outcome_mark(job, out, b.cfg))
 
 
 def default_sender(timeout: float) -> Sender:
-    """Send through Apprise with a per-send timeout."""
+    """Send through Apprise with a per-send timeout, reusing Apprise objects per URL."""
+    return channels.SenderPool(timeout).send
 
-    def send(channel: channels.Channel, title: str, body: str, key: str) -> channels.SendOutcome:
-        return channels.send(channel, title, body, key, timeout=timeout)
 
-    return send
+@dataclass
+class Worker:
+    """A worker's long-lived parts: sender (reused Apprise objects), pacer, DNS cache."""
+
+    store: DeliveryStore
+    cfg: WorkerConfig
+    sender: Sender | None = None
+    pacer: Pacer = field(default_factory=Pacer)
+    dns: channels.DnsCache | None = None
+
+    def __post_init__(self) -> None:
+        self.sender = self.sender or default_sender(self.cfg.timeout)
+        if self.dns is None and self.cfg.dns_ttl > 0:
+            self.dns = channels.DnsCache(self.cfg.dns_ttl)
+
+    def process_batch(self) -> int:
+        """Claim one batch, deliver it and commit every outcome; the number of rows handled."""
+        jobs = self.store.claim(datetime.now(UTC), self.cfg.batch, self.cfg.lease)
+        if not jobs:
+            return 0
+        assert self.sender is not None  # noqa: S101 - set in __post_init__
+        marks = _Marks(self.store, self.cfg.mark_batch)
+        shared = _Batch(self.cfg, self.sender, self.pacer, marks, self.dns)
+        by_destination: dict[str, list[Job]] = defaultdict(list)
+        for job in jobs:
+            by_destination[job.destination].append(job)
+        try:
+            with ThreadPoolExecutor(min(self.cfg.threads, len(by_destination))) as pool:
+                futures = [
+                    pool.submit(_run_destination, g, shared) for g in by_destination.values()
+                ]
+                for f in futures:
+                    f.result()
+        finally:
+            marks.flush()  # before claiming more: a crash repeats at most this batch's tail
+        return len(jobs)
 
 
 def process_batch(
@@ -147,22 +221,7 @@ def process_batch(
     pacer: Pacer | None = None,
 ) -> int:
     """Claim one batch and deliver it; the number of rows handled."""
-    jobs = store.claim(datetime.now(UTC), cfg.batch, cfg.lease)
-    if not jobs:
-        return 0
-    send = sender or default_sender(cfg.timeout)
-    pace = pacer or Pacer()
-    by_destination: dict[str, list[Job]] = defaultdict(list)
-    for job in jobs:
-        by_destination[job.destination].append(job)
-    with ThreadPoolExecutor(max_workers=min(cfg.threads, len(by_destination))) as pool:
-        futures = [
-            pool.submit(_run_destination, group, store, cfg, send, pace)
-            for group in by_destination.values()
-        ]
-        for f in futures:
-            f.result()
-    return len(jobs)
+    return Worker(store, cfg, sender, pacer or Pacer()).process_batch()
 
 
 def run_worker(
@@ -172,9 +231,9 @@ def run_worker(
     sender: Sender | None = None,
 ) -> int:
     """Deliver until `stop` is set; the number of rows handled."""
-    pacer, handled = Pacer(), 0
+    worker, handled = Worker(store, cfg, sender), 0
     while not stop.is_set():
-        n = process_batch(store, cfg, sender, pacer)
+        n = worker.process_batch()
         handled += n
         if n == 0:
             stop.wait(cfg.poll)

@@ -111,12 +111,23 @@ def log_command(
 
 
 @alerts_app.command("worker")
-def worker_command(data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+def worker_command(
+    threads: Annotated[
+        int, typer.Option("--threads", min=1, help="Destinations sent to in parallel")
+    ] = 16,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Rows claimed at a time")] = 200,
+    poll: Annotated[
+        float, typer.Option("--poll", min=0.001, help="Seconds between polls of an empty outbox")
+    ] = 0.05,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+) -> None:
     """Deliver the outbox until SIGINT/SIGTERM (run several for throughput)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with cli_context(load_settings(data_dir, database_url)) as ctx:
+        cfg = alerts.worker_config(ctx, threads=threads, batch=batch, poll=poll)
         console.print("alerts worker: delivering (Ctrl-C to stop)")
-        handled = alerts.run_delivery_worker(ctx, stop)
+        handled = alerts.run_delivery_worker(ctx, stop, cfg)
     console.print(f"alerts worker: stopped after {handled} deliveries")

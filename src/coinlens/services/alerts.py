@@ -12,7 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -548,17 +548,8 @@ class _Store:
             for r in rows
         ]  # fmt: skip
 
-    def sent(self, job: delivery.Job, now: datetime, status: int | None) -> None:
-        self._repo.sent(job.id, now, status)
-
-    def failed(
-        self, job: delivery.Job, now: datetime, error: str, status: int | None,
-        retry_at: datetime | None,
-    ) -> None:  # fmt: skip
-        self._repo.failed(job.id, now, error, status, retry_at)
-
-    def release(self, job: delivery.Job, at: datetime) -> None:
-        self._repo.release(job.id, at)
+    def record(self, marks: Sequence[delivery.Mark]) -> None:
+        self._repo.record([asdict(m) for m in marks])
 
 
 def worker_config(ctx: Context, **overrides: Any) -> delivery.WorkerConfig:

@@ -105,12 +105,11 @@ def _insert_events(conn: Connection, events: list[dict[str, Any]]) -> dict[int, 
     """Insert events, skipping (rule, version) pairs already stored; event id by rule id."""
     out: dict[int, int] = {}
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    # executemany + RETURNING: compiled once and cached (a 500-row VALUES literal is not)
+    stmt = insert(alert_events).on_conflict_do_nothing(index_elements=["rule_id", "rule_version"])
+    stmt = stmt.returning(alert_events.c.id, alert_events.c.rule_id)
     for i in range(0, len(events), _CHUNK):
-        stmt = insert(alert_events).values(events[i : i + _CHUNK])
-        stmt = stmt.on_conflict_do_nothing(index_elements=["rule_id", "rule_version"])
-        for ev_id, rule_id in conn.execute(
-            stmt.returning(alert_events.c.id, alert_events.c.rule_id)
-        ):
+        for ev_id, rule_id in conn.execute(stmt, events[i : i + _CHUNK]):
             out[int(rule_id)] = int(ev_id)
     return out
 
@@ -219,38 +218,36 @@ class SqlDeliveryStore:
             if c.event_id in events
         ]
 
-    def _set(self, job_id: int, values: Mapping[str, Any]) -> None:
+    def record(self, marks: Sequence[Mapping[str, Any]]) -> None:
+        """Store outcomes of leased rows in one transaction (one commit per worker batch).
+
+        Each mark: `job_id`, `status` (sent / pending / dead), `at` (sent time, or when due
+        again), `http_status`, `error`, `released` (handed back untried: attempt not counted).
+        Only rows still `sending` change, so a mark never overwrites another worker's outcome.
+        """
         d = alert_deliveries
-        with self.engine.begin() as conn:
-            conn.execute(
-                d.update().where(d.c.id == job_id, d.c.status == "sending").values(**values)
-            )
-
-    def sent(self, job_id: int, now: datetime, status: int | None) -> None:
-        """Mark a row delivered."""
-        self._set(
-            job_id, {"status": "sent", "sent_at": now, "last_status": status, "lease_until": None}
-        )
-
-    def failed(
-        self, job_id: int, now: datetime, error: str, status: int | None, retry_at: datetime | None
-    ) -> None:
-        """Record a failed try: pending again at `retry_at`, or dead when None."""
-        values: dict[str, Any] = {"last_error": error, "last_status": status, "lease_until": None}
-        if retry_at is None:
-            values["status"] = "dead"
-        else:
-            values.update(status="pending", next_attempt_at=retry_at)
-        self._set(job_id, values)
-
-    def release(self, job_id: int, at: datetime) -> None:
-        """Give a claimed row back untried, due at `at` (its attempt is not counted)."""
-        d = alert_deliveries
-        self._set(
-            job_id,
-            {"status": "pending", "next_attempt_at": at, "lease_until": None,
-             "attempts": d.c.attempts - 1},
+        p = sa.bindparam
+        base = d.update().where(d.c.id == p("job_id"), d.c.status == "sending")
+        sent = base.values(status="sent", sent_at=p("at"), last_status=p("http_status"))
+        released = base.values(status="pending", next_attempt_at=p("at"), attempts=d.c.attempts - 1)
+        retry = base.values(
+            status="pending", next_attempt_at=p("at"), last_error=p("error"),
+            last_status=p("http_status"),
         )  # fmt: skip
+        dead = base.values(status="dead", last_error=p("error"), last_status=p("http_status"))
+        groups: dict[Any, list[dict[str, Any]]] = {sent: [], released: [], retry: [], dead: []}
+        for m in marks:
+            if m["status"] == "sent":
+                stmt = sent
+            elif m["status"] == "dead":
+                stmt = dead
+            else:
+                stmt = released if m.get("released") else retry
+            groups[stmt].append({k: m.get(k) for k in ("job_id", "at", "http_status", "error")})
+        with self.engine.begin() as conn:  # one commit; each group one executemany
+            for stmt, rows in groups.items():
+                if rows:
+                    conn.execute(stmt.values(lease_until=None), rows)
 
 
 # --- market state inputs ------------------------------------------------------------------

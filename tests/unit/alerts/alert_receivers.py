@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections import Counter
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,8 +24,10 @@ def free_port() -> int:
 class HttpReceiver:
     """Records every POST; `script` gives (status, headers) for the next requests."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, keepalive: bool = False, delay: float = 0) -> None:
         self.port = port or free_port()
+        self.keepalive = keepalive
+        self.delay = delay  # seconds before answering each request (a slow endpoint)
         self.received: list[dict[str, Any]] = []
         self.script: list[tuple[int, dict[str, str]]] = []
         self.lock = threading.Lock()
@@ -34,14 +37,23 @@ class HttpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver.keepalive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver.lock:
                     status, headers = receiver.script.pop(0) if receiver.script else (200, {})
                     if status < 300:
                         receiver.received.append(
-                            {"path": self.path, "headers": dict(self.headers), "body": body}
+                            {
+                                "path": self.path,
+                                "headers": dict(self.headers),
+                                "body": body,
+                                "client": self.client_address,
+                            }
                         )
+                if receiver.delay:
+                    time.sleep(receiver.delay)
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -57,6 +69,7 @@ class HttpReceiver:
                 pass
 
         ThreadingHTTPServer.allow_reuse_address = True
+        ThreadingHTTPServer.request_queue_size = 128  # default 5 drops SYNs under load
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
