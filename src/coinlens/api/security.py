@@ -151,6 +151,46 @@ def _operation_ids(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+_GATE_RESPONSES = {
+    "400": "A key sent in the query string (refused: keys belong in headers)",
+    "401": "Missing, malformed, invalid, revoked or expired API key",
+    "403": "The key lacks the scope this operation needs",
+    "413": "Request body over the size limit",
+    "429": "Rate limited: see Retry-After and the RateLimit headers",
+}
+
+
+def _problem_content(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """The problem+json content block some route already documents (reused for the gate)."""
+    for ops in schema.get("paths", {}).values():
+        for op in ops.values():
+            for response in op.get("responses", {}).values():
+                content = response.get("content", {}).get("application/problem+json")
+                ref = str((content or {}).get("schema", {}).get("$ref", ""))
+                if content and not ref.endswith("/HTTPValidationError"):
+                    return {"application/problem+json": content}
+    return None
+
+
+def _document_gate_responses(op: dict[str, Any], problem: dict[str, Any] | None) -> None:
+    """Every `/v1` operation can be refused by the key/limit gate in front of it: say so."""
+    responses = op.setdefault("responses", {})
+    for code, text in _GATE_RESPONSES.items():
+        if code not in responses:
+            responses[code] = {"description": text, **({"content": problem} if problem else {})}
+
+
+def _problem_422(op: dict[str, Any], problem: dict[str, Any] | None) -> None:
+    """FastAPI documents 422 as its own HTTPValidationError; ours is problem+json."""
+    response = op.get("responses", {}).get("422")
+    if not (problem and response):
+        return
+    for media in response.get("content", {}).values():
+        if str(media.get("schema", {}).get("$ref", "")).endswith("/HTTPValidationError"):
+            response["content"] = problem
+            return
+
+
 def install_openapi(app: FastAPI) -> None:
     """Document the key schemes, require them on `/v1` operations, and stabilise operationIds."""
     build = app.openapi
@@ -160,9 +200,12 @@ def install_openapi(app: FastAPI) -> None:
             return app.openapi_schema
         schema = build()
         schema.setdefault("components", {})["securitySchemes"] = security_schemes()
+        problem = _problem_content(schema)
         for path, ops in schema.get("paths", {}).items():
             for method, op in ops.items():
+                _problem_422(op, problem)
                 if path.startswith("/v1/"):
+                    _document_gate_responses(op, problem)
                     op["security"] = [{"ApiKeyHeader": []}, {"BearerKey": []}]
                     if (path, method) == ("/v1/keys", "post"):
                         op["security"].append({})  # self-serve: no key needed

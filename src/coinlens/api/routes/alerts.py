@@ -21,7 +21,7 @@ from coinlens.api.security import PrincipalDep
 from coinlens.services import alerts
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
-RuleId = Annotated[int, Path(ge=1, description="Alert rule id")]
+RuleId = Annotated[int, Path(ge=1, le=2**63 - 1, description="Alert rule id")]
 
 
 @router.post(

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 usage_router = APIRouter(prefix="/v1/usage", tags=["keys"])
 
 Scope = Literal["read", "alerts:write", "admin"]
-KeyId = Annotated[int, Path(ge=1, description="The key's id (from the list)")]
+KeyId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The key's id (from the list)")]
 _CURSOR = "Opaque `next_cursor` of the previous page"
 
 
@@ -32,11 +32,22 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"name": "research notebook", "scopes": ["read"]}]},
+        json_schema_extra={
+            "examples": [{"name": "research notebook", "scopes": ["read"]}],
+            # documented in the schema, not only enforced by the service
+            "anyOf": [
+                {"required": ["name"], "properties": {"name": {"type": "string"}}},
+                {"required": ["email"], "properties": {"email": {"type": "string"}}},
+            ],
+        },
     )
 
     name: str | None = Field(default=None, min_length=1, max_length=128)
-    email: str | None = Field(default=None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    email: str | None = Field(
+        default=None,
+        max_length=254,
+        pattern=r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$",
+    )
     scopes: list[Scope] | None = Field(
         default=None, description="Default: all three for a new account; the caller's otherwise"
     )
