@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python assets
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python assets chromium
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bench]'  # bench extra: vectorbt parity runs in CI (test-only, never shipped)
 	@touch $@ $(STAMP)
 
 install: $(STAMP) ## Create .venv and install Coinlens
