@@ -7,9 +7,6 @@ daily calendar, NaN where a day has no candle), with the same kernels as the pip
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +40,7 @@ from coinlens.domain.analytics_models import (
     TokenSignal,
     TradeMetrics,
 )
-from coinlens.domain.errors import DataUnavailable, NotFound, Problem, ValidationFailed
+from coinlens.domain.errors import DataUnavailable, NotFound
 from coinlens.services.analytics import (
     DEFAULT_BACKTEST,
     SOURCE,
@@ -53,6 +50,7 @@ from coinlens.services.analytics import (
     params_key,
 )
 from coinlens.services.context import Context
+from coinlens.services.paging import decode_cursor, encode_cursor, invalid
 from coinlens.storage import analytics_repo
 from coinlens.storage.panel import read_daily_panel
 from coinlens.storage.tables import tokens
@@ -75,25 +73,6 @@ def to_date(day: int) -> date:
 def to_day(value: date) -> int:
     """The epoch day of a date."""
     return value.toordinal() - _EPOCH
-
-
-def _invalid(location: str, reason: str) -> ValidationFailed:
-    return ValidationFailed(f"{location}: {reason}", [Problem(location=location, reason=reason)])
-
-
-def _encode_cursor(kind: str, value: Any) -> str:
-    raw = json.dumps({"k": kind, "v": value}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _decode_cursor(kind: str, cursor: str) -> Any:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise _invalid("cursor", "not a cursor this API issued") from exc
-    if not isinstance(data, dict) or data.get("k") != kind:
-        raise _invalid("cursor", "not a cursor for this listing")
-    return data.get("v")
 
 
 def staleness(as_of_day: int | None, *, today: date | None = None) -> list[str]:
@@ -137,7 +116,7 @@ def _series(conn: Connection, token: Row[Any]) -> tuple[I64, F64]:
 
 def _bounds(days: I64, start: date | None, end: date | None) -> tuple[int, int]:
     if start is not None and end is not None and start > end:
-        raise _invalid("start", "start must not be after end")
+        raise invalid("start", "start must not be after end")
     lo = 0 if start is None else int(np.searchsorted(days, to_day(start), side="left"))
     hi = len(days) if end is None else int(np.searchsorted(days, to_day(end), side="right"))
     return lo, hi
@@ -154,15 +133,15 @@ def get_indicators(
 ) -> IndicatorSeries:
     """Daily indicator rows of one token in [start, end], oldest first, paged by `limit`."""
     if not 1 <= limit <= MAX_INDICATOR_ROWS:
-        raise _invalid("limit", f"must be between 1 and {MAX_INDICATOR_ROWS}")
+        raise invalid("limit", f"must be between 1 and {MAX_INDICATOR_ROWS}")
     with ctx.engine.connect() as conn:
         token = _token(conn, symbol)
         days, (o, h, lo_, c, v) = _series(conn, token)
     lo, hi = _bounds(days, start, end)
     if cursor:
-        after = _decode_cursor("indicators", cursor)
+        after = decode_cursor("indicators", cursor).get("v")
         if not isinstance(after, int):
-            raise _invalid("cursor", "not a cursor for this listing")
+            raise invalid("cursor", "not a cursor for this listing")
         lo = max(lo, int(np.searchsorted(days, after, side="left")))
     panels = indicator_panels(o, h, lo_, c, v)
     stop = min(hi, lo + limit)
@@ -178,7 +157,7 @@ def get_indicators(
         start=start,
         end=end,
         rows=rows,
-        next_cursor=_encode_cursor("indicators", int(days[stop])) if stop < hi else None,
+        next_cursor=encode_cursor("indicators", v=int(days[stop])) if stop < hi else None,
         source=f"{ON_DEMAND} ({token.source})",
         as_of=to_date(days[-1]),
         warnings=staleness(int(days[-1])) + ([] if rows else ["no candles in the requested range"]),
@@ -291,7 +270,7 @@ def _performance(
 def _config(fee: float | None, slippage: float | None) -> BacktestConfig:
     for name, value in (("fee", fee), ("slippage", slippage)):
         if value is not None and not 0.0 <= value < 0.5:
-            raise _invalid(name, "must be a fraction in [0, 0.5)")
+            raise invalid(name, "must be a fraction in [0, 0.5)")
     return BacktestConfig(
         fees=DEFAULT_BACKTEST.fees if fee is None else fee,
         slippage=DEFAULT_BACKTEST.slippage if slippage is None else slippage,
@@ -349,9 +328,9 @@ def list_signals(
     old dataset still lists its last flips: N=1 keeps changes on that day only.
     """
     if not 1 <= limit <= MAX_SIGNALS_LIMIT:
-        raise _invalid("limit", f"must be between 1 and {MAX_SIGNALS_LIMIT}")
+        raise invalid("limit", f"must be between 1 and {MAX_SIGNALS_LIMIT}")
     if changed_within_days is not None and changed_within_days < 1:
-        raise _invalid("changed_within_days", "must be >= 1")
+        raise invalid("changed_within_days", "must be >= 1")
     with ctx.engine.connect() as conn:
         latest = analytics_repo.latest_as_of_day(conn)
         if latest is None:
@@ -363,9 +342,9 @@ def list_signals(
             conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         )
         if cursor:
-            after = _decode_cursor("signals", cursor)
+            after = decode_cursor("signals", cursor).get("v")
             if not isinstance(after, str):
-                raise _invalid("cursor", "not a cursor for this listing")
+                raise invalid("cursor", "not a cursor for this listing")
             query = query.where(tokens.c.symbol > after)
         rows = conn.execute(query.order_by(tokens.c.symbol).limit(limit + 1)).all()
     page = rows[:limit]
@@ -373,7 +352,7 @@ def list_signals(
         items=[_list_item(r) for r in page],
         total=total,
         limit=limit,
-        next_cursor=_encode_cursor("signals", page[-1].symbol) if len(rows) > limit else None,
+        next_cursor=encode_cursor("signals", v=page[-1].symbol) if len(rows) > limit else None,
         source=SOURCE,
         as_of=to_date(latest),
         warnings=staleness(latest),

@@ -7,9 +7,6 @@ while rows are added and cost the same however deep the caller walks.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -18,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from coinlens.domain.errors import DataUnavailable, NotFound, Problem, ValidationFailed
+from coinlens.domain.errors import DataUnavailable, NotFound
 from coinlens.domain.models import (
     TIMEFRAMES,
     Candle,
@@ -32,6 +29,7 @@ from coinlens.domain.models import (
     TokensPage,
 )
 from coinlens.services.context import Context
+from coinlens.services.paging import decode_cursor, encode_cursor, invalid
 from coinlens.storage.tables import candles, markets, tokens
 
 CATALOG_SOURCE = "coinlens catalog"
@@ -57,30 +55,9 @@ _TOKEN_COLUMNS = (
 # --- cursors -------------------------------------------------------------------------------
 
 
-def _encode_cursor(kind: str, **fields: Any) -> str:
-    raw = json.dumps({"k": kind, **fields}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _decode_cursor(kind: str, cursor: str) -> dict[str, Any]:
-    """The fields of a cursor made by `_encode_cursor(kind, ...)`; anything else is refused."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise _invalid("cursor", "not a cursor this API issued") from exc
-    if not isinstance(data, dict) or data.get("k") != kind:
-        raise _invalid("cursor", "not a cursor for this listing")
-    return data
-
-
-def _invalid(location: str, reason: str) -> ValidationFailed:
-    return ValidationFailed(f"{location}: {reason}", [Problem(location=location, reason=reason)])
-
-
 def _check_limit(limit: int, maximum: int) -> None:
     if not 1 <= limit <= maximum:
-        raise _invalid("limit", f"must be between 1 and {maximum}")
+        raise invalid("limit", f"must be between 1 and {maximum}")
 
 
 # --- time ----------------------------------------------------------------------------------
@@ -157,9 +134,9 @@ def list_tokens(
     filters = _token_filters(q, sector)
     query = _tokens_select().where(*filters)
     if cursor:
-        after = _decode_cursor("tokens", cursor).get("after")
+        after = decode_cursor("tokens", cursor).get("after")
         if not isinstance(after, str):
-            raise _invalid("cursor", "not a cursor for this listing")
+            raise invalid("cursor", "not a cursor for this listing")
         query = query.where(tokens.c.symbol > after)
     with ctx.engine.connect() as conn:
         total = conn.execute(sa.select(sa.func.count()).select_from(tokens).where(*filters))
@@ -167,7 +144,7 @@ def list_tokens(
         as_of = conn.execute(sa.select(sa.func.max(tokens.c.last_candle))).scalar()
         n_total = int(total.scalar_one())
     page = rows[:limit]
-    next_cursor = _encode_cursor("tokens", after=page[-1].symbol) if len(rows) > limit else None
+    next_cursor = encode_cursor("tokens", after=page[-1].symbol) if len(rows) > limit else None
     return TokensPage(
         items=[Token(**_token_fields(r)) for r in page],
         total=n_total,
@@ -288,7 +265,7 @@ def _resolve_market(conn: Connection, token: Row[Any], market_key: str | None) -
         if row.market_key == market_key:
             return row
     known = ", ".join(sorted(r.market_key for r in owned)) or "none"
-    raise _invalid("market", f"{market_key!r} is not a market of {token.symbol}; known: {known}")
+    raise invalid("market", f"{market_key!r} is not a market of {token.symbol}; known: {known}")
 
 
 def _normalised(row: Row[Any], multiplier: float) -> Candle:
@@ -307,19 +284,19 @@ def _timeframe(value: str) -> Timeframe:
     for known in TIMEFRAMES:
         if value == known:
             return known
-    raise _invalid("timeframe", f"must be one of {', '.join(TIMEFRAMES)}")
+    raise invalid("timeframe", f"must be one of {', '.join(TIMEFRAMES)}")
 
 
 def _check_range(lo: int | None, hi: int | None) -> None:
     if lo is not None and hi is not None and lo > hi:
-        raise _invalid("start", "start must not be after end")
+        raise invalid("start", "start must not be after end")
 
 
 def _cursor_start(cursor: str, market_key: str, timeframe: str) -> int:
-    data = _decode_cursor("ohlcv", cursor)
+    data = decode_cursor("ohlcv", cursor)
     after = data.get("from")
     if data.get("m") != market_key or data.get("tf") != timeframe or not isinstance(after, int):
-        raise _invalid("cursor", "cursor belongs to another market, timeframe or listing")
+        raise invalid("cursor", "cursor belongs to another market, timeframe or listing")
     return after
 
 
@@ -370,7 +347,7 @@ def get_ohlcv(
         end=_utc(hi),
         candles=[_normalised(r, float(mkt.contract_multiplier)) for r in page],
         next_cursor=(
-            _encode_cursor("ohlcv", m=mkt.market_key, tf=tf, **{"from": rows[limit].open_time})
+            encode_cursor("ohlcv", m=mkt.market_key, tf=tf, **{"from": rows[limit].open_time})
             if more
             else None
         ),

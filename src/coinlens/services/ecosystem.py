@@ -7,9 +7,6 @@ as missing, never estimated; every answer carries its sources and date range.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
@@ -18,9 +15,10 @@ from typing import Any, Literal
 import sqlalchemy as sa
 from pydantic import Field
 
-from coinlens.domain.errors import NotFound, Problem, ValidationFailed
+from coinlens.domain.errors import NotFound
 from coinlens.domain.models import DomainModel
 from coinlens.services.context import Context
+from coinlens.services.paging import decode_cursor, encode_cursor, invalid
 from coinlens.storage.tables import metrics
 
 ChainKind = Literal["l1", "l2", "sidechain", "other"]
@@ -172,28 +170,9 @@ class StablecoinSupply(DomainModel):
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _invalid(location: str, reason: str) -> ValidationFailed:
-    return ValidationFailed(f"{location}: {reason}", [Problem(location=location, reason=reason)])
-
-
-def _cursor(kind: str, value: Any) -> str:
-    raw = json.dumps({"k": kind, "v": value}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _uncursor(kind: str, cursor: str) -> Any:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise _invalid("cursor", "not a cursor this API issued") from exc
-    if not isinstance(data, dict) or data.get("k") != kind:
-        raise _invalid("cursor", "not a cursor for this listing")
-    return data.get("v")
-
-
 def _check_limit(limit: int) -> None:
     if not 1 <= limit <= MAX_LIMIT:
-        raise _invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
 
 
 def chain_kind(chain: str) -> ChainKind:
@@ -323,9 +302,9 @@ def list_chains(ctx: Context, *, cursor: str | None = None, limit: int = 50) -> 
     items, tvl = _summaries(ctx)
     offset = 0
     if cursor:
-        after = _uncursor("chains", cursor)
+        after = decode_cursor("chains", cursor).get("v")
         if not isinstance(after, int) or after < 0:
-            raise _invalid("cursor", "not a cursor for this listing")
+            raise invalid("cursor", "not a cursor for this listing")
         offset = after
     page = items[offset : offset + limit]
     more = offset + limit < len(items)
@@ -336,7 +315,7 @@ def list_chains(ctx: Context, *, cursor: str | None = None, limit: int = 50) -> 
         items=page,
         total=len(items),
         limit=limit,
-        next_cursor=_cursor("chains", offset + limit) if more else None,
+        next_cursor=encode_cursor("chains", v=offset + limit) if more else None,
         l2_share=share,
         l2_share_as_of=share_day,
         sources=sources,
@@ -394,18 +373,18 @@ def get_chain(
     _check_limit(limit)
     start, end = window
     if start is not None and end is not None and start > end:
-        raise _invalid("start", "start must not be after end")
+        raise invalid("start", "start must not be after end")
     if metric is not None and metric not in CHAIN_METRICS:
-        raise _invalid("metric", f"choose from {', '.join(CHAIN_METRICS)}")
+        raise invalid("metric", f"choose from {', '.join(CHAIN_METRICS)}")
     held = {r.metric for r in _inventory(ctx) if r.entity.lower() == chain.strip().lower()}
     if not held:
         raise NotFound(f"no chain {chain!r} in the metrics table")
     wanted = [metric] if metric else [n for n in CHAIN_METRICS if n in held]
     lo = start
     if cursor:
-        after = _uncursor("chain", cursor)
+        after = decode_cursor("chain", cursor).get("v")
         if not isinstance(after, str):
-            raise _invalid("cursor", "not a cursor for this listing")
+            raise invalid("cursor", "not a cursor for this listing")
         lo = max(lo or date.min, date.fromisoformat(after) + timedelta(days=1))
     rows = _series_rows(ctx, chain.strip(), wanted, (lo, end))
     days = sorted({r.date for r in rows})
@@ -413,7 +392,7 @@ def get_chain(
     if len(days) > limit:
         cut = days[limit - 1]
         rows = [r for r in rows if r.date <= cut]
-        next_cursor = _cursor("chain", cut.isoformat())
+        next_cursor = encode_cursor("chain", v=cut.isoformat())
     name = rows[0].entity if rows else chain.strip().lower()
     return ChainDetail(
         chain=name,
@@ -453,9 +432,9 @@ def get_staking(ctx: Context, *, cursor: str | None = None, limit: int = 100) ->
         ]
     offset = 0
     if cursor:
-        after = _uncursor("staking", cursor)
+        after = decode_cursor("staking", cursor).get("v")
         if not isinstance(after, int) or after < 0:
-            raise _invalid("cursor", "not a cursor for this listing")
+            raise invalid("cursor", "not a cursor for this listing")
         offset = after
     held = {r.metric for r in rows}
     missing = [n for n in STAKING_METRICS if n not in held]
@@ -474,7 +453,9 @@ def get_staking(ctx: Context, *, cursor: str | None = None, limit: int = 100) ->
         ],
         total=len(rows),
         limit=limit,
-        next_cursor=_cursor("staking", offset + limit) if offset + limit < len(rows) else None,
+        next_cursor=encode_cursor("staking", v=offset + limit)
+        if offset + limit < len(rows)
+        else None,
         missing=missing,
         warnings=[]
         if rows
@@ -517,7 +498,7 @@ def stablecoin_supply(ctx: Context) -> StablecoinSupply:
 def chain_series(ctx: Context, metric: str, entities: Sequence[str] | None = None) -> list[Series]:
     """One metric's full daily series for several chains (for charts), oldest first."""
     if metric not in CHAIN_METRICS:
-        raise _invalid("metric", f"choose from {', '.join(CHAIN_METRICS)}")
+        raise invalid("metric", f"choose from {', '.join(CHAIN_METRICS)}")
     m = metrics.c
     query = sa.select(m.entity, m.metric, m.date, m.value, m.unit, m.source).where(
         m.metric == metric

@@ -8,11 +8,8 @@ stored. Plaintext exists once, in the answer to create/rotate.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
 import re
 import secrets
 import threading
@@ -25,8 +22,9 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
-from coinlens.domain.errors import NotFound, Problem, UserInputError, ValidationFailed
+from coinlens.domain.errors import NotFound, UserInputError
 from coinlens.services.context import Context
+from coinlens.services.paging import decode_cursor, encode_cursor, invalid
 from coinlens.storage import keys_repo
 
 PREFIX = "cl_live_"
@@ -161,25 +159,6 @@ def key_hash(secret: str, plaintext: str) -> str:
 # --- cursors -------------------------------------------------------------------------------
 
 
-def _cursor(kind: str, **fields: Any) -> str:
-    raw = json.dumps({"k": kind, **fields}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _uncursor(kind: str, cursor: str) -> dict[str, Any]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, ValueError) as exc:
-        raise _invalid("cursor", "not a cursor this API issued") from exc
-    if not isinstance(data, dict) or data.get("k") != kind:
-        raise _invalid("cursor", "not a cursor for this listing")
-    return data
-
-
-def _invalid(location: str, reason: str) -> ValidationFailed:
-    return ValidationFailed(f"{location}: {reason}", [Problem(location, reason)])
-
-
 # --- use cases -----------------------------------------------------------------------------
 
 
@@ -204,7 +183,7 @@ def _to_key(row: Row[Any]) -> ApiKey:
 def _check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown or not scopes:
-        raise _invalid("scopes", f"choose from {', '.join(SCOPES)} (unknown: {unknown})")
+        raise invalid("scopes", f"choose from {', '.join(SCOPES)} (unknown: {unknown})")
     return tuple(s for s in SCOPES if s in scopes)
 
 
@@ -223,9 +202,9 @@ class KeySpec:
 def create_key(ctx: Context, spec: KeySpec, *, now: datetime | None = None) -> CreatedKey:
     """Store a new key (hash only) and return it with its plaintext, shown this once."""
     if not (spec.name or spec.email):
-        raise _invalid("body", "give a name or an email")
+        raise invalid("body", "give a name or an email")
     if spec.plan not in ctx.settings.plans or spec.plan == "anonymous":
-        raise _invalid("plan", f"unknown plan {spec.plan!r}")
+        raise invalid("plan", f"unknown plan {spec.plan!r}")
     scopes = _check_scopes(spec.scopes)
     return _insert(ctx, spec, scopes, rotated_from=None, now=now or datetime.now(UTC))
 
@@ -264,12 +243,12 @@ def get_key(ctx: Context, account: str, key_id: int) -> ApiKey:
 
 def list_keys(ctx: Context, account: str, *, cursor: str | None, limit: int) -> KeysPage:
     """The account's keys in creation order, `limit` at a time."""
-    after = int(_uncursor("keys", cursor).get("id", 0)) if cursor else 0
+    after = int(decode_cursor("keys", cursor).get("id", 0)) if cursor else 0
     with ctx.engine.connect() as conn:
         rows = keys_repo.keys_of_account(conn, account, after_id=after, limit=limit + 1)
     items = [_to_key(r) for r in rows[:limit]]
     more = len(rows) > limit
-    return KeysPage(items, _cursor("keys", id=items[-1].id) if more and items else None)
+    return KeysPage(items, encode_cursor("keys", id=items[-1].id) if more and items else None)
 
 
 def revoke_key(ctx: Context, account: str, key_id: int, *, now: datetime | None = None) -> ApiKey:
@@ -287,7 +266,7 @@ def rotate_key(
     """A successor key with the same scopes and plan; the old one keeps working for `overlap`."""
     now = now or datetime.now(UTC)
     if not timedelta(0) <= overlap <= MAX_OVERLAP:
-        raise _invalid("overlap_seconds", f"between 0 and {int(MAX_OVERLAP.total_seconds())}")
+        raise invalid("overlap_seconds", f"between 0 and {int(MAX_OVERLAP.total_seconds())}")
     old = get_key(ctx, account, key_id)
     if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
         raise UserInputError(f"key {key_id} is revoked or expired; create a new one instead")
@@ -404,10 +383,10 @@ def usage(
 ) -> UsagePage:
     """Requests per key and day of the account between `start` and `end` (inclusive)."""
     if end < start:
-        raise _invalid("query.end", "end is before start")
+        raise invalid("query.end", "end is before start")
     after = None
     if cursor:
-        data = _uncursor("usage", cursor)
+        data = decode_cursor("usage", cursor)
         after = (int(data["d"]), int(data["i"]))
     with ctx.engine.connect() as conn:
         rows = keys_repo.usage_of_account(
@@ -421,7 +400,9 @@ def usage(
     items = [UsageDay(EPOCH + timedelta(days=d), k, lk, n) for d, k, lk, n in rows[:limit]]
     more = len(rows) > limit
     last = items[-1] if items else None
-    nxt = _cursor("usage", d=(last.day - EPOCH).days, i=last.key_id) if more and last else None
+    nxt = (
+        encode_cursor("usage", d=(last.day - EPOCH).days, i=last.key_id) if more and last else None
+    )
     return UsagePage(items, nxt)
 
 
