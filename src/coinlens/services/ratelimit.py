@@ -175,10 +175,12 @@ class RateLimiter:
                 redis_url,
                 max_connections=REDIS_CONNECTIONS,
                 timeout=2.0,
-                # a slow *reply* usually means a starved event loop, not a dead Redis:
-                # only a refused/slow *connect* should switch to the local limiter quickly
+                # a slow reply or connect during a burst usually means a starved event loop
+                # (32 connections opening while hundreds of requests run), not a dead Redis:
+                # 0.5 s connect timeouts sent CI bursts to the local limiter (164 of 200
+                # admitted). A dead Redis refuses at once, so 2 s costs only on a black hole.
                 socket_timeout=2.0,
-                socket_connect_timeout=0.5,
+                socket_connect_timeout=2.0,
             )
             self._redis = aioredis.Redis(connection_pool=pool)
         self._prefix = prefix
