@@ -141,7 +141,8 @@ def _print_demo_key(ctx: Context) -> None:
         console.print(
             f"\n[bold]demo API key[/bold] (read scope, shown once — keep it): {demo.plaintext}\n"
             f'  curl -H "X-API-Key: {demo.plaintext}" '
-            f"http://{ctx.settings.host}:{ctx.settings.port}/v1/tokens/ETH"
+            f"http://{ctx.settings.host}:{ctx.settings.port}/v1/tokens/ETH",
+            soft_wrap=True,  # never break the key across lines: it must copy-paste whole
         )
     else:
         console.print(
