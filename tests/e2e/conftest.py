@@ -6,8 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from coinlens.api.app import create_app
 from coinlens.services.context import Context, build_context
+from coinlens.services.keys import KeySpec, create_key
 from coinlens.services.loading import load_embedded
 from coinlens.settings import get_settings
 
@@ -36,3 +39,16 @@ def loaded_ctx(loaded_dir: Path) -> Iterator[Context]:
     ctx = build_context(get_settings(env="test", data_dir=loaded_dir))
     yield ctx
     ctx.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def read_client(loaded_dir: Path) -> Iterator[TestClient]:
+    """A started app over the loaded database whose requests carry a read-only key."""
+    settings = get_settings(env="test", data_dir=loaded_dir)
+    ctx = build_context(settings)
+    try:
+        key = create_key(ctx, KeySpec(name="e2e", scopes=("read",), plan="enterprise"))
+    finally:
+        ctx.engine.dispose()
+    with TestClient(create_app(settings), headers={"X-API-Key": key.plaintext}) as client:
+        yield client

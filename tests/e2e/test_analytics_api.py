@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from coinlens.api.app import create_app
 from coinlens.cli.common import console, err_console
 from coinlens.cli.main import app as cli_app
 from coinlens.services.analytics import AnalyticsReport, run_analytics
 from coinlens.services.context import build_context
-from coinlens.services.keys import KeySpec, create_key
 from coinlens.settings import get_settings
 
 pytestmark = pytest.mark.xdist_group("embedded")
@@ -33,16 +30,9 @@ def analysed(loaded_dir: Path) -> AnalyticsReport:
 
 
 @pytest.fixture(scope="module")
-def client(loaded_dir: Path, analysed: AnalyticsReport) -> Iterator[TestClient]:
-    """A started app over the analysed database, sending a read key made by the key service."""
-    settings = get_settings(env="test", data_dir=loaded_dir)
-    ctx = build_context(settings)
-    try:
-        key = create_key(ctx, KeySpec(name="analytics e2e", scopes=("read",), plan="enterprise"))
-    finally:
-        ctx.engine.dispose()
-    with TestClient(create_app(settings), headers={"X-API-Key": key.plaintext}) as test_client:
-        yield test_client
+def client(read_client: TestClient, analysed: AnalyticsReport) -> TestClient:
+    """The shared read-key client, once the pipeline has run."""
+    return read_client
 
 
 def _ok(response: Any) -> dict[str, Any]:

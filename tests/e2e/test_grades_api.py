@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from coinlens.api.app import create_app
 from coinlens.cli.main import app as cli_app
 from coinlens.services.context import build_context
 from coinlens.services.grades import GradesReport, run_grades
-from coinlens.services.keys import KeySpec, create_key
 from coinlens.settings import get_settings
 
 pytestmark = pytest.mark.xdist_group("embedded")
@@ -32,16 +29,9 @@ def graded(loaded_dir: Path) -> GradesReport:
 
 
 @pytest.fixture(scope="module")
-def client(loaded_dir: Path, graded: GradesReport) -> Iterator[TestClient]:
-    """A started app over the graded database, sending a read key made by the key service."""
-    settings = get_settings(env="test", data_dir=loaded_dir)
-    ctx = build_context(settings)
-    try:
-        key = create_key(ctx, KeySpec(name="grades e2e", scopes=("read",), plan="enterprise"))
-    finally:
-        ctx.engine.dispose()
-    with TestClient(create_app(settings), headers={"X-API-Key": key.plaintext}) as test_client:
-        yield test_client
+def client(read_client: TestClient, graded: GradesReport) -> TestClient:
+    """The shared read-key client, once grades are computed."""
+    return read_client
 
 
 def _ok(response: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,9 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from coinlens.analytics.forecast import ForecastConfig
-from coinlens.api.app import create_app
 from coinlens.cli.main import app
 from coinlens.services import forecasts
 from coinlens.services.context import Context, build_context
-from coinlens.services.keys import KeySpec, create_key
 from coinlens.settings import get_settings
 
 pytestmark = pytest.mark.xdist_group("embedded")
@@ -24,16 +21,13 @@ FAST = ForecastConfig(n_trees=10, max_rows=15_000, refit=False)
 
 
 @pytest.fixture(scope="module")
-def client(loaded_dir: Path) -> Iterator[TestClient]:
-    settings = get_settings(env="test", data_dir=loaded_dir)
-    ctx = build_context(settings)
+def client(loaded_dir: Path, read_client: TestClient) -> TestClient:
+    ctx = build_context(get_settings(env="test", data_dir=loaded_dir))
     try:
         forecasts.run_forecasts(ctx, FAST)  # retrains only if no recent model exists
-        key = create_key(ctx, KeySpec(name="predictions e2e", scopes=("read",), plan="enterprise"))
     finally:
         ctx.engine.dispose()
-    with TestClient(create_app(settings), headers={"X-API-Key": key.plaintext}) as test_client:
-        yield test_client
+    return read_client
 
 
 def test_predictions_endpoint(client: TestClient) -> None:
