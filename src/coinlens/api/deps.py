@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request, Response
 
 from coinlens.domain.errors import ConfigError
 from coinlens.services.context import Context
@@ -19,3 +19,15 @@ def get_ctx(request: Request) -> Context:
 
 
 CtxDep = Annotated[Context, Depends(get_ctx)]
+
+
+Symbol = Annotated[
+    str, Path(min_length=1, max_length=32, description="Token symbol, any case", examples=["ETH"])
+]
+
+
+def link_next(request: Request, response: Response, cursor: str | None) -> None:
+    """Advertise the next page as an RFC 8288 `Link: <…>; rel="next"` header."""
+    if cursor is not None:
+        url = request.url.include_query_params(cursor=cursor)
+        response.headers["Link"] = f'<{url}>; rel="next"'

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from coinlens.api.deps import CtxDep
+from coinlens.api.deps import CtxDep, Symbol, link_next
 from coinlens.api.errors import problem_responses
 from coinlens.api.schemas_analytics import IndicatorsQuery, PerformanceQuery, SignalsQuery
 from coinlens.domain.analytics_models import (
@@ -21,16 +21,6 @@ from coinlens.services import analytics_queries as aq
 
 router = APIRouter(prefix="/v1/tokens", tags=["analytics"])
 signals_router = APIRouter(prefix="/v1/signals", tags=["analytics"])
-
-Symbol = Annotated[
-    str, Path(min_length=1, max_length=32, description="Token symbol, any case", examples=["ETH"])
-]
-
-
-def _link_next(request: Request, response: Response, cursor: str | None) -> None:
-    if cursor is not None:
-        url = request.url.include_query_params(cursor=cursor)
-        response.headers["Link"] = f'<{url}>; rel="next"'
 
 
 @router.get(
@@ -49,7 +39,7 @@ def get_indicators(
     result = aq.get_indicators(
         ctx, symbol, start=query.start, end=query.end, cursor=query.cursor, limit=query.limit
     )
-    _link_next(request, response, result.next_cursor)
+    link_next(request, response, result.next_cursor)
     return result
 
 
@@ -102,5 +92,5 @@ def list_signals(
         cursor=query.cursor,
         limit=query.limit,
     )
-    _link_next(request, response, page.next_cursor)
+    link_next(request, response, page.next_cursor)
     return page

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from coinlens.api.deps import CtxDep
+from coinlens.api.deps import CtxDep, link_next
 from coinlens.api.errors import problem_responses
 from coinlens.services import ecosystem as service
 
@@ -44,13 +44,6 @@ class ChainQuery(BaseModel):
     limit: int = Field(default=1_000, ge=1, le=service.MAX_LIMIT, description="Days per page")
 
 
-def _link_next(request: Request, response: Response, cursor: str | None) -> None:
-    """Advertise the next page as an RFC 8288 `Link: <…>; rel="next"` header."""
-    if cursor is not None:
-        url = request.url.include_query_params(cursor=cursor)
-        response.headers["Link"] = f'<{url}>; rel="next"'
-
-
 @router.get("/chains", summary="Chains by TVL, with growth, gas and L2 share")
 def list_chains(
     ctx: CtxDep, request: Request, response: Response, query: Annotated[PageQuery, Query()]
@@ -58,7 +51,7 @@ def list_chains(
     """Latest TVL per chain (largest first), 7d/30d/90d growth, latest gas price, the series
     each chain has with their date ranges, and the share of Ethereum rollups in Ethereum TVL."""
     page = service.list_chains(ctx, cursor=query.cursor, limit=query.limit)
-    _link_next(request, response, page.next_cursor)
+    link_next(request, response, page.next_cursor)
     return page
 
 
@@ -83,7 +76,7 @@ def get_chain(
         cursor=query.cursor,
         limit=query.limit,
     )
-    _link_next(request, response, detail.next_cursor)
+    link_next(request, response, detail.next_cursor)
     return detail
 
 
@@ -93,5 +86,5 @@ def get_staking(
 ) -> service.StakingPage:
     """Newest value of each staking/LST series; an empty list with `missing` when none exist."""
     page = service.get_staking(ctx, cursor=query.cursor, limit=query.limit)
-    _link_next(request, response, page.next_cursor)
+    link_next(request, response, page.next_cursor)
     return page

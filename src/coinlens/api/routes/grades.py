@@ -5,19 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from coinlens.api.deps import CtxDep
+from coinlens.api.deps import CtxDep, Symbol, link_next
 from coinlens.api.errors import problem_responses
 from coinlens.domain.grades import Band, GradeKind, GradesPage, TokenGrades
 from coinlens.services import grades as service
 
 router = APIRouter(tags=["grades"])
-
-Symbol = Annotated[
-    str, Path(min_length=1, max_length=32, description="Token symbol, any case", examples=["ETH"])
-]
 
 
 class GradesQuery(BaseModel):
@@ -64,9 +60,7 @@ def list_grades(
             limit=query.limit,
         ),
     )
-    if page.next_cursor is not None:
-        url = request.url.include_query_params(cursor=page.next_cursor)
-        response.headers["Link"] = f'<{url}>; rel="next"'
+    link_next(request, response, page.next_cursor)
     return page
 
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 
-from coinlens.api.deps import CtxDep
+from coinlens.api.deps import CtxDep, Symbol
 from coinlens.api.errors import problem_responses
 from coinlens.domain.errors import Problem, ValidationFailed
 from coinlens.domain.forecasts import ModelInfo, Predictions, Probability, Scenarios
 from coinlens.services import forecasts
 
 router = APIRouter(tags=["predictions"])
-
-Symbol = Annotated[
-    str, Path(min_length=1, max_length=32, description="Token symbol, any case", examples=["ETH"])
-]
 
 
 @router.get(

@@ -4,26 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from coinlens.api.deps import CtxDep
+from coinlens.api.deps import CtxDep, Symbol, link_next
 from coinlens.api.errors import problem_responses
 from coinlens.api.schemas import OhlcvQuery, TokensQuery
 from coinlens.domain.models import Ohlcv, TokenDetail, TokensPage
 from coinlens.services import catalog
 
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
-
-Symbol = Annotated[
-    str, Path(min_length=1, max_length=32, description="Token symbol, any case", examples=["ETH"])
-]
-
-
-def _link_next(request: Request, response: Response, cursor: str | None) -> None:
-    """Advertise the next page as an RFC 8288 `Link: <…>; rel="next"` header."""
-    if cursor is not None:
-        url = request.url.include_query_params(cursor=cursor)
-        response.headers["Link"] = f'<{url}>; rel="next"'
 
 
 @router.get("", summary="Search and list tokens", responses=problem_responses(422))
@@ -34,7 +23,7 @@ def list_tokens(
     page = catalog.list_tokens(
         ctx, q=query.q, sector=query.sector, cursor=query.cursor, limit=query.limit
     )
-    _link_next(request, response, page.next_cursor)
+    link_next(request, response, page.next_cursor)
     return page
 
 
@@ -68,5 +57,5 @@ def get_ohlcv(
         cursor=query.cursor,
         limit=query.limit,
     )
-    _link_next(request, response, result.next_cursor)
+    link_next(request, response, result.next_cursor)
     return result
