@@ -16,6 +16,8 @@ from coinlens.analytics._steps import (
     mfi_step,
     sma_step,
     stoch_step,
+    volatility_step,
+    vwap_step,
 )
 
 F64 = NDArray[np.float64]
@@ -72,23 +74,11 @@ def volatility_panel(c: F64, n: int, scale: float) -> F64:
     m, t = c.shape
     out = np.full((m, t), NAN)
     for i in prange(m):
-        ring = np.zeros(n)
-        count = 0
-        prev = NAN
+        st = np.zeros(3 + n)
         for j in range(t):
             v = c[i, j]
-            if not math.isfinite(v):
-                continue
-            if math.isfinite(prev):
-                ring[count % n] = math.log(v / prev)
-                count += 1
-                if count >= n:
-                    mean = ring.sum() / n
-                    ss = 0.0
-                    for r in ring:
-                        ss += (r - mean) * (r - mean)
-                    out[i, j] = math.sqrt(ss / (n - 1)) * scale
-            prev = v
+            if math.isfinite(v):
+                out[i, j] = volatility_step(st, v, n, scale)
     return out
 
 
@@ -98,20 +88,9 @@ def vwap_panel(h: F64, lo: F64, c: F64, v: F64, n: int) -> F64:
     m, t = c.shape
     out = np.full((m, t), NAN)
     for i in prange(m):
-        pv = np.zeros(n)
-        vol = np.zeros(n)
-        count = 0
+        st = np.zeros(1 + 2 * n)
         for j in range(t):
             a, b, d, e = h[i, j], lo[i, j], c[i, j], v[i, j]
-            if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(d)):
-                continue
-            if not math.isfinite(e):
-                continue
-            pv[count % n] = (a + b + d) / 3.0 * e
-            vol[count % n] = e
-            count += 1
-            if count >= n:
-                den = vol.sum()
-                if den > 0.0:
-                    out[i, j] = pv.sum() / den
+            if math.isfinite(a) and math.isfinite(b) and math.isfinite(d) and math.isfinite(e):
+                out[i, j] = vwap_step(st, a, b, d, e, n)
     return out

@@ -337,3 +337,51 @@ def mfi_step(st: F64, h: float, lo: float, c: float, v: float, n: int) -> float:
     # Running sums can leave a -1e-17 residue once all inflows leave the window.
     out: float = min(100.0, max(0.0, 100.0 * (st[1] / s)))
     return out
+
+
+def volatility_width(n: int) -> int:
+    """State width of `volatility_step`: closes seen, returns seen, previous close, ring."""
+    return 3 + n
+
+
+@njit
+def volatility_step(st: F64, x: float, n: int, scale: float) -> float:
+    """Sample std (ddof=1) of the last n log returns between valid closes, times `scale`."""
+    seen = st[0]
+    st[0] = seen + 1.0
+    prev = st[2]
+    st[2] = x
+    if seen == 0.0:
+        return NAN
+    count = int(st[1])
+    st[3 + count % n] = math.log(x / prev)
+    st[1] = count + 1
+    if count + 1 < n:
+        return NAN
+    ring = st[3 : 3 + n]
+    mean = ring.sum() / n
+    ss = 0.0
+    for r in ring:
+        ss += (r - mean) * (r - mean)
+    return math.sqrt(ss / (n - 1)) * scale
+
+
+def vwap_width(n: int) -> int:
+    """State width of `vwap_step`: count, ring of price x volume, ring of volume."""
+    return 1 + 2 * n
+
+
+@njit
+def vwap_step(st: F64, h: float, lo: float, c: float, v: float, n: int) -> float:
+    """Sum(typical price * volume) / sum(volume) over the last n valid bars."""
+    count = int(st[0])
+    st[1 + count % n] = (h + lo + c) / 3.0 * v
+    st[1 + n + count % n] = v
+    st[0] = count + 1
+    if count + 1 < n:
+        return NAN
+    den = st[1 + n : 1 + 2 * n].sum()
+    if den > 0.0:
+        out: float = st[1 : 1 + n].sum() / den
+        return out
+    return NAN

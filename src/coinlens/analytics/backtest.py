@@ -79,137 +79,150 @@ def entries_exits(signal: ArrayLike) -> tuple[B, B]:
     return long & ~prev, ~long & prev
 
 
-# Per-token output columns of `_backtest_rows`: strategy metrics, buy-and-hold metrics,
+# Per-token output columns of the stats table: strategy metrics, buy-and-hold metrics,
 # then trade statistics. Metric columns follow `Performance`'s field order.
 PERF, BH_PERF, TRADES = 0, 6, 12
 N_STATS = 16
 Metrics = tuple[float, float, float, float, float, float]
 
+# One token's backtest state (a float64 row): the strategy's book, buy-and-hold's book,
+# a running-performance block for each, the bar counter and the equity sampler.
+CASH, SHARES, COST, LAST, PENDING, WAS_LONG, N_TR, WINS, SUM_RET, HELD, BARS = range(11)
+B_CASH, B_SHARES, B_LAST, B_PENDING = range(11, 15)
+P_STRATEGY, P_BUY_HOLD, P_WIDTH = 15, 26, 11
+PREV, PEAK, LOW, MDD, N_RET, SUM_R, DOWN, FIRST, SPAN, MEAN, M2 = range(P_WIDTH)
+BAR, CURVE_N, CURVE_K, CURVE_FIRST = 37, 38, 39, 40
+STATE_WIDTH = 41
+# The equity sampler keeps the bars whose offset from the first valued bar is a multiple
+# of k, k the smallest power of two leaving at most CURVE_CAP of them; the curve served
+# is those plus the last bar. Appending a bar keeps the rule, so it runs incrementally.
+CURVE_CAP = 198
 
-@njit_ieee
-def _strategy_row(
-    sig: NDArray[np.int8], op: F64, cl: F64, costs: tuple[float, float, float], eq: F64
-) -> tuple[int, int, float, int, int]:
-    """Equity of one token, and its [trades, wins, sum of trade returns, bars held, bars]."""
-    fees, slip, init = costs
-    cash, shares, cost, last = init, 0.0, 0.0, np.nan
-    pending = 0
-    was_long = False
-    n_tr = wins = held = bars = 0
-    sum_ret = 0.0
-    for j in range(cl.shape[0]):
-        o = op[j]
-        if pending != 0 and math.isfinite(o):
-            if pending > 0:
-                cost = cash
-                shares = cash / (1.0 + fees) / (o * (1.0 + slip))
-                cash = 0.0
-            else:
-                value = shares * (o * (1.0 - slip))
-                cash = value - value * fees
-                shares = 0.0
-                ret = cash / cost - 1.0
-                n_tr += 1
-                wins += ret > 0
-                sum_ret += ret
-            pending = 0
-        if math.isfinite(cl[j]):
-            last = cl[j]
-        eq[j] = cash + shares * last
-        if math.isfinite(last):
-            bars += 1
-            held += shares > 0
-        # entries_exits, bar by bar: the signal turns +1 (entry) or leaves +1 (exit)
-        is_long = sig[j] == 1
-        if is_long and not was_long and shares == 0.0:
-            pending = 1
-        elif was_long and not is_long:
-            pending = -1 if shares > 0.0 else 0
-        was_long = is_long
-    if shares > 0.0:
-        ret = shares * last / cost - 1.0
-        n_tr += 1
-        wins += ret > 0
-        sum_ret += ret
-    return n_tr, wins, sum_ret, held, bars
+
+class BacktestState(NamedTuple):
+    """Where every token's backtest stands after its last bar; `update_backtest` goes on."""
+
+    core: F64  # (tokens, STATE_WIDTH)
+    curve: F64  # (tokens, CURVE_CAP + 1, 3): bar index, strategy equity, buy-and-hold
+
+
+class BacktestSummary(NamedTuple):
+    """Metrics and trade statistics per token, without the equity curves."""
+
+    strategy: Performance
+    trades: TradeStats
+    buy_hold: Performance
 
 
 @njit_ieee
-def _buy_hold_row(op: F64, cl: F64, costs: tuple[float, float, float], eq: F64) -> None:
-    """Equity of buying with all cash at the first valid open and holding to the end."""
-    fees, slip, init = costs
-    cash, shares, last = init, 0.0, np.nan
-    pending = True
-    for j in range(cl.shape[0]):
-        o = op[j]
-        if pending and math.isfinite(o):
-            shares = cash / (1.0 + fees) / (o * (1.0 + slip))
-            cash = 0.0
-            pending = False
-        if math.isfinite(cl[j]):
-            last = cl[j]
-        eq[j] = cash + shares * last
+def _init_row(st: F64, init: float) -> None:
+    st[:] = 0.0
+    st[CASH] = st[B_CASH] = init
+    st[LAST] = st[B_LAST] = np.nan
+    st[B_PENDING] = 1.0
+    for off in (P_STRATEGY, P_BUY_HOLD):
+        st[off + PREV] = st[off + PEAK] = st[off + LOW] = init
+        st[off + FIRST] = -1.0
+    st[CURVE_K] = 1.0
+    st[CURVE_FIRST] = -1.0
 
 
 @njit_ieee
-def _perf_row(eq: F64, init: float, ppy: float, scratch: F64) -> Metrics:
-    """`returns.performance(eq, ppy, initial=init)` for one row, in `Performance` order.
+def _strategy_bar(st: F64, long_flag: int, o: float, c: float, costs: tuple[float, float]) -> float:
+    """One bar of the signal strategy; returns the bar's equity."""
+    fees, slip = costs
+    if st[PENDING] != 0.0 and math.isfinite(o):
+        if st[PENDING] > 0.0:
+            st[COST] = st[CASH]
+            st[SHARES] = st[CASH] / (1.0 + fees) / (o * (1.0 + slip))
+            st[CASH] = 0.0
+        else:
+            value = st[SHARES] * (o * (1.0 - slip))
+            st[CASH] = value - value * fees
+            st[SHARES] = 0.0
+            ret = st[CASH] / st[COST] - 1.0
+            st[N_TR] += 1.0
+            st[WINS] += 1.0 if ret > 0 else 0.0
+            st[SUM_RET] += ret
+        st[PENDING] = 0.0
+    if math.isfinite(c):
+        st[LAST] = c
+    eq: float = st[CASH] + st[SHARES] * st[LAST]
+    if math.isfinite(st[LAST]):
+        st[BARS] += 1.0
+        st[HELD] += 1.0 if st[SHARES] > 0 else 0.0
+    # entries_exits, bar by bar: the signal turns +1 (entry) or leaves +1 (exit)
+    is_long = long_flag == 1
+    was_long = st[WAS_LONG] != 0.0
+    if is_long and not was_long and st[SHARES] == 0.0:
+        st[PENDING] = 1.0
+    elif was_long and not is_long:
+        st[PENDING] = -1.0 if st[SHARES] > 0.0 else 0.0
+    st[WAS_LONG] = 1.0 if is_long else 0.0
+    return eq
 
-    Same definitions in one pass (plus a pass over the returns for the deviation): a
-    virtual bar worth `init` precedes the first finite value; sums run left to right.
-    The drawdown divides once per running-peak segment: division by a fixed positive peak
-    is monotone, so min(v / peak) over a segment equals min(v) / peak bit for bit.
+
+@njit_ieee
+def _buy_hold_bar(st: F64, o: float, c: float, costs: tuple[float, float]) -> float:
+    """One bar of buying with all cash at the first valid open and holding."""
+    fees, slip = costs
+    if st[B_PENDING] != 0.0 and math.isfinite(o):
+        st[B_SHARES] = st[B_CASH] / (1.0 + fees) / (o * (1.0 + slip))
+        st[B_CASH] = 0.0
+        st[B_PENDING] = 0.0
+    if math.isfinite(c):
+        st[B_LAST] = c
+    out: float = st[B_CASH] + st[B_SHARES] * st[B_LAST]
+    return out
+
+
+@njit_ieee
+def _perf_bar(st: F64, off: int, v: float, j: int) -> None:
+    """Fold one equity value into a running `returns.performance(eq, ppy, initial=init)`.
+
+    A virtual bar worth `init` precedes the first finite value; sums run left to right and
+    the deviation uses Welford's update. The drawdown divides once per running-peak
+    segment: division by a fixed positive peak is monotone, so min(v / peak) over a
+    segment equals min(v) / peak bit for bit.
     """
-    prev = peak = low = init
-    mdd = 0.0
-    n, s, down, first, span = 0, 0.0, 0.0, -1, 0
-    for j in range(eq.shape[0]):
-        v = eq[j]
-        if not math.isfinite(v):
-            continue
-        if first < 0:
-            first = j
-        span = j - first + 1  # bars from the virtual one to this one, gaps included
-        r = v / prev - 1.0
-        if math.isfinite(r):
-            scratch[n] = r
-            n += 1
-            s += r
-            down += min(r, 0.0) * min(r, 0.0)
-        if v > peak:
-            mdd = min(mdd, low / peak - 1.0)
-            peak = low = v
-        elif v < low:
-            low = v
-        prev = v
-    return _finish_perf((init, prev, peak, low, mdd), (n, s, down, span), ppy, scratch)
+    if not math.isfinite(v):
+        return
+    if st[off + FIRST] < 0:
+        st[off + FIRST] = j
+    st[off + SPAN] = j - st[off + FIRST] + 1  # bars from the virtual one, gaps included
+    r = v / st[off + PREV] - 1.0
+    if math.isfinite(r):
+        n = st[off + N_RET] + 1.0
+        st[off + N_RET] = n
+        st[off + SUM_R] += r
+        st[off + DOWN] += min(r, 0.0) * min(r, 0.0)
+        delta = r - st[off + MEAN]
+        st[off + MEAN] += delta / n
+        st[off + M2] += delta * (r - st[off + MEAN])
+    if v > st[off + PEAK]:
+        st[off + MDD] = min(st[off + MDD], st[off + LOW] / st[off + PEAK] - 1.0)
+        st[off + PEAK] = st[off + LOW] = v
+    elif v < st[off + LOW]:
+        st[off + LOW] = v
+    st[off + PREV] = v
 
 
 @njit_ieee
-def _finish_perf(
-    values: tuple[float, float, float, float, float],
-    sums: tuple[int, float, float, int],
-    ppy: float,
-    scratch: F64,
-) -> Metrics:
-    """Total return, CAGR, volatility, Sharpe, Sortino and max drawdown from the sums."""
-    init, final, peak, low, mdd = values
-    n, s, down, span = sums
+def _perf_finish(st: F64, off: int, init: float, ppy: float) -> Metrics:
+    """Total return, CAGR, volatility, Sharpe, Sortino and max drawdown so far."""
     nan = math.nan
+    span = st[off + SPAN]
     if span == 0:  # no finite value at all
         return nan, nan, nan, nan, nan, nan
-    growth = final / init
+    growth = st[off + PREV] / init
     total, cagr = growth - 1.0, growth ** (ppy / span) - 1.0
-    mdd = min(mdd, low / peak - 1.0)
+    mdd = min(st[off + MDD], st[off + LOW] / st[off + PEAK] - 1.0)
+    n = st[off + N_RET]
     if n < 2:
         return total, cagr, nan, nan, nan, mdd
-    mean = s / n
-    ss = 0.0
-    for k in range(n):
-        d = scratch[k] - mean
-        ss += d * d
-    sd = math.sqrt(ss / (n - 1))
-    dd = math.sqrt(down / n)
+    mean = st[off + SUM_R] / n
+    sd = math.sqrt(st[off + M2] / (n - 1))
+    dd = math.sqrt(st[off + DOWN] / n)
     scale = math.sqrt(ppy)
     sharpe = mean / sd * scale if sd > 0 else nan
     sortino = mean / dd * scale if dd > 0 else nan
@@ -217,33 +230,99 @@ def _finish_perf(
 
 
 @njit_ieee
+def _sample(st: F64, curve: F64, j: int, eq: float, bh: float) -> None:
+    """Keep bar j in the equity sample when the rule of `CURVE_CAP` says so."""
+    if not math.isfinite(eq) and not math.isfinite(bh):
+        return
+    if st[CURVE_FIRST] < 0:
+        st[CURVE_FIRST] = j
+    k = int(st[CURVE_K])
+    if (j - int(st[CURVE_FIRST])) % k != 0:
+        return
+    n = int(st[CURVE_N])
+    curve[n, 0], curve[n, 1], curve[n, 2] = j, eq, bh
+    n += 1
+    if n > CURVE_CAP:  # keep every other point: the multiples of 2k
+        half = 0
+        for q in range(0, n, 2):
+            curve[half, :] = curve[q, :]
+            half += 1
+        n = half
+        st[CURVE_K] = 2 * k
+    st[CURVE_N] = n
+
+
+@njit_ieee
+def _bar(
+    st: F64, curve: F64, bar: tuple[int, float, float], params: tuple[float, float, float, float]
+) -> tuple[float, float]:
+    """Advance one token by one bar: both books, both performance blocks, the sample."""
+    long_flag, o, c = bar
+    fees, slip = params[0], params[1]
+    j = int(st[BAR])
+    eq = _strategy_bar(st, long_flag, o, c, (fees, slip))
+    bh = _buy_hold_bar(st, o, c, (fees, slip))
+    _perf_bar(st, P_STRATEGY, eq, j)
+    _perf_bar(st, P_BUY_HOLD, bh, j)
+    _sample(st, curve, j, eq, bh)
+    st[BAR] = j + 1
+    return eq, bh
+
+
+@njit_ieee
+def _stats(st: F64, params: tuple[float, float, float, float], row: F64) -> None:
+    """Metrics and trade statistics of one token's state (an open position is marked)."""
+    _, _, init, ppy = params
+    strategy = _perf_finish(st, P_STRATEGY, init, ppy)
+    buy_hold = _perf_finish(st, P_BUY_HOLD, init, ppy)
+    for k in range(6):
+        row[PERF + k] = strategy[k]
+        row[BH_PERF + k] = buy_hold[k]
+    n_tr, wins, sum_ret = st[N_TR], st[WINS], st[SUM_RET]
+    if st[SHARES] > 0.0:
+        ret = st[SHARES] * st[LAST] / st[COST] - 1.0
+        n_tr += 1.0
+        wins += 1.0 if ret > 0 else 0.0
+        sum_ret += ret
+    row[TRADES] = n_tr
+    row[TRADES + 1] = wins / n_tr if n_tr > 0 else np.nan
+    row[TRADES + 2] = sum_ret / n_tr if n_tr > 0 else np.nan
+    row[TRADES + 3] = st[HELD] / st[BARS] if st[BARS] > 0 else np.nan
+
+
+@njit_ieee
 def _backtest_rows(
     sig: NDArray[np.int8],
     px: tuple[F64, F64],
     params: tuple[float, float, float, float],
-    out: tuple[F64, F64, F64],
+    out: tuple[F64, F64, F64, F64, F64],
     r0: int,
     r1: int,
 ) -> None:
-    """Strategy and buy-and-hold equity and metrics for tokens r0..r1, one pass each."""
+    """Tokens r0..r1 over all bars: equity curves, end state and statistics."""
     op, cl = px
-    fees, slip, init, ppy = params
-    costs = (fees, slip, init)
-    equity, bh, stats = out
-    scratch = np.empty(cl.shape[1])
+    equity, bh, stats, core, curve = out
     for i in range(r0, r1):
-        n_tr, wins, sum_ret, held, bars = _strategy_row(sig[i], op[i], cl[i], costs, equity[i])
-        _buy_hold_row(op[i], cl[i], costs, bh[i])
-        row = stats[i]
-        strategy = _perf_row(equity[i], init, ppy, scratch)
-        buy_hold = _perf_row(bh[i], init, ppy, scratch)
-        for k in range(6):
-            row[PERF + k] = strategy[k]
-            row[BH_PERF + k] = buy_hold[k]
-        row[TRADES] = n_tr
-        row[TRADES + 1] = wins / n_tr if n_tr > 0 else np.nan
-        row[TRADES + 2] = sum_ret / n_tr if n_tr > 0 else np.nan
-        row[TRADES + 3] = held / bars if bars > 0 else np.nan
+        _init_row(core[i], params[2])
+        for j in range(cl.shape[1]):
+            equity[i, j], bh[i, j] = _bar(
+                core[i], curve[i], (sig[i, j], op[i, j], cl[i, j]), params
+            )
+        _stats(core[i], params, stats[i])
+
+
+@njit_ieee
+def _update_rows(
+    sig: NDArray[np.int8],
+    px: tuple[F64, F64],
+    params: tuple[float, float, float, float],
+    out: tuple[F64, F64, F64],
+) -> None:
+    op, cl = px
+    stats, core, curve = out
+    for i in range(cl.shape[0]):
+        _bar(core[i], curve[i], (sig[i], op[i], cl[i]), params)
+        _stats(core[i], params, stats[i])
 
 
 def _as_long_flags(signal: ArrayLike) -> NDArray[np.int8]:
@@ -252,6 +331,36 @@ def _as_long_flags(signal: ArrayLike) -> NDArray[np.int8]:
     if sig.dtype != np.int8:
         sig = (sig == 1).view(np.int8)
     return np.ascontiguousarray(sig)
+
+
+def _params(cfg: BacktestConfig) -> tuple[float, float, float, float]:
+    # all floats, so an int in the config does not compile another specialisation
+    return (float(cfg.fees), float(cfg.slippage), float(cfg.init_cash), float(cfg.periods_per_year))
+
+
+def _summary(stats: F64) -> BacktestSummary:
+    cols = np.ascontiguousarray(stats.T)
+    trades = TradeStats(cols[TRADES].astype(np.int64), *cols[TRADES + 1 : TRADES + 4])
+    return BacktestSummary(
+        Performance(*cols[PERF : PERF + 6]), trades, Performance(*cols[BH_PERF : BH_PERF + 6])
+    )
+
+
+def backtest_with_state(
+    signal: ArrayLike, open_: ArrayLike, close: ArrayLike, config: BacktestConfig | None = None
+) -> tuple[BacktestResult, BacktestState]:
+    """`backtest`, plus the state from which `update_backtest` continues bar by bar."""
+    cfg = config or BacktestConfig()
+    op, cl = as_panel(open_), as_panel(close)
+    sig = _as_long_flags(signal)
+    if not (op.shape == cl.shape == sig.shape):
+        raise UserInputError("signal, open and close must have the same shape")
+    m, t = cl.shape
+    equity, bh, stats = np.empty((m, t)), np.empty((m, t)), np.empty((m, N_STATS))
+    state = BacktestState(np.empty((m, STATE_WIDTH)), np.full((m, CURVE_CAP + 1, 3), np.nan))
+    run_rows(_backtest_rows, m, sig, (op, cl), _params(cfg), (equity, bh, stats, *state))
+    s = _summary(stats)
+    return BacktestResult(equity, s.strategy, s.trades, bh, s.buy_hold), state
 
 
 def backtest(
@@ -263,17 +372,43 @@ def backtest(
     `entries_exits` placed one bar later; metrics equal `returns.performance(equity,
     periods_per_year, initial=init_cash)`.
     """
+    return backtest_with_state(signal, open_, close, config)[0]
+
+
+def update_backtest(
+    state: BacktestState,
+    signal: ArrayLike,
+    open_: ArrayLike,
+    close: ArrayLike,
+    config: BacktestConfig | None = None,
+) -> tuple[BacktestState, BacktestSummary]:
+    """Advance every token by one bar (1-D columns); equal to re-running the whole history.
+
+    The config must be the one the state was built with. The input state is not modified.
+    """
     cfg = config or BacktestConfig()
-    op, cl = as_panel(open_), as_panel(close)
-    sig = _as_long_flags(signal)
-    if not (op.shape == cl.shape == sig.shape):
-        raise UserInputError("signal, open and close must have the same shape")
-    m, t = cl.shape
-    equity, bh, stats = np.empty((m, t)), np.empty((m, t)), np.empty((m, N_STATS))
-    # all floats, so an int in the config does not compile another specialisation
-    params = tuple(map(float, (cfg.fees, cfg.slippage, cfg.init_cash, cfg.periods_per_year)))
-    run_rows(_backtest_rows, m, sig, (op, cl), params, (equity, bh, stats))
-    cols = np.ascontiguousarray(stats.T)
-    trades = TradeStats(cols[TRADES].astype(np.int64), *cols[TRADES + 1 : TRADES + 4])
-    strategy = Performance(*cols[PERF : PERF + 6])
-    return BacktestResult(equity, strategy, trades, bh, Performance(*cols[BH_PERF : BH_PERF + 6]))
+    m = state.core.shape[0]
+    sig = _as_long_flags(np.asarray(signal).reshape(1, -1))[0]
+    op, cl = (np.ascontiguousarray(x, dtype=np.float64) for x in (open_, close))
+    if sig.shape != (m,) or op.shape != (m,) or cl.shape != (m,):
+        raise UserInputError(f"signal, open and close must have shape ({m},), one per token")
+    new = BacktestState(state.core.copy(), state.curve.copy())
+    stats = np.empty((m, N_STATS))
+    _update_rows(sig, (op, cl), _params(cfg), (stats, *new))
+    return new, _summary(stats)
+
+
+def equity_curve(state: BacktestState, i: int) -> tuple[NDArray[np.int64], F64, F64]:
+    """Token i's sampled equity curve: (bar indices, strategy equity, buy-and-hold equity).
+
+    The sampled bars (see `CURVE_CAP`) plus the last bar; empty before the first close.
+    """
+    st, n = state.core[i], int(state.core[i, CURVE_N])
+    pts = state.curve[i, :n]
+    idx, eq, bh = pts[:, 0].astype(np.int64), pts[:, 1], pts[:, 2]
+    last = int(st[BAR]) - 1
+    if n and idx[-1] != last:
+        idx = np.append(idx, last)
+        eq = np.append(eq, st[CASH] + st[SHARES] * st[LAST])
+        bh = np.append(bh, st[B_CASH] + st[B_SHARES] * st[B_LAST])
+    return idx, eq, bh

@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from coinlens.analytics._fast import atr_panel
-from coinlens.analytics._jit import njit, njit_parallel, prange
+from coinlens.analytics._jit import njit, njit_parallel, prange, run_rows
 from coinlens.analytics.indicators import as_panel
 from coinlens.domain.errors import UserInputError
 
@@ -65,14 +65,14 @@ class NearestLevels(NamedTuple):
 
 
 @njit
-def _pivots_1d(h: F64, lo: F64, vol: F64, k: int) -> tuple[I64, F64, F64]:
-    """Pivot bars (time order), their prices and volume weights."""
-    t = h.shape[0]
-    idx = np.empty(2 * t, np.int64)
-    price = np.empty(2 * t)
-    weight = np.empty(2 * t)
+def _pivots_range(h: F64, lo: F64, vol: F64, k: int, j0: int, j1: int) -> tuple[I64, F64, F64]:
+    """Pivot bars j0 <= j < j1 (time order), their prices and volume weights."""
+    n_max = 2 * max(j1 - j0, 0)
+    idx = np.empty(n_max, np.int64)
+    price = np.empty(n_max)
+    weight = np.empty(n_max)
     n = 0
-    for j in range(k, t - k):
+    for j in range(j0, j1):
         hi_ok = lo_ok = math.isfinite(h[j]) and math.isfinite(lo[j])
         for d in range(1, k + 1):
             a, b = h[j - d], h[j + d]
@@ -94,6 +94,12 @@ def _pivots_1d(h: F64, lo: F64, vol: F64, k: int) -> tuple[I64, F64, F64]:
                 idx[n], price[n], weight[n] = j, p, w
                 n += 1
     return idx[:n], price[:n], weight[:n]
+
+
+@njit
+def _pivots_1d(h: F64, lo: F64, vol: F64, k: int) -> tuple[I64, F64, F64]:
+    """Every pivot of a series (each is confirmed k bars after its own)."""
+    return _pivots_range(h, lo, vol, k, k, h.shape[0] - k)
 
 
 @njit
@@ -155,6 +161,62 @@ def _nearest(
     return out[0], out[1], out[2], out[3]
 
 
+class LatestLevels(NamedTuple):
+    """Per token, the levels at its end bar; each entry is (price, strength, touches, last).
+
+    `support` is the highest level below the close, `resistance` the lowest at or above
+    it, `strongest[i, :n_strongest[i]]` the strongest levels, strongest first (ties: lower
+    price first). Rows without levels are NaN.
+    """
+
+    support: F64
+    resistance: F64
+    strongest: F64
+    n_strongest: I64
+
+
+@njit
+def _latest_rows(
+    hlcv: tuple[F64, F64, F64, F64],
+    ends_atr: tuple[I64, F64],
+    cfg: tuple[int, int, float, float, float],
+    out: tuple[F64, F64, F64, I64],
+    r0: int,
+    r1: int,
+) -> None:
+    h, lo, c, v = hlcv
+    ends, atr = ends_atr
+    k, lookback, half_life, tol_atr, tol_min = cfg
+    sup, res, top, count = out
+    for i in range(r0, r1):
+        sup[i, :] = np.nan
+        res[i, :] = np.nan
+        top[i, :, :] = np.nan
+        count[i] = 0
+        t = ends[i]
+        if t < 0 or not math.isfinite(c[i, t]):
+            continue
+        close = c[i, t]
+        rel = atr[i] / close if math.isfinite(atr[i]) else 0.0
+        piv = _pivots_range(h[i], lo[i], v[i], k, max(k, t - lookback), t - k + 1)
+        lv_p, lv_s, lv_n, lv_last = _levels_1d(
+            piv, t, max(tol_min, tol_atr * rel), (k, lookback, half_life)
+        )
+        order = np.argsort(-lv_s, kind="mergesort")
+        for q in order:
+            entry = (lv_p[q], lv_s[q], float(lv_n[q]), float(lv_last[q]))
+            if count[i] < top.shape[1]:
+                for f in range(4):
+                    top[i, count[i], f] = entry[f]
+                count[i] += 1
+            if lv_p[q] < close and not lv_p[q] <= sup[i, 0]:
+                for f in range(4):
+                    sup[i, f] = entry[f]
+            elif lv_p[q] >= close and not lv_p[q] >= res[i, 0]:
+                for f in range(4):
+                    res[i, f] = entry[f]
+
+
 def _inputs(*xs: ArrayLike) -> tuple[F64, ...]:
     panels = tuple(as_panel(x) for x in xs)
     if any(p.shape != panels[0].shape for p in panels):
@@ -207,6 +269,35 @@ def levels_at(
         for p, s, n, last in zip(lv_p, lv_s, lv_n, lv_last, strict=True)
     ]
     return sorted(levels, key=lambda lv: -lv.strength)
+
+
+def latest_levels(
+    high: ArrayLike,
+    low: ArrayLike,
+    close: ArrayLike,
+    volume: ArrayLike,
+    ends: ArrayLike,
+    atr: ArrayLike,
+    config: LevelConfig | None = None,
+    top: int = 5,
+) -> LatestLevels:
+    """Every token's levels at its bar `ends[i]` (-1: none), given ATR(14) at that bar.
+
+    Equal to `levels_at(row, ends[i])` when `atr` is `indicators.atr` at `ends`; only the
+    last `lookback` + `pivot_bars` + 20 bars are read, so the cost does not grow with the
+    history.
+    """
+    cfg = config or LevelConfig()
+    h, lo, c, v = _inputs(high, low, close, volume)
+    m = c.shape[0]
+    t_end = np.ascontiguousarray(ends, dtype=np.int64)
+    atr_end = np.ascontiguousarray(atr, dtype=np.float64)
+    if t_end.shape != (m,) or atr_end.shape != (m,):
+        raise UserInputError("need one end bar and one ATR value per token")
+    out = (np.empty((m, 4)), np.empty((m, 4)), np.empty((m, top, 4)), np.empty(m, np.int64))
+    params = (cfg.pivot_bars, cfg.lookback, cfg.half_life, cfg.tolerance_atr, cfg.min_tolerance)
+    run_rows(_latest_rows, m, (h, lo, c, v), (t_end, atr_end), params, out)
+    return LatestLevels(*out)
 
 
 class RespectStats(NamedTuple):

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coinlens.analytics._jit import njit_parallel, prange
+from coinlens.analytics._jit import njit, njit_parallel, prange
 from coinlens.analytics.indicators import as_panel
 from coinlens.domain.errors import UserInputError
 
@@ -75,6 +75,92 @@ def roi_table(close: ArrayLike, epoch_days: ArrayLike) -> dict[str, F64]:
     return out
 
 
+@njit
+def _last_finite(row: F64, col: int) -> int:
+    """The last column <= col with a finite value (-1 if none)."""
+    while col >= 0 and not math.isfinite(row[col]):
+        col -= 1
+    return col
+
+
+@njit
+def _first_finite(row: F64) -> int:
+    for j in range(row.shape[0]):
+        if math.isfinite(row[j]):
+            return j
+    return -1
+
+
+@njit
+def _roi_at(c: F64, base_cols: NDArray[np.int64], ends: NDArray[np.int64], out: F64) -> None:
+    """out[k, i] = c[i, ends[i]] / c[i, last finite <= base_cols[k, i]] - 1 (first close if -2)."""
+    for i in range(c.shape[0]):
+        t = ends[i]
+        first = _first_finite(c[i])
+        for k in range(base_cols.shape[0]):
+            out[k, i] = np.nan
+            if t < 0 or not math.isfinite(c[i, t]):
+                continue
+            col = base_cols[k, i]
+            base = first if col == -2 else _last_finite(c[i], col)
+            if col == -3:  # YTD: previous year's last close, else the first close
+                base = _last_finite(c[i], int(base_cols[k - 1, i]))
+                base = base if base >= 0 else first
+            if base >= 0:
+                out[k, i] = c[i, t] / c[i, base] - 1
+
+
+def roi_at(close: ArrayLike, epoch_days: ArrayLike, ends: ArrayLike) -> dict[str, F64]:
+    """`roi_table` read at one column per token (`ends[i]`, -1 for none), without the panel.
+
+    Equal to `roi_table(close, epoch_days)[name][i, ends[i]]` bit for bit; it scans back
+    only from the base columns, so a daily update costs O(tokens), not O(history).
+    """
+    c = as_panel(close)
+    days = np.asarray(epoch_days, dtype=np.int64)
+    t_end = np.asarray(ends, dtype=np.int64)
+    if days.shape != (c.shape[1],) or t_end.shape != (c.shape[0],):
+        raise UserInputError("need one epoch day per column and one end column per token")
+    day_t = days[np.maximum(t_end, 0)]
+    cols = [np.searchsorted(days, day_t - n, side="right") - 1 for n in ROI_DAYS.values()]
+    year_start = (
+        day_t.astype("datetime64[D]").astype("datetime64[Y]").astype("datetime64[D]")
+    ).astype(np.int64)
+    cols.append(np.searchsorted(days, year_start, side="left") - 1)  # previous year's end
+    cols.append(np.full(len(t_end), -3))  # YTD marker: resolves the column above
+    cols.append(np.full(len(t_end), -2))  # since listing: the first close
+    base = np.ascontiguousarray(np.stack(cols).astype(np.int64))
+    out = np.empty((len(cols), c.shape[0]))
+    _roi_at(c, base, t_end, out)
+    names = [*ROI_DAYS, "ytd", "since_listing"]
+    return {name: out[k] for k, name in zip([0, 1, 2, 3, 4, 6, 7], names, strict=True)}
+
+
+@njit
+def _trailing(c: F64, ends: NDArray[np.int64], width: int, out: F64) -> None:
+    for i in range(c.shape[0]):
+        for q in range(width + 1):
+            col = ends[i] - width + q
+            out[i, q] = c[i, col] if col >= 0 else np.nan
+        start = ends[i] - width
+        if start >= 0:
+            first = _last_finite(c[i], start)
+            out[i, 0] = c[i, first] if first >= 0 else np.nan
+
+
+def trailing_closes(close: ArrayLike, ends: ArrayLike, width: int) -> F64:
+    """Per token the `width` + 1 closes ending at column `ends[i]`, the first forward-filled.
+
+    The forward fill makes the first return inside the window equal the full history's, so
+    rolling statistics of the tail equal those of the whole panel at `ends`.
+    """
+    c = as_panel(close)
+    t_end = np.asarray(ends, dtype=np.int64)
+    out = np.empty((c.shape[0], width + 1))
+    _trailing(c, t_end, width, out)
+    return out
+
+
 def drawdown_from_ath(close: ArrayLike) -> F64:
     """c[t] / max(c[<=t]) - 1 (the all-time high of closes); NaN where c[t] is missing."""
     c = as_panel(close)
@@ -87,6 +173,21 @@ def max_drawdown(close: ArrayLike) -> F64:
     """Deepest drawdown from the running high seen up to each day (<= 0), forward-filled."""
     dd = drawdown_from_ath(close)
     return np.fmin.accumulate(dd, axis=1)
+
+
+def drawdown_state(close: ArrayLike) -> tuple[F64, F64]:
+    """Per token the all-time high close and the deepest drawdown so far (`max_drawdown`)."""
+    c = as_panel(close)
+    with np.errstate(invalid="ignore"):
+        return np.fmax.reduce(c, axis=1), np.fmin.reduce(drawdown_from_ath(c), axis=1)
+
+
+def update_drawdown_state(ath: F64, mdd: F64, close: ArrayLike) -> tuple[F64, F64]:
+    """Advance `drawdown_state` by one bar of closes; equal to recomputing with that bar."""
+    c = np.asarray(close, dtype=np.float64)
+    new_ath = np.fmax(ath, c)
+    with np.errstate(invalid="ignore"):
+        return new_ath, np.fmin(mdd, c / new_ath - 1)
 
 
 class RollingRisk(NamedTuple):

@@ -11,19 +11,24 @@ changed candle changes its day's sum). The next run is
 
 * ``unchanged``   same tokens, same days, every day's checksum equal and rows stored: no-op;
 * ``incremental`` same tokens in the same order, the same first day, exactly ONE new day
-  appended and every earlier day's checksum equal: the signals advance one bar with
-  `update_signals` (no signal history is recomputed; events are appended for that day);
+  appended and every earlier day's checksum equal: signals, indicators, drawdowns and
+  the default backtest advance one bar from their saved states (`update_signals`,
+  `update_indicators`, `update_drawdown_state`, `update_backtest`); events are appended
+  for that day;
 * ``full``        anything else (a new token, a corrected old candle, several new days,
   no or unreadable state, or ``full=True``).
 
-Latest indicator values, ROI, drawdowns and the default backtest are recomputed from the
-panel in both modes with the same vectorised kernels, so both modes store identical rows.
+ROI, 90-day risk and key levels only look back a bounded window from each token's last
+close (`roi_at`, `trailing_closes`, `latest_levels`), so no step of an incremental run
+reads more than a year of history per token. Both modes run the same one-bar step
+functions, so they store identical rows (tested).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,14 +41,29 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coinlens.analytics import indicators as ind
-from coinlens.analytics.backtest import BacktestConfig, BacktestResult, backtest
-from coinlens.analytics.levels import levels_at
+from coinlens.analytics.backtest import (
+    BacktestConfig,
+    BacktestState,
+    BacktestSummary,
+    backtest_with_state,
+    equity_curve,
+    update_backtest,
+)
+from coinlens.analytics.indicator_state import (
+    NAMES as INDICATOR_NAMES,
+)
+from coinlens.analytics.indicator_state import (
+    latest_indicators,
+    update_indicators,
+)
+from coinlens.analytics.levels import LatestLevels, latest_levels
 from coinlens.analytics.returns import (
-    drawdown_from_ath,
-    max_drawdown,
-    roi_table,
+    drawdown_state,
+    roi_at,
     rolling_beta_corr,
     rolling_risk,
+    trailing_closes,
+    update_drawdown_state,
 )
 from coinlens.analytics.signals import (
     N_VALUES,
@@ -62,13 +82,13 @@ I64 = NDArray[np.int64]
 I8 = NDArray[np.int8]
 Mode = Literal["full", "incremental", "unchanged"]
 Progress = Callable[[str, int, int], None]
+Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 SOURCE = "coinlens analytics pipeline (daily panel, primary market per token)"
 DEFAULT_BACKTEST = BacktestConfig()
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 RISK_WINDOW = 90
 LEVELS_SHOWN = 5
-EQUITY_POINTS = 200
 ROI_NAMES = {"1d": "1d", "7d": "7d", "30d": "30d", "90d": "90d", "365d": "1y", "ytd": "ytd"}
 
 
@@ -173,13 +193,41 @@ def day_checksums(p: Panel) -> NDArray[np.uint64]:
 
 @dataclass(frozen=True)
 class _Saved:
+    """Everything a run leaves for the next one to continue from, per token."""
+
     token_ids: I64
     first_day: int
     checksums: NDArray[np.uint64]
-    history: I8
-    state: SignalState
-    values: F64  # (N_VALUES, tokens) at each token's last valid bar
-    valid_last: I64
+    signals: SignalState
+    values: F64  # (N_VALUES, tokens) signal values at each token's last valid bar
+    valid_last: I64  # last bar with finite high, low, close and volume (-1: none)
+    since: I64  # bar of the last signal change (-1: the signal never left 0)
+    indicators: F64  # `indicator_state` state, (tokens, WIDTH)
+    latest: F64  # (indicators, tokens) at each token's last close
+    close_end: I64  # last bar with a finite close (-1: none)
+    ath: F64
+    mdd: F64
+    backtest: BacktestState
+
+    def arrays(self) -> dict[str, Any]:
+        """The state as named arrays for `np.savez`."""
+        return {
+            "token_ids": self.token_ids,
+            "first_day": self.first_day,
+            "checksums": self.checksums,
+            "signal_indicators": self.signals.indicators,
+            "signal": self.signals.signal,
+            "values": self.values,
+            "valid_last": self.valid_last,
+            "since": self.since,
+            "indicators": self.indicators,
+            "latest": self.latest,
+            "close_end": self.close_end,
+            "ath": self.ath,
+            "mdd": self.mdd,
+            "backtest_core": self.backtest.core,
+            "backtest_curve": self.backtest.curve,
+        }
 
 
 def _state_path(ctx: Context) -> Path:
@@ -196,30 +244,25 @@ def _load_state(path: Path) -> _Saved | None:
                 z["token_ids"],
                 int(z["first_day"]),
                 z["checksums"],
-                z["history"],
-                SignalState(z["indicators"], z["signal"]),
+                SignalState(z["signal_indicators"], z["signal"]),
                 z["values"],
                 z["valid_last"],
+                z["since"],
+                z["indicators"],
+                z["latest"],
+                z["close_end"],
+                z["ath"],
+                z["mdd"],
+                BacktestState(z["backtest_core"], z["backtest_curve"]),
             )
     except (OSError, KeyError, ValueError):
         return None
 
 
-def _save_state(path: Path, p: Panel, saved: _Saved) -> None:
+def _save_state(path: Path, saved: _Saved) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
-        format=STATE_FORMAT,
-        token_ids=p.token_ids,
-        first_day=int(p.days[0]),
-        checksums=saved.checksums,
-        history=saved.history,
-        indicators=saved.state.indicators,
-        signal=saved.state.signal,
-        values=saved.values,
-        valid_last=saved.valid_last,
-    )
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, format=STATE_FORMAT, **saved.arrays())
     tmp.replace(path)  # atomic: a crash never leaves half a state
 
 
@@ -268,73 +311,94 @@ def _event_rows(
     ]
 
 
-def _signals_full(p: Panel, sums: NDArray[np.uint64]) -> tuple[_Saved, list[dict[str, Any]]]:
-    sp, state = compute_signals(p.high, p.low, p.close, p.volume)
-    ch = signal_changes(sp.signal, p.close)
-    events = _event_rows(
-        p, ch.token, ch.t, (ch.from_signal, ch.to_signal, ch.price, sp.score[ch.token, ch.t])
+def _full(
+    p: Panel, sums: NDArray[np.uint64], report: AnalyticsReport
+) -> tuple[_Saved, BacktestSummary, list[dict[str, Any]]]:
+    """Every state from the whole history; the signal change events of all days."""
+    with _timed(report, "signals"):
+        sp, state = compute_signals(p.high, p.low, p.close, p.volume)
+        ch = signal_changes(sp.signal, p.close)
+        score = sp.score[ch.token, ch.t]
+        events = _event_rows(p, ch.token, ch.t, (ch.from_signal, ch.to_signal, ch.price, score))
+        valid_last = last_valid(_valid4(p))
+        values = np.stack([_at(sp.values[k], valid_last) for k in range(N_VALUES)])
+        prev = np.zeros_like(sp.signal)
+        prev[:, 1:] = sp.signal[:, :-1]
+    with _timed(report, "indicators"):
+        latest, ind_state = latest_indicators(p.high, p.low, p.close, p.volume)
+        ath, mdd = drawdown_state(p.close)
+    with _timed(report, "backtest"):
+        result, bt_state = backtest_with_state(sp.signal, p.open, p.close, DEFAULT_BACKTEST)
+    saved = _Saved(
+        p.token_ids,
+        int(p.days[0]),
+        sums,
+        state,
+        values,
+        valid_last,
+        last_valid(sp.signal != prev),
+        ind_state,
+        latest,
+        last_valid(np.isfinite(p.close)),
+        ath,
+        mdd,
+        bt_state,
     )
-    valid_last = last_valid(_valid4(p))
-    values = np.stack([_at(sp.values[k], valid_last) for k in range(N_VALUES)])
-    saved = _Saved(p.token_ids, int(p.days[0]), sums, sp.signal, state, values, valid_last)
-    return saved, events
+    return saved, BacktestSummary(result.strategy, result.trades, result.buy_hold), events
 
 
-def _signals_incremental(
-    p: Panel, sums: NDArray[np.uint64], old: _Saved
-) -> tuple[_Saved, list[dict[str, Any]]]:
-    state, bar = update_signals(
-        old.state, p.high[:, -1], p.low[:, -1], p.close[:, -1], p.volume[:, -1]
+def _incremental(
+    p: Panel, sums: NDArray[np.uint64], old: _Saved, report: AnalyticsReport
+) -> tuple[_Saved, BacktestSummary, list[dict[str, Any]]]:
+    """Every state advanced by the panel's last day; that day's signal change events."""
+    j = len(p.days) - 1
+    h, lo, c, v, o = (x[:, j] for x in (p.high, p.low, p.close, p.volume, p.open))
+    with _timed(report, "signals"):
+        state, bar = update_signals(old.signals, h, lo, c, v)
+        valid = (np.isfinite(h) & np.isfinite(lo)) & (np.isfinite(c) & np.isfinite(v))
+        token = np.nonzero(bar.signal != old.signals.signal)[0].astype(np.int64)
+        changes = (old.signals.signal[token], bar.signal[token], c[token], bar.score[token])
+        events = _event_rows(p, token, np.full(token.shape, j, dtype=np.int64), changes)
+    with _timed(report, "indicators"):
+        ind_bar, ind_state = update_indicators(old.indicators, h, lo, c, v)
+        has_close = np.isfinite(c)
+        ath, mdd = update_drawdown_state(old.ath, old.mdd, c)
+    with _timed(report, "backtest"):
+        bt_state, summary = update_backtest(old.backtest, bar.signal, o, c, DEFAULT_BACKTEST)
+    saved = _Saved(
+        p.token_ids,
+        int(p.days[0]),
+        sums,
+        state,
+        np.where(valid[None, :], bar.values, old.values),
+        np.where(valid, j, old.valid_last).astype(np.int64),
+        np.where(bar.signal != old.signals.signal, j, old.since).astype(np.int64),
+        ind_state,
+        np.where(has_close[None, :], ind_bar, old.latest),
+        np.where(has_close, j, old.close_end).astype(np.int64),
+        ath,
+        mdd,
+        bt_state,
     )
-    history = np.concatenate([old.history, bar.signal[:, None]], axis=1)
-    valid = _valid4(p)[:, -1]
-    values = np.where(valid[None, :], bar.values, old.values)
-    valid_last = np.where(valid, len(p.days) - 1, old.valid_last).astype(np.int64)
-    token = np.nonzero(bar.signal != old.state.signal)[0].astype(np.int64)
-    t = np.full(token.shape, len(p.days) - 1, dtype=np.int64)
-    changes = (old.state.signal[token], bar.signal[token], p.close[token, -1], bar.score[token])
-    saved = _Saved(p.token_ids, int(p.days[0]), sums, history, state, values, valid_last)
-    return saved, _event_rows(p, token, t, changes)
-
-
-def since_days(p: Panel, history: I8) -> list[int | None]:
-    """Per token, the day of its last signal change (None if the signal never left 0)."""
-    prev = np.zeros_like(history)
-    prev[:, 1:] = history[:, :-1]
-    last = last_valid(history != prev)
-    return [None if j < 0 else int(p.days[j]) for j in last]
+    return saved, summary, events
 
 
 # --- latest values -----------------------------------------------------------------------------
 
 
-def _tails(close: F64, ends: I64, width: int) -> F64:
-    """Per token the `width`+1 closes ending at `ends`, the first one forward-filled.
-
-    The forward fill makes the first return inside the window equal the full-history one,
-    so rolling statistics on the tail equal those on the whole panel at `ends`.
-    """
-    m, t = close.shape
-    rows = np.arange(m)
-    cols = ends[:, None] - width + np.arange(width + 1)[None, :]
-    tail = np.where(cols >= 0, close[rows[:, None], np.maximum(cols, 0)], np.nan)
-    ff = np.maximum.accumulate(np.where(np.isfinite(close), np.arange(t), -1), axis=1)
-    start = cols[:, 0]
-    first = np.where(start >= 0, ff[rows, np.maximum(start, 0)], -1)
-    tail[:, 0] = np.where(first >= 0, close[rows, np.maximum(first, 0)], np.nan)
-    return tail
-
-
-def _risk(p: Panel, ends: I64) -> dict[str, F64]:
+def _risk(p: Panel, saved: _Saved) -> dict[str, F64]:
     """90-day volatility/Sharpe/Sortino and beta/correlation to BTC and ETH, plus drawdowns."""
-    tail = _tails(p.close, ends, RISK_WINDOW)
+    ends = saved.close_end
+    tail = trailing_closes(p.close, ends, RISK_WINDOW)
     rr = rolling_risk(tail, window=RISK_WINDOW)
+    with np.errstate(invalid="ignore"):
+        from_ath = _at(p.close, ends) / saved.ath - 1
     out = {
         "volatility_90d": rr.volatility[:, -1],
         "sharpe_90d": rr.sharpe[:, -1],
         "sortino_90d": rr.sortino[:, -1],
-        "max_drawdown": _at(max_drawdown(p.close), ends),
-        "drawdown_from_ath": _at(drawdown_from_ath(p.close), ends),
+        "max_drawdown": saved.mdd.copy(),
+        "drawdown_from_ath": from_ath,
     }
     for bench in ("BTC", "ETH"):
         beta = np.full(len(ends), np.nan)
@@ -343,7 +407,7 @@ def _risk(p: Panel, ends: I64) -> dict[str, F64]:
             row = p.close[p.row(bench)][None, :]
             for end in np.unique(ends):
                 sel = ends == end
-                b_tail = _tails(row, np.array([end], dtype=np.int64), RISK_WINDOW)
+                b_tail = trailing_closes(row, np.array([end], dtype=np.int64), RISK_WINDOW)
                 b, c = rolling_beta_corr(tail[sel], b_tail, window=RISK_WINDOW)
                 beta[sel], corr[sel] = b[:, -1], c[:, -1]
         out[f"beta_{bench.lower()}_90d"], out[f"corr_{bench.lower()}_90d"] = beta, corr
@@ -351,33 +415,32 @@ def _risk(p: Panel, ends: I64) -> dict[str, F64]:
 
 
 def _roi(p: Panel, ends: I64) -> dict[str, F64]:
-    table = roi_table(p.close, p.days)
-    out = {name: _at(table[key], ends) for key, name in ROI_NAMES.items()}
-    out["since_listing"] = _at(table["since_listing"], ends)
+    table = roi_at(p.close, p.days, ends)
+    out = {name: table[key] for key, name in ROI_NAMES.items()}
+    out["since_listing"] = table["since_listing"]
     return out
 
 
-def _level_dict(p: Panel, lv: Any) -> dict[str, Any]:
+def _level_dict(p: Panel, entry: F64, close: float) -> dict[str, Any] | None:
+    price, strength, touches, last = (float(x) for x in entry)
+    if not math.isfinite(price):
+        return None
     return {
-        "price": float(lv.price),
-        "kind": lv.kind,
-        "strength": float(lv.strength),
-        "touches": int(lv.touches),
-        "last_touch_day": int(p.days[lv.last_touch]),
+        "price": price,
+        "kind": "support" if price < close else "resistance",
+        "strength": strength,
+        "touches": int(touches),
+        "last_touch_day": int(p.days[int(last)]),
     }
 
 
-def token_levels(p: Panel, i: int, t: int) -> dict[str, Any]:
-    """Nearest support/resistance at bar t of token row i, and the strongest levels."""
-    found = levels_at(p.high[i], p.low[i], p.close[i], p.volume[i], t) if t >= 0 else []
-    supports = [lv for lv in found if lv.kind == "support"]
-    resistances = [lv for lv in found if lv.kind == "resistance"]
-    support = max(supports, key=lambda lv: lv.price, default=None)
-    resistance = min(resistances, key=lambda lv: lv.price, default=None)
+def _token_levels(p: Panel, lv: LatestLevels, i: int, close: float) -> dict[str, Any]:
+    """Nearest support/resistance at a token's last close, and its strongest levels."""
+    strongest = [_level_dict(p, lv.strongest[i, q], close) for q in range(int(lv.n_strongest[i]))]
     return {
-        "support": None if support is None else _level_dict(p, support),
-        "resistance": None if resistance is None else _level_dict(p, resistance),
-        "strongest": [_level_dict(p, lv) for lv in found[:LEVELS_SHOWN]],
+        "support": _level_dict(p, lv.support[i], close),
+        "resistance": _level_dict(p, lv.resistance[i], close),
+        "strongest": [x for x in strongest if x is not None],
     }
 
 
@@ -385,30 +448,32 @@ def _latest(
     p: Panel, saved: _Saved, report: AnalyticsReport, progress: Progress | None
 ) -> list[dict[str, Any]]:
     """The payload of every token: indicators, signal inputs, ROI, risk and levels."""
-    ends = last_valid(np.isfinite(p.close))
-    with _timed(report, "indicators"):
-        panels = indicator_panels(p.open, p.high, p.low, p.close, p.volume)
-        latest = {name: _at(arr, ends) for name, arr in panels.items()}
-        closes = _at(p.close, ends)
+    ends = saved.close_end
+    closes = _at(p.close, ends)
     with _timed(report, "roi_risk"):
-        roi, risk = _roi(p, ends), _risk(p, ends)
-    payloads = []
+        roi, risk = _roi(p, ends), _risk(p, saved)
     with _timed(report, "levels"):
+        atr = saved.latest[INDICATOR_NAMES.index("atr_14")]
+        levels = latest_levels(p.high, p.low, p.close, p.volume, ends, atr)
+    payloads = []
+    with _timed(report, "payloads"):
         for i in range(len(p.token_ids)):
             payloads.append(
                 {
                     "close": num(closes[i]),
-                    "indicators": {k: num(v[i]) for k, v in latest.items()},
+                    "indicators": {
+                        k: num(saved.latest[n, i]) for n, k in enumerate(INDICATOR_NAMES)
+                    },
                     "signal_values": {
                         k: num(saved.values[n, i]) for n, k in enumerate(VALUE_NAMES)
                     },
                     "roi": {k: num(v[i]) for k, v in roi.items()},
                     "risk": {k: num(v[i]) for k, v in risk.items()},
-                    "levels": token_levels(p, i, int(ends[i])),
+                    "levels": _token_levels(p, levels, i, float(closes[i])),
                 }
             )
-            if progress and (i % 25 == 0 or i == len(p.token_ids) - 1):
-                progress("levels", i + 1, len(p.token_ids))
+            if progress and (i % 250 == 0 or i == len(p.token_ids) - 1):
+                progress("payloads", i + 1, len(p.token_ids))
     return payloads
 
 
@@ -420,23 +485,11 @@ def _metrics(perf: Any, i: int) -> dict[str, float | None]:
 
 
 def backtest_payload(
-    days: I64, result: BacktestResult, i: int, cfg: BacktestConfig
+    days: I64, summary: BacktestSummary, state: BacktestState, i: int, cfg: BacktestConfig
 ) -> dict[str, Any]:
-    """One token's backtest as stored/served: params, metrics, downsampled equity curves."""
-    eq, bh = result.equity[i], result.buy_hold_equity[i]
-    valid = np.nonzero(np.isfinite(eq) | np.isfinite(bh))[0]
-    pick = (
-        valid[
-            np.unique(
-                np.linspace(0, len(valid) - 1, min(EQUITY_POINTS, len(valid)))
-                .round()
-                .astype(np.int64)
-            )
-        ]
-        if len(valid)
-        else valid
-    )
-    tr = result.trades
+    """One token's backtest as stored/served: params, metrics, sampled equity curves."""
+    idx, eq, bh = equity_curve(state, i)
+    tr = summary.trades
     return {
         "params": {
             "fees": cfg.fees,
@@ -445,20 +498,20 @@ def backtest_payload(
             "periods_per_year": cfg.periods_per_year,
             "params_key": params_key(cfg),
         },
-        "start_day": int(days[valid[0]]) if len(valid) else None,
-        "end_day": int(days[valid[-1]]) if len(valid) else None,
-        "strategy": _metrics(result.strategy, i),
+        "start_day": int(days[idx[0]]) if len(idx) else None,
+        "end_day": int(days[idx[-1]]) if len(idx) else None,
+        "strategy": _metrics(summary.strategy, i),
         "trades": {
             "trades": int(tr.trades[i]),
             "win_rate": num(tr.win_rate[i]),
             "avg_trade_return": num(tr.avg_trade_return[i]),
             "exposure": num(tr.exposure[i]),
         },
-        "buy_hold": _metrics(result.buy_hold, i),
+        "buy_hold": _metrics(summary.buy_hold, i),
         "equity": {
-            "days": [int(days[j]) for j in pick],
-            "strategy": [num(eq[j]) for j in pick],
-            "buy_hold": [num(bh[j]) for j in pick],
+            "days": [int(days[j]) for j in idx],
+            "strategy": [num(x) for x in eq],
+            "buy_hold": [num(x) for x in bh],
         },
     }
 
@@ -467,28 +520,28 @@ def backtest_payload(
 
 
 def _rows(
-    p: Panel, saved: _Saved, payloads: list[dict[str, Any]], result: BacktestResult
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    p: Panel, saved: _Saved, payloads: list[dict[str, Any]], summary: BacktestSummary
+) -> Rows:
     now = datetime.now(UTC)
-    since = since_days(p, saved.history)
     key = params_key(DEFAULT_BACKTEST)
     analytics, tests = [], []
     for i, token_id in enumerate(p.token_ids):
         end = int(saved.valid_last[i])
         as_of = int(p.days[end]) if end >= 0 else int(p.days[0])
+        since = int(saved.since[i])
         analytics.append(
             {
                 "token_id": int(token_id),
                 "as_of_day": as_of,
                 "panel_version": p.version,
-                "signal": int(saved.history[i, -1]),
+                "signal": int(saved.signals.signal[i]),
                 "score": num(saved.values[N_VALUES - 1, i]),
-                "signal_since_day": since[i],
+                "signal_since_day": int(p.days[since]) if since >= 0 else None,
                 "payload": payloads[i],
                 "computed_at": now,
             }
         )
-        payload = backtest_payload(p.days, result, i, DEFAULT_BACKTEST)
+        payload = backtest_payload(p.days, summary, saved.backtest, i, DEFAULT_BACKTEST)
         tests.append(
             {
                 "token_id": int(token_id),
@@ -501,11 +554,34 @@ def _rows(
     return analytics, tests
 
 
+def compute(
+    p: Panel,
+    sums: NDArray[np.uint64],
+    report: AnalyticsReport,
+    old: _Saved | None = None,
+    *,
+    progress: Progress | None = None,
+) -> tuple[_Saved, Rows, list[dict[str, Any]]]:
+    """The rows to store: from the whole panel, or by one day from `old` when given.
+
+    Returns the new state, (token_analytics rows, backtest rows) and the signal events
+    (all of them when full, the new day's when incremental).
+    """
+    if old is not None:
+        saved, summary, events = _incremental(p, sums, old, report)
+    else:
+        saved, summary, events = _full(p, sums, report)
+    payloads = _latest(p, saved, report, progress)
+    with _timed(report, "payloads"):
+        rows = _rows(p, saved, payloads, summary)
+    return saved, rows, events
+
+
 def _write(
     ctx: Context,
     mode: Mode,
     p: Panel,
-    rows: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    rows: Rows,
     events: list[dict[str, Any]],
 ) -> None:
     analytics, tests = rows
@@ -540,18 +616,12 @@ def run_analytics(
     report.tokens, report.days, report.as_of_day = len(p.token_ids), len(p.days), int(p.days[-1])
     if mode == "unchanged":
         return report
-    with _timed(report, "signals"):
-        if mode == "incremental" and old is not None:
-            saved, events = _signals_incremental(p, sums, old)
-        else:
-            saved, events = _signals_full(p, sums)
-    payloads = _latest(p, saved, report, progress)
-    with _timed(report, "backtest"):
-        result = backtest(saved.history, p.open, p.close, DEFAULT_BACKTEST)
-        rows = _rows(p, saved, payloads, result)
+    saved, rows, events = compute(
+        p, sums, report, old if mode == "incremental" else None, progress=progress
+    )
     with _timed(report, "write"):
         _write(ctx, mode, p, rows, events)
         report.events_written = len(events)
     with _timed(report, "save_state"):
-        _save_state(path, p, saved)
+        _save_state(path, saved)
     return report

@@ -18,7 +18,12 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 from sqlalchemy.engine import Connection, Row
 
-from coinlens.analytics.backtest import BacktestConfig, backtest
+from coinlens.analytics.backtest import (
+    BacktestConfig,
+    BacktestSummary,
+    backtest,
+    backtest_with_state,
+)
 from coinlens.analytics.signals import compute_signals
 from coinlens.domain.analytics_models import (
     SIGNAL_LABELS,
@@ -305,8 +310,9 @@ def get_signal_performance(
     lo, hi = _bounds(days, start, end)
     if hi - lo < 2:
         raise DataUnavailable(f"{token.symbol} has fewer than 2 days in the requested range")
-    result = backtest(sig[:, lo:hi], o[lo:hi], c[lo:hi], cfg)
-    payload = backtest_payload(days[lo:hi], result, 0, cfg)
+    result, state = backtest_with_state(sig[:, lo:hi], o[lo:hi], c[lo:hi], cfg)
+    summary = BacktestSummary(result.strategy, result.trades, result.buy_hold)
+    payload = backtest_payload(days[lo:hi], summary, state, 0, cfg)
     return _performance(token.symbol, payload, (ON_DEMAND, datetime.now(UTC)), (start, end))
 
 

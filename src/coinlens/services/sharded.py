@@ -30,7 +30,6 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
-from coinlens.analytics.backtest import backtest
 from coinlens.services import analytics as an
 from coinlens.services.context import Context
 from coinlens.services.jobs import call_step, shard_of
@@ -98,13 +97,10 @@ def compute_shard(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(token_analytics rows, backtest rows, signal events) of the tokens at `rows`."""
     sub = sub_panel(p, _with_benchmarks(p, rows))
-    # The analytics module's step functions are reused as-is so shard rows equal the
+    # The analytics step's own `compute` runs on the sub-panel, so shard rows equal the
     # single-process rows by construction (same kernels, same payload shapes).
-    saved, events = an._signals_full(sub, an.day_checksums(sub))
     report = an.AnalyticsReport(mode="full", reason="shard")
-    payloads = an._latest(sub, saved, report, None)
-    result = backtest(saved.history, sub.open, sub.close, an.DEFAULT_BACKTEST)
-    analytics, tests = an._rows(sub, saved, payloads, result)
+    _, (analytics, tests), events = an.compute(sub, an.day_checksums(sub), report)
     keep = {int(t) for t in p.token_ids[rows]}
     return (
         [r for r in analytics if r["token_id"] in keep],
