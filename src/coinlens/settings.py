@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     web_private: bool = Field(
         default=False, description="Require the owner login for the research pages too"
     )
+    compute_threads: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description="Threads per process for the analytics kernels (0: every core); give each "
+        "of M Celery workers cores/M",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -19,6 +19,7 @@ import numba
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_threads = os.cpu_count() or 1  # set_threads changes it
 MIN_ROWS_PER_THREAD = 64  # below this a thread costs more than it saves
 CHUNKS_PER_THREAD = 4  # small chunks even out busy cores and gappy tokens
 
@@ -45,15 +46,31 @@ def njit_parallel(func: F) -> F:
 prange: Callable[..., range] = numba.prange
 
 
+def set_threads(n: int | None) -> None:
+    """Threads the kernels of this process use (None: every core).
+
+    Covers `run_rows` and numba's `prange` kernels (numba's setting is per calling thread:
+    call it from the thread that runs the work, as Context building does).
+    """
+    global _threads
+    _threads = max(1, n) if n else os.cpu_count() or 1
+    numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+
+
+def threads() -> int:
+    """The thread count set by `set_threads`."""
+    return _threads
+
+
 def run_rows(kernel: Callable[..., None], n_rows: int, *args: object) -> None:
     """Call `kernel(*args, r0, r1)` over row chunks covering 0..n_rows, on all cores."""
-    threads = min(os.cpu_count() or 1, n_rows // MIN_ROWS_PER_THREAD)
-    if threads <= 1:
+    n_threads = min(_threads, n_rows // MIN_ROWS_PER_THREAD)
+    if n_threads <= 1:
         kernel(*args, 0, n_rows)
         return
-    n_chunks = threads * CHUNKS_PER_THREAD
+    n_chunks = n_threads * CHUNKS_PER_THREAD
     bounds = [n_rows * k // n_chunks for k in range(n_chunks + 1)]
-    with ThreadPoolExecutor(threads) as pool:
+    with ThreadPoolExecutor(n_threads) as pool:
         futures = [pool.submit(kernel, *args, bounds[k], bounds[k + 1]) for k in range(n_chunks)]
         for fut in futures:
             fut.result()

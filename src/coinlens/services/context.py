@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from coinlens.analytics import set_threads
 from coinlens.settings import Settings
 from coinlens.storage.db import make_engine, upgrade
 
@@ -27,6 +28,7 @@ class Context:
 def build_context(settings: Settings, *, migrate: bool = True) -> Context:
     """Create the engine for `settings` and (by default) bring the schema to head."""
     settings.check_safe()
+    set_threads(settings.compute_threads or None)
     engine = make_engine(settings.db_url)
     if migrate:
         upgrade(engine)
