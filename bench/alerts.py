@@ -24,12 +24,16 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from coinlens.alerts import crypto
 from coinlens.alerts import evaluate as ev
@@ -38,6 +42,7 @@ from coinlens.services import alerts
 from coinlens.services.context import build_context
 from coinlens.services.keys import KeySpec, create_key
 from coinlens.settings import get_settings
+from coinlens.storage.db import make_engine
 from coinlens.storage.tables import tokens
 from coinlens.storage.tables_alerts import alert_rules
 
@@ -148,6 +153,25 @@ def _worker_processes(settings: Any, workers: int, threads: int) -> list[subproc
     return procs
 
 
+@contextmanager
+def _fresh_schema(database_url: str | None) -> Iterator[str | None]:
+    """On PostgreSQL, a throwaway schema (the given database is shared): its URL, then dropped."""
+    if database_url is None or not database_url.startswith("postgresql"):
+        yield database_url
+        return
+    name = f"bench_alerts_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(database_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    sep = "&" if "?" in database_url else "?"
+    try:
+        yield f"{database_url}{sep}options=-csearch_path%3D{name}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+        admin.dispose()
+
+
 def bench_e2e(
     database_url: str | None, firings: int, workers: int, in_process: bool, threads: int
 ) -> None:
@@ -230,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", type=int, default=100_000)
     args = parser.parse_args(argv)
     bench_evaluation(args.rules)
-    bench_e2e(args.database_url, args.firings, args.workers, args.in_process, args.threads)
+    with _fresh_schema(args.database_url) as url:
+        bench_e2e(url, args.firings, args.workers, args.in_process, args.threads)
     return 0
 
 

@@ -29,15 +29,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode
 
 import apprise
 import requests
 import requests.api
 import requests.sessions
 
+from coinlens.alerts import transport
 from coinlens.domain.errors import Problem, TemporaryError, ValidationFailed
 
 SCHEMES = {
@@ -132,6 +132,11 @@ def parse_channel(url: str, location: str = "channels") -> Channel:
         destination=f"{kind}:{digest}",
         host=host,
     )
+
+
+def warm_up() -> None:
+    """Load Apprise's plugin registry now (~0.1 s of CPU), not on a worker's first send."""
+    _instantiate("json://localhost/")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -242,7 +247,9 @@ def _with_params(url: str, params: dict[str, str]) -> str:
 
 
 def _send_url(channel: Channel, key: str, timeout: float) -> str:
-    params = {"retry": "0", "cto": f"{timeout:g}", "rto": f"{timeout:g}"}
+    # redirect=no: a 3xx is a failed send, never followed — following one would reach a
+    # host the SSRF check never saw (e.g. a webhook answering 302 to a metadata address).
+    params = {"retry": "0", "redirect": "no", "cto": f"{timeout:g}", "rto": f"{timeout:g}"}
     if channel.kind == "webhook":
         params[f"+{IDEMPOTENCY_HEADER}"] = key
     elif channel.kind == "email":
@@ -266,8 +273,9 @@ _ORIGINAL_HOOKS = requests.sessions.default_hooks
 requests.sessions.default_hooks = _hooks_with_recorder
 
 # Apprise plugins call `requests.request/post`, which open a new Session (and connection)
-# per call. Inside `SenderPool.send` the call goes through the pooled object's own Session
-# instead, so connections to a destination stay alive; elsewhere requests is unchanged.
+# per call. Inside `send`/`SenderPool.send` the call goes through the channel's
+# `transport.KeptSession` instead (pooled objects keep their connection alive); elsewhere
+# requests is unchanged.
 _SESSION: ContextVar[requests.Session | None] = ContextVar("_SESSION", default=None)
 _ORIGINAL_REQUEST = requests.api.request
 
@@ -284,28 +292,8 @@ requests.api.request = _request  # type: ignore[assignment]
 requests.request = _request  # type: ignore[assignment]
 
 
-class _KeptSession(requests.Session):
-    """A session for one channel: environment settings (proxies, CA bundle) looked up once
-    per target origin instead of scanning `os.environ` on every request."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))  # stateless, as before
-        self._env: dict[tuple[Any, ...], dict[str, Any]] = {}
-
-    def merge_environment_settings(  # type: ignore[override] # typeshed types are looser
-        self, url: str, proxies: Any, stream: Any, verify: Any, cert: Any
-    ) -> dict[str, Any]:
-        key = (urlsplit(url)[:2], repr(proxies), stream, verify, cert)
-        if key not in self._env:
-            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
-            self._env[key] = dict(merged)
-        hit = self._env[key]
-        return {**hit, "proxies": dict(hit["proxies"])}
-
-
 def _session() -> requests.Session:
-    return _KeptSession()
+    return transport.KeptSession()
 
 
 @contextmanager
@@ -376,7 +364,13 @@ def send(channel: Channel, title: str, body: str, key: str, timeout: float = 10.
     notifier = _notifier(channel, key, timeout)
     if notifier is None:
         return SendOutcome(ok=False, permanent=True, error="channel URL no longer valid")
-    return _notify(notifier, title, body)
+    session = _session()  # the worker's transport, for one send (`alerts test`, tests)
+    token = _SESSION.set(session)
+    try:
+        return _notify(notifier, title, body)
+    finally:
+        _SESSION.reset(token)
+        session.close()
 
 
 class SenderPool:

@@ -191,6 +191,10 @@ class Worker:
         if self.dns is None and self.cfg.dns_ttl > 0:
             self.dns = channels.DnsCache(self.cfg.dns_ttl)
 
+    def warm_up(self) -> None:
+        """Pay the one-off start-up costs (Apprise's plugin registry) before any work."""
+        channels.warm_up()
+
     def process_batch(self) -> int:
         """Claim one batch, deliver it and commit every outcome; the number of rows handled."""
         jobs = self.store.claim(datetime.now(UTC), self.cfg.batch, self.cfg.lease)
@@ -229,9 +233,14 @@ def run_worker(
     cfg: WorkerConfig,
     stop: threading.Event,
     sender: Sender | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
-    """Deliver until `stop` is set; the number of rows handled."""
+    """Deliver until `stop` is set; the number of rows handled. `on_ready` runs once the
+    worker has warmed up, just before its first claim."""
     worker, handled = Worker(store, cfg, sender), 0
+    worker.warm_up()
+    if on_ready is not None:
+        on_ready()
     while not stop.is_set():
         n = worker.process_batch()
         handled += n

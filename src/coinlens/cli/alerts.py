@@ -128,6 +128,8 @@ def worker_command(
         signal.signal(sig, lambda *_: stop.set())
     with cli_context(load_settings(data_dir, database_url)) as ctx:
         cfg = alerts.worker_config(ctx, threads=threads, batch=batch, poll=poll)
-        console.print("alerts worker: delivering (Ctrl-C to stop)")
-        handled = alerts.run_delivery_worker(ctx, stop, cfg)
+        handled = alerts.run_delivery_worker(
+            ctx, stop, cfg,
+            on_ready=lambda: console.print("alerts worker: delivering (Ctrl-C to stop)"),
+        )  # fmt: skip
     console.print(f"alerts worker: stopped after {handled} deliveries")

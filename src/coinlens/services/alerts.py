@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -549,7 +549,8 @@ class _Store:
         ]  # fmt: skip
 
     def record(self, marks: Sequence[delivery.Mark]) -> None:
-        self._repo.record([asdict(m) for m in marks])
+        # shallow: `asdict` deep-copies every datetime, a third of a commit's CPU
+        self._repo.record([vars(m) for m in marks])
 
 
 def worker_config(ctx: Context, **overrides: Any) -> delivery.WorkerConfig:
@@ -570,10 +571,15 @@ def deliver_pending(ctx: Context, cfg: delivery.WorkerConfig | None = None) -> i
 
 
 def run_delivery_worker(
-    ctx: Context, stop: threading.Event, cfg: delivery.WorkerConfig | None = None
+    ctx: Context,
+    stop: threading.Event,
+    cfg: delivery.WorkerConfig | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> int:
-    """Deliver until `stop` is set (the `coinlens alerts worker` loop)."""
-    return delivery.run_worker(_Store(ctx), cfg or worker_config(ctx), stop)
+    """Deliver until `stop` is set (the `coinlens alerts worker` loop); `on_ready` is called
+    once the worker is warmed up and about to claim."""
+    cfg = cfg or worker_config(ctx)
+    return delivery.run_worker(_Store(ctx), cfg, stop, on_ready=on_ready)
 
 
 def outbox_counts(ctx: Context) -> dict[str, int]:

@@ -225,29 +225,40 @@ class SqlDeliveryStore:
         again), `http_status`, `error`, `released` (handed back untried: attempt not counted).
         Only rows still `sending` change, so a mark never overwrites another worker's outcome.
         """
-        d = alert_deliveries
-        p = sa.bindparam
-        base = d.update().where(d.c.id == p("job_id"), d.c.status == "sending")
-        sent = base.values(status="sent", sent_at=p("at"), last_status=p("http_status"))
-        released = base.values(status="pending", next_attempt_at=p("at"), attempts=d.c.attempts - 1)
-        retry = base.values(
-            status="pending", next_attempt_at=p("at"), last_error=p("error"),
-            last_status=p("http_status"),
-        )  # fmt: skip
-        dead = base.values(status="dead", last_error=p("error"), last_status=p("http_status"))
-        groups: dict[Any, list[dict[str, Any]]] = {sent: [], released: [], retry: [], dead: []}
+        groups: dict[str, list[dict[str, Any]]] = {}
         for m in marks:
-            if m["status"] == "sent":
-                stmt = sent
-            elif m["status"] == "dead":
-                stmt = dead
-            else:
-                stmt = released if m.get("released") else retry
-            groups[stmt].append({k: m.get(k) for k in ("job_id", "at", "http_status", "error")})
+            kind = m["status"]
+            if kind == "pending":
+                kind = "released" if m.get("released") else "retry"
+            groups.setdefault(kind, []).append(
+                {k: m.get(k) for k in ("job_id", "at", "http_status", "error")}
+            )
         with self.engine.begin() as conn:  # one commit; each group one executemany
-            for stmt, rows in groups.items():
-                if rows:
-                    conn.execute(stmt.values(lease_until=None), rows)
+            for kind, rows in groups.items():
+                conn.execute(_MARK_STATEMENTS[kind], rows)
+
+
+def _mark_statements() -> dict[str, Any]:
+    """The outcome updates, built once (building them per commit cost more than running them)."""
+    d, p = alert_deliveries, sa.bindparam
+    base = d.update().where(d.c.id == p("job_id"), d.c.status == "sending")
+    base = base.values(lease_until=None)
+    return {
+        "sent": base.values(status="sent", sent_at=p("at"), last_status=p("http_status")),
+        "released": base.values(
+            status="pending", next_attempt_at=p("at"), attempts=d.c.attempts - 1
+        ),
+        "retry": base.values(
+            status="pending",
+            next_attempt_at=p("at"),
+            last_error=p("error"),
+            last_status=p("http_status"),
+        ),
+        "dead": base.values(status="dead", last_error=p("error"), last_status=p("http_status")),
+    }
+
+
+_MARK_STATEMENTS = _mark_statements()
 
 
 # --- market state inputs ------------------------------------------------------------------

@@ -145,3 +145,23 @@ def test_a_paced_destination_hands_its_rows_back_in_the_same_batch_commit() -> N
     marks = {m.job_id: m for m in store.batches[0]}
     assert {i for i, m in marks.items() if m.released} == {1, 3, 5}
     assert {marks[i].status for i in (0, 2, 4)} == {"sent"}
+
+
+def test_the_worker_reports_ready_after_warming_up_and_before_its_first_claim() -> None:
+    import threading
+
+    store, events = FakeStore(_jobs(3, 1)), []
+    stop = threading.Event()
+    claim = store.claim
+
+    def recording_claim(now: datetime, limit: int, lease: timedelta) -> list[delivery.Job]:
+        events.append("claim")
+        stop.set()
+        return claim(now, limit, lease)
+
+    store.claim = recording_claim  # type: ignore[method-assign]
+    cfg = delivery.WorkerConfig(dns_ttl=0)
+    ready = lambda: events.append("ready")  # noqa: E731
+    assert delivery.run_worker(store, cfg, stop, _sender(set()), on_ready=ready) == 3
+    assert events == ["ready", "claim"]
+    assert channels.parse_cached("json://93.184.216.34/x").kind == "webhook"
