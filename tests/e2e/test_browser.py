@@ -227,6 +227,63 @@ def test_token_chart_is_drawn_with_markers_levels_and_fan(browser: Any, real: st
     assert watch.problems == []
 
 
+def test_token_page_price_follows_the_live_feed(browser: Any, real: str, loaded_dir: Path) -> None:
+    from coinlens.services.events import bus_for
+
+    context, page, watch = _open(browser, real + "/t/ETH")
+    page.wait_for_function("window.coinlens.live && window.coinlens.live.connected")
+    last = page.evaluate("() => window.coinlens.price.candles.data().at(-1)")
+    price = round(last["close"] * 1.0123, 2)
+    bus = bus_for(get_settings(env="test", data_dir=loaded_dir))
+    bus.publish("tick", "BTC", {"price": 1.0, "volume": None, "source": "test"})  # not ours
+    bus.publish("tick", "ETH", {"price": price, "volume": None, "source": "test"})
+    page.wait_for_function("window.coinlens.live.ticks >= 1")
+    state = page.evaluate(
+        """() => ({ticks: window.coinlens.live.ticks,
+                   text: document.querySelector('#live').innerText,
+                   bar: window.coinlens.price.candles.data().at(-1)})"""
+    )
+    assert state["ticks"] == 1, state  # the BTC tick was not delivered to the ETH page
+    assert f"{price:,.2f}" in state["text"], state
+    assert "live tick" in state["text"]
+    # The embedded candles end 2025-09-30, far behind this tick: the chart stays as stored
+    # (a tick on the newest bar's day or the next would move the newest candle).
+    assert state["bar"] == last
+    # A tick on the newest bar's day moves that bar; one on the next day opens a new bar.
+    follow = page.evaluate(
+        """(t) => {
+        const live = window.coinlens.live, series = window.coinlens.price.candles;
+        const iso = (s) => new Date(s * 1000).toISOString();
+        const high = series.data().at(-1).high;
+        live.show({ts: iso(t + 3600), symbol: 'ETH', data: {price: 1.5 * high}});
+        const same = series.data().at(-1);
+        live.show({ts: iso(t + 86400 + 60), symbol: 'ETH', data: {price: 1234.5}});
+        return {same, next: series.data().at(-1), n: series.data().length};
+      }""",
+        last["time"],
+    )
+    assert follow["same"]["time"] == last["time"]
+    assert follow["same"]["open"] == last["open"]
+    assert follow["same"]["high"] == follow["same"]["close"] == 1.5 * last["high"]
+    assert follow["next"] == {"time": last["time"] + 86400, "open": 1234.5, "high": 1234.5,
+                              "low": 1234.5, "close": 1234.5}  # fmt: skip
+    _shot(page, "token-live-tick")
+    context.close()
+    assert watch.problems == []
+
+
+def test_web_feed_refuses_other_sites(real: str) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    from websockets.typing import Origin
+
+    url = real.replace("http://", "ws://") + "/web/stream"
+    with pytest.raises(InvalidStatus):
+        connect(url, origin=Origin("http://evil.example"))
+    with connect(url, origin=Origin(real)) as ws:
+        assert '"ready"' in str(ws.recv(timeout=10))
+
+
 def _rows(page: Any) -> list[str]:
     return list(
         page.eval_on_selector_all("#tokens tbody tr", "rs => rs.map(r => r.dataset.symbol)")

@@ -1,5 +1,7 @@
 """`GET /v1/stream` (WebSocket): live ticks, signal flips, grade changes and alert firings.
 
+`GET /web/stream` serves the dashboard the same public events without a key.
+
 Protocol (JSON text frames; see docs/streaming.md):
 
     client → {"type": "auth", "key": "cl_live_…"}         only without an X-API-Key/Bearer header
@@ -22,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -40,6 +43,7 @@ from coinlens.services.events import (
     parse_id,
 )
 from coinlens.services.keys import KeyRejected, KeyVerifier, Principal
+from coinlens.web import auth
 
 router = APIRouter(tags=["stream"])
 log = structlog.get_logger(__name__)
@@ -413,6 +417,35 @@ async def stream(websocket: WebSocket) -> None:
     except (WebSocketDisconnect, _TooBig):
         return
     await _serve(websocket, hub, principal, first)
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    """A browser's Origin names this site (X-Forwarded-Host behind a proxy); none: not a browser."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True
+    host = websocket.headers.get("x-forwarded-host") or websocket.headers.get("host", "")
+    return urlsplit(origin).netloc.lower() == host.split(",")[0].strip().lower()
+
+
+@router.websocket("/web/stream", name="web_stream")
+async def web_stream(websocket: WebSocket) -> None:
+    """The dashboard's own feed: public market events (ticks, flips, grades), no API key.
+
+    Same protocol as `/v1/stream` minus authentication; events addressed to a key or an
+    account (alerts) never reach it. Refused to other sites' pages, and without the owner
+    login when the research pages are private.
+    """
+    ctx = websocket.app.state.ctx
+    if not _same_origin(websocket):
+        await websocket.close(POLICY, "the web feed serves this site's own pages only")
+        return
+    session = websocket.cookies.get(auth.SESSION_COOKIE)
+    if ctx.settings.web_private and not auth.session_valid(ctx.settings, session):
+        await websocket.close(POLICY, "log in to see the research pages")
+        return
+    await websocket.accept()
+    await _serve(websocket, hub_of(websocket, ctx), None, None)
 
 
 async def _serve(

@@ -168,8 +168,68 @@
     state[id] = chart;
   }
 
+  // Live price: the dashboard's own feed (/web/stream) pushes ticks; the newest candle of the
+  // chart follows them. Reconnects with backoff and resumes from the last event it saw.
+  function showTick(m) {
+    var price = Number(m.data.price);
+    if (!isFinite(price)) return;
+    var el = document.getElementById("live");
+    el.textContent = "";
+    var big = document.createElement("span");
+    big.className = "live-price";
+    big.textContent = window.coinlensFmtPrice(price);
+    var note = document.createElement("small");
+    note.textContent = "USD · live tick " + String(m.ts).replace("T", " ").slice(0, 19) + " UTC" +
+      (m.data.source ? " · " + m.data.source : "");
+    el.appendChild(big);
+    el.appendChild(document.createTextNode(" "));
+    el.appendChild(note);
+    var p = state.price;
+    if (!p || p.lastTime === null) return;
+    var step = p.data.timeframe === "1h" ? 3600 : DAY;
+    var t = Math.floor(Date.parse(m.ts) / 1000 / step) * step;
+    // Only the newest bar or the one after it follows ticks: when the stored candles lag the
+    // feed by more (a stale dataset, a replay), the chart is left as stored.
+    var bars = p.candles.data(), last = bars[bars.length - 1];
+    if (t === p.lastTime) {
+      p.candles.update({ time: t, open: last.open, high: Math.max(last.high, price), low: Math.min(last.low, price), close: price });
+    } else if (t === p.lastTime + step) {
+      p.candles.update({ time: t, open: price, high: price, low: price, close: price });
+      p.lastTime = t;
+    }
+  }
+
+  function live() {
+    var st = state.live = { connected: false, ticks: 0, last: null, lastId: null, show: showTick };
+    var delay = 1000;
+    function connect() {
+      var ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + base + "/web/stream");
+      ws.onopen = function () {
+        var msg = { type: "subscribe", symbols: [data.symbol], events: ["tick"] };
+        if (st.lastId) msg.last_event_id = st.lastId;
+        ws.send(JSON.stringify(msg));
+      };
+      ws.onmessage = function (e) {
+        var m = JSON.parse(e.data);
+        if (m.type === "subscribed") { st.connected = true; delay = 1000; return; }
+        if (m.type !== "tick" || m.symbol !== data.symbol) return;
+        st.lastId = m.id;
+        st.ticks += 1;
+        st.last = m;
+        showTick(m);
+      };
+      ws.onclose = function () {
+        st.connected = false;
+        setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 60000);
+      };
+    }
+    if (window.WebSocket) connect();
+  }
+
   buildPrice();
   wireControls();
+  live();
   small("grade-chart", [
     { rows: data.history.trader, color: "--ema20", title: "Trader" },
     { rows: data.history.investor, color: "--ema200", title: "Investor" }
