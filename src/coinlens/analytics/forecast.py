@@ -10,14 +10,17 @@ Method (see docs/predictions.md):
 * Reference distribution: the random walk's z-quantiles Φ⁻¹(q), optionally with the vol pulled
   towards the slow 365-day vol: Φ⁻¹(q) · (σ₃₆₅/σ)^β (β = 0 is the plain random walk).
 * Calibration window: the last `calib_days` origins before the cut-off are held out from a
-  first fit; on them we choose, by pinball loss, β and two blend weights between model and
-  reference: one for the location (the median, wl) and one for the shape (the distances of
-  the other levels from the median, ws), so the median only leaves the random walk's where
-  the window says it pays. Then one conformal scale per central interval stretches or shrinks
-  its distance from the median until its coverage on the window is nominal; because a window
-  holds only calib_days / h independent h-day outcomes, each scale is shrunk towards 1 with
-  weight n / (n + n0), n = calib_days / h. The boosters are then refit on every origin up to
-  the cut-off (`refit`), keeping the weights and the scales.
+  first fit. On them the reference's β is the one with the lowest pinball loss; the model
+  then enters the blend only where the window shows it beats that reference by more than
+  noise: two weights, one for the location (the median, wl) and one for the shape (the
+  distances of the other levels from the median, ws), are taken only if their gain per
+  origin day, minus one standard error from non-overlapping h-day batch means, is > 0 (so
+  at 90 days, ~4 independent outcomes per window, the model needs a large, steady gain).
+  Then one conformal scale per central interval stretches or shrinks its distance from the
+  median until its coverage on the window is nominal; because a window holds only
+  calib_days / h independent h-day outcomes, each scale is shrunk towards 1 with weight
+  n / (n + n0), n = calib_days / h. The boosters are then refit on every origin up to the
+  cut-off (`refit`), keeping the weights and the scales.
 * Random walk baseline: log-price quantiles log c_t + Φ⁻¹(q) σ_t √h, drift 0.
 """
 
@@ -62,6 +65,7 @@ class ForecastConfig:
     blend_grid: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
     vol_exponents: tuple[float, ...] = (0.0, 0.5)  # β candidates of the reference distribution
     scale_prior: float = 8.0  # n0: shrink conformal scales by n / (n + n0), n = calib_days / h
+    evidence_se: float = 1.0  # k: the model joins the blend only if gain - k·SE > 0 on the window
     refit: bool = True
     seed: int = 7
 
@@ -257,43 +261,93 @@ def shrunk_scales(scales: Sequence[float], horizon: int, cfg: ForecastConfig) ->
     return tuple(1.0 + lam * (s - 1.0) for s in scales)
 
 
-def _choose_blend(zm: F64, ratio: F64, z: F64, cfg: ForecastConfig) -> tuple[Blend, float]:
-    """The (β, location, shape) with the lowest calibration pinball; ties keep the random walk.
+def row_pinball(z: F64, q: F64) -> F64:
+    """Pinball loss of each row averaged over the 7 levels (mean of it = `pinball(...).mean()`)."""
+    diff = z[:, None] - q
+    tau = np.asarray(QUANTILES)[None, :]
+    return np.asarray(np.maximum(tau * diff, (tau - 1.0) * diff).mean(axis=1))
 
-    Same arithmetic as `_combine` with unit scales (x·1.0 is exact), hoisted out of the loops.
+
+def batch_se(daily: F64, horizon: int) -> float:
+    """Standard error of the mean of a daily series whose h-day outcomes overlap (batch means).
+
+    The series is cut into non-overlapping blocks of `horizon` consecutive days, counted back
+    from the latest (the oldest remainder is dropped); SE = sd(block means) / √blocks. With
+    fewer than 2 blocks the mean has no usable error estimate: +inf.
     """
-    best = Blend(0.0, 0.0, 0.0)
-    best_loss = float(pinball(z, random_walk_z(len(z)), QUANTILES).mean())
+    blocks = len(daily) // horizon
+    if blocks < 2:
+        return math.inf
+    means = np.asarray(daily)[len(daily) - blocks * horizon :].reshape(blocks, horizon).mean(axis=1)
+    return float(means.std(ddof=1) / math.sqrt(blocks))
+
+
+def _reference(z: F64, ratio: F64, cfg: ForecastConfig) -> tuple[float, F64]:
+    """The β whose reference has the lowest window pinball (ties keep the smaller β) and the
+    per-row loss of that reference."""
+    best: tuple[float, F64] | None = None
+    for beta in sorted(cfg.vol_exponents):
+        loss = row_pinball(z, reference_z(ratio, beta))
+        if best is None or loss.mean() < best[1].mean():
+            best = (beta, loss)
+    if best is None:
+        raise ValueError("vol_exponents is empty")
+    return best
+
+
+def _choose_blend(
+    zm: F64, ratio: F64, z: F64, window: tuple[I64, int], cfg: ForecastConfig
+) -> tuple[Blend, float]:
+    """The blend with the best evidence of beating the reference on the calibration window.
+
+    `window` = (origin day of each row, horizon). The reference is the β with the lowest
+    window pinball. A blend that gives the model weight (location or shape) is taken only if
+    its gain over the reference, averaged per origin day, minus `evidence_se` standard errors
+    (non-overlapping h-day batch means, `batch_se`) is > 0, and the largest such lower bound
+    wins; otherwise the reference stays. So at long horizons, where a 365-day window holds
+    only ~365/h independent outcomes, the model needs a gain that is large against that noise.
+    Returns the blend and that lower bound (0 when the reference stays).
+    """
+    day, horizon = window
+    beta0, base = _reference(z, ratio, cfg)
+    _, per_day = np.unique(day, return_inverse=True)
+    count = np.bincount(per_day)
     med = zm[:, MEDIAN : MEDIAN + 1]
     dev = zm - med
+    best, best_lcb = Blend(0.0, 0.0, beta0), 0.0
     for beta in cfg.vol_exponents:
         ref = reference_z(ratio, beta)
-        shapes = [(w, w * dev + (1.0 - w) * ref) for w in cfg.blend_grid]
-        for loc in cfg.blend_grid:
-            for shape_w, shape in shapes:
-                loss = float(pinball(z, loc * med + shape, QUANTILES).mean())
-                if loss < best_loss:
-                    best, best_loss = Blend(loc, shape_w, beta), loss
-    return best, best_loss
+        for shape_w in cfg.blend_grid:
+            shape = shape_w * dev + (1.0 - shape_w) * ref
+            for loc in cfg.blend_grid:
+                gain = base - row_pinball(z, loc * med + shape)
+                daily = np.bincount(per_day, weights=gain) / count
+                se = batch_se(daily, horizon) if cfg.evidence_se > 0 else 0.0
+                lcb = float(daily.mean()) - cfg.evidence_se * se
+                if lcb > best_lcb:
+                    best, best_lcb = Blend(loc, shape_w, beta), lcb
+    return best, best_lcb
 
 
 def _calibrate(
     hm: tuple[lgb.Booster, ...],
-    rows: tuple[NDArray[np.float32], F64, F64],
+    rows: tuple[NDArray[np.float32], F64, F64, I64],
     horizon: int,
     cfg: ForecastConfig,
 ) -> tuple[Blend, dict[str, float]]:
-    x, z, ratio = rows
+    x, z, ratio, day = rows
     zm = _predict_z(hm, x)
-    blend, loss = _choose_blend(zm, ratio, z, cfg)
-    raw = conformal_scales(z, _combine(zm, ratio, blend))
-    blend = Blend(blend.loc, blend.shape, blend.vol_exponent, shrunk_scales(raw, horizon, cfg))
+    blend, lcb = _choose_blend(zm, ratio, z, (day, horizon), cfg)
+    blended = _combine(zm, ratio, blend)
+    raw = conformal_scales(z, blended)
     metrics = {
         "calib_rows": float(len(z)),
         "pinball_rw": float(pinball(z, random_walk_z(len(z)), QUANTILES).mean()),
         "pinball_model": float(pinball(z, zm, QUANTILES).mean()),
-        "pinball_blend": loss,
+        "pinball_blend": float(pinball(z, blended, QUANTILES).mean()),
+        "blend_gain_lcb": lcb,
     }
+    blend = Blend(blend.loc, blend.shape, blend.vol_exponent, shrunk_scales(raw, horizon, cfg))
     return blend, metrics
 
 
@@ -310,7 +364,7 @@ def train_horizon(fp: FeaturePanel, cutoff: int, horizon: int, cfg: ForecastConf
     cal = _subsample(cal_idx, cfg.max_rows, rng)
     xc, zc = _rows(fp, cal, horizon)
     blend, metrics = _calibrate(
-        boosters, (xc, zc, fp.vol_ratio[cal[:, 0], cal[:, 1]]), horizon, cfg
+        boosters, (xc, zc, fp.vol_ratio[cal[:, 0], cal[:, 1]], cal[:, 1]), horizon, cfg
     )
     if cfg.refit:
         all_idx = origins(fp, 0, calib_last, horizon, cfg.min_age)

@@ -43,6 +43,9 @@ class EvalConfig:
     # development mode: score only rows whose target day is <= this date (e.g. 2024-09-30, so
     # the last 12 months stay untouched while hyper-parameters are chosen)
     score_until: dt.date | None = None
+    # the report splits every score at this target day: the development period (before, where
+    # the design was chosen) and the held-out last 12 months (from this day on)
+    holdout_from: dt.date = dt.date(2024, 10, 1)
     ets_tokens: int = 20
     ets_window: int = 730
     market_features: bool = False
@@ -58,6 +61,7 @@ class Collected:
     rw: list[F64] = field(default_factory=list)
     lc: list[F64] = field(default_factory=list)
     day: list[NDArray[np.int64]] = field(default_factory=list)
+    block: list[NDArray[np.int64]] = field(default_factory=list)  # retraining origin column
 
     def arrays(self) -> tuple[F64, F64, F64, F64, NDArray[np.int64]]:
         """Concatenated (y, model, rw, lc, day)."""
@@ -92,6 +96,7 @@ def _score_block(
         c.rw.append(pr)
         c.lc.append(fp.log_close[tok, day])
         c.day.append(day)
+        c.block.append(np.full(len(idx), first, dtype=np.int64))
 
 
 def model_horizons(model: fc.QuantileModel) -> list[int]:
@@ -113,8 +118,43 @@ def _direction(y: F64, q: F64, lc: F64, day: NDArray[np.int64], h: int) -> dict[
     }
 
 
-def horizon_metrics(c: Collected, h: int) -> dict[str, Any]:
-    """Pinball/CRPS skill vs RW, coverage per central level, direction with binomial test."""
+def block_bootstrap_skill(
+    loss: tuple[F64, F64], block: NDArray[np.int64], draws: int = 2000, seed: int = 0
+) -> tuple[float, float, int]:
+    """5 % and 95 % bootstrap quantiles of the pinball skill, resampling whole retraining
+    blocks (a quarter of origins each), and how many blocks alone score below the RW.
+
+    `loss` = per-row (model, RW) pinball losses. Blocks share market moves within themselves
+    and, at 30/90 days, overlap their neighbours' target periods, so the interval is still
+    somewhat too narrow; it shows how far one quarter can move the headline skill.
+    """
+    ids, inv = np.unique(block, return_inverse=True)
+    lm, lr = np.bincount(inv, weights=loss[0]), np.bincount(inv, weights=loss[1])
+    pick = np.random.default_rng(seed).integers(0, len(ids), (draws, len(ids)))
+    skill = 1.0 - lm[pick].sum(axis=1) / lr[pick].sum(axis=1)
+    lo, hi = np.quantile(skill, [0.05, 0.95])
+    return float(lo), float(hi), int((lm > lr).sum())
+
+
+def _split_metrics(y: F64, q: tuple[F64, F64], part: NDArray[np.bool_]) -> dict[str, float]:
+    """Skill and the three coverages of the model on the rows in `part` (NaN when empty)."""
+    out = {"rows": float(part.sum()), "pinball_skill": math.nan}
+    out.update({f"coverage_{level}_model": math.nan for level in LEVELS})
+    if not part.any():
+        return out
+    yp, qm, qr = y[part], q[0][part], q[1][part]
+    loss_m = float(scoring.pinball(yp, qm, fc.QUANTILES).mean())
+    out["pinball_skill"] = scoring.skill(
+        loss_m, float(scoring.pinball(yp, qr, fc.QUANTILES).mean())
+    )
+    for level, k in zip(LEVELS, (2, 1, 0), strict=True):
+        out[f"coverage_{level}_model"] = scoring.coverage(yp, qm[:, k], qm[:, -1 - k])
+    return out
+
+
+def horizon_metrics(c: Collected, h: int, holdout_col: int | None = None) -> dict[str, Any]:
+    """Pinball/CRPS skill vs RW (with a block-bootstrap interval), coverage per central level,
+    direction with binomial test, and the same split at `holdout_col` (target day)."""
     y, qm, qr, lc, day = c.arrays()
     pm, pr = scoring.pinball(y, qm, fc.QUANTILES), scoring.pinball(y, qr, fc.QUANTILES)
     out: dict[str, Any] = {
@@ -129,10 +169,17 @@ def horizon_metrics(c: Collected, h: int) -> dict[str, Any]:
         "freq_rw": (y[:, None] <= qr).mean(axis=0).tolist(),
     }
     out["crps_skill"] = scoring.skill(out["crps_model"], out["crps_rw"])
+    rows = (fc.row_pinball(y, qm), fc.row_pinball(y, qr))
+    lo, hi, worse = block_bootstrap_skill(rows, np.concatenate(c.block))
+    out.update(skill_lo=lo, skill_hi=hi, blocks_worse=worse, blocks=len(c.block))
     for level, k in zip(LEVELS, (2, 1, 0), strict=True):
         out[f"coverage_{level}_model"] = scoring.coverage(y, qm[:, k], qm[:, -1 - k])
         out[f"coverage_{level}_rw"] = scoring.coverage(y, qr[:, k], qr[:, -1 - k])
     out.update(_direction(y, qm, lc, day, h))
+    if holdout_col is not None:
+        held = day + h >= holdout_col
+        out["development"] = _split_metrics(y, (qm, qr), ~held)
+        out["held_out"] = _split_metrics(y, (qm, qr), held)
     return out
 
 
@@ -201,7 +248,10 @@ def run_walk_forward(
         if progress:
             progress(f"origin {day_to_date(int(panel.days[col]))} done")
     result = {
-        "horizons": {h: horizon_metrics(c, h) for h, c in sorted(collected.items())},
+        "horizons": {
+            h: horizon_metrics(c, h, _col(panel, cfg.holdout_from))
+            for h, c in sorted(collected.items())
+        },
         "ets": {h: _ets_metrics(rows) for h, rows in sorted(ets_rows.items())},
         "origins": [str(day_to_date(int(panel.days[c]))) for c in cols],
         "seconds": time.perf_counter() - t0,

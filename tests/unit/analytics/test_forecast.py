@@ -80,22 +80,45 @@ def test_blend_moves_the_median_only_where_the_window_supports_it() -> None:
     rng = np.random.default_rng(8)
     n = 20_000
     ones = np.ones(n)
+    daily = (np.arange(n) % 365, 1)  # a 365-day window, one-day outcomes
     cfg = fc.ForecastConfig()
     # the model knows the drift: its median is taken
     z = rng.normal(0.5, 1.0, n)
-    right, _ = fc._choose_blend(0.5 + fc.random_walk_z(n), ones, z, cfg)
+    right, _ = fc._choose_blend(0.5 + fc.random_walk_z(n), ones, z, daily, cfg)
     assert right.loc == 1.0
     # the model's drift is wrong: the median stays the random walk's (0)
     z = rng.normal(0.0, 1.0, n)
-    wrong, _ = fc._choose_blend(0.8 + fc.random_walk_z(n), ones, z, cfg)
-    assert wrong.loc == 0.0
+    wrong, lcb = fc._choose_blend(0.8 + fc.random_walk_z(n), ones, z, daily, cfg)
+    assert (wrong.loc, lcb) == (0.0, 0.0)
     # no model information, but the realised scale follows the slow vol: beta > 0 is chosen
     ratio = rng.choice([0.5, 2.0], n)
     z = rng.normal(0.0, 1.0, n) * ratio
-    vol, _ = fc._choose_blend(fc.random_walk_z(n), ratio, z, cfg)
+    vol, _ = fc._choose_blend(fc.random_walk_z(n), ratio, z, daily, cfg)
     assert vol.vol_exponent == 0.5
     q = fc.apply_calibration(fc.random_walk_z(n), ratio, vol)
     np.testing.assert_allclose(q, fc.Z[None, :] * np.sqrt(ratio)[:, None])
+
+
+def test_model_needs_a_gain_larger_than_its_noise_at_long_horizons() -> None:
+    rng = np.random.default_rng(9)
+    day = np.repeat(np.arange(360), 40)
+    # the whole market drifts up in one 90-day stretch and down a little in another: a model
+    # median of +0.3 wins on average, but on ~4 independent 90-day outcomes only
+    drift = np.select([day < 90, day >= 270], [-0.4, 1.5], 0.0)
+    z = drift + rng.normal(0.0, 1.0, len(day))
+    zm = 0.3 + fc.random_walk_z(len(day))
+    ones = np.ones(len(day))
+    plain, _ = fc._choose_blend(zm, ones, z, (day, 90), fc.ForecastConfig(evidence_se=0.0))
+    assert plain.loc > 0
+    gated, lcb = fc._choose_blend(zm, ones, z, (day, 90), fc.ForecastConfig())
+    assert (gated.loc, gated.shape, lcb) == (0.0, 0.0, 0.0)
+
+
+def test_batch_se_uses_non_overlapping_blocks_from_the_latest_day() -> None:
+    series = np.array([9.0, 1.0, 2.0, 3.0, 5.0, 7.0, 11.0])  # the oldest value is dropped
+    means = np.array([1.5, 4.0, 9.0])
+    assert fc.batch_se(series, 2) == pytest.approx(means.std(ddof=1) / np.sqrt(3))
+    assert fc.batch_se(series, 4) == np.inf
 
 
 def test_scales_shrink_more_at_long_horizons_and_old_models_load() -> None:

@@ -1,0 +1,52 @@
+"""Walk-forward scoring: block-bootstrap skill interval, development / held-out split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coinlens.analytics import forecast as fc
+from coinlens.services.forecast_eval import Collected, block_bootstrap_skill, horizon_metrics
+
+
+def test_block_bootstrap_brackets_the_skill_and_counts_losing_blocks() -> None:
+    rng = np.random.default_rng(4)
+    block = np.repeat(np.arange(8), 50)
+    rw = rng.uniform(1.0, 2.0, len(block))
+    # six blocks 10 % better than the random walk, two 5 % worse
+    factor = np.where(block < 6, 0.9, 1.05)
+    lo, hi, worse = block_bootstrap_skill((rw * factor, rw), block)
+    skill = 1.0 - (rw * factor).sum() / rw.sum()
+    assert lo < skill < hi
+    # resampled skills lie between the worst and the best block's
+    assert lo >= -0.05 - 1e-12
+    assert hi <= 0.1 + 1e-12
+    assert worse == 2
+
+
+def test_one_block_has_a_degenerate_interval() -> None:
+    loss = np.array([1.0, 2.0]), np.array([2.0, 2.0])
+    lo, hi, worse = block_bootstrap_skill(loss, np.zeros(2, dtype=np.int64))
+    assert lo == pytest.approx(0.25)
+    assert hi == pytest.approx(0.25)
+    assert worse == 0
+
+
+def test_metrics_split_development_and_held_out_rows() -> None:
+    rng = np.random.default_rng(5)
+    n, h = 400, 7
+    lc = np.zeros(n)
+    y = rng.normal(0.0, 0.05, n)
+    rw = fc.to_log_price(lc, np.full(n, 0.05 / np.sqrt(h)), h, fc.random_walk_z(n))
+    day = np.arange(n, dtype=np.int64)
+    c = Collected(y=[y], model=[rw], rw=[rw], lc=[lc], day=[day], block=[day // 100])
+    m = horizon_metrics(c, h, holdout_col=300)
+    assert m["pinball_skill"] == pytest.approx(0.0)
+    assert m["development"]["rows"] + m["held_out"]["rows"] == n
+    assert m["held_out"]["rows"] == (day + h >= 300).sum()
+    assert m["held_out"]["coverage_50_model"] == pytest.approx(
+        ((y >= rw[:, 2]) & (y <= rw[:, 4]))[day + h >= 300].mean()
+    )
+    empty = horizon_metrics(c, h, holdout_col=10_000)["held_out"]
+    assert empty["rows"] == 0
+    assert np.isnan(empty["pinball_skill"])
