@@ -89,10 +89,10 @@ Metrics = tuple[float, float, float, float, float, float]
 # a running-performance block for each, the bar counter and the equity sampler.
 CASH, SHARES, COST, LAST, PENDING, WAS_LONG, N_TR, WINS, SUM_RET, HELD, BARS = range(11)
 B_CASH, B_SHARES, B_LAST, B_PENDING = range(11, 15)
-P_STRATEGY, P_BUY_HOLD, P_WIDTH = 15, 26, 11
-PREV, PEAK, LOW, MDD, N_RET, SUM_R, DOWN, FIRST, SPAN, MEAN, M2 = range(P_WIDTH)
-BAR, CURVE_N, CURVE_K, CURVE_FIRST = 37, 38, 39, 40
-STATE_WIDTH = 41
+P_STRATEGY, P_BUY_HOLD, P_WIDTH = 15, 27, 12
+PREV, PEAK, LOW, MDD, N_RET, SUM_R, DOWN, FIRST, SPAN, SHIFT, SUM_D, SUM_D2 = range(P_WIDTH)
+BAR, CURVE_N, CURVE_K, CURVE_FIRST = 39, 40, 41, 42
+STATE_WIDTH = 43
 # The equity sampler keeps the bars whose offset from the first valued bar is a multiple
 # of k, k the smallest power of two leaving at most CURVE_CAP of them; the curve served
 # is those plus the last bar. Appending a bar keeps the rule, so it runs incrementally.
@@ -127,84 +127,142 @@ def _init_row(st: F64, init: float) -> None:
     st[CURVE_FIRST] = -1.0
 
 
-@njit_ieee
-def _strategy_bar(st: F64, long_flag: int, o: float, c: float, costs: tuple[float, float]) -> float:
-    """One bar of the signal strategy; returns the bar's equity."""
-    fees, slip = costs
-    if st[PENDING] != 0.0 and math.isfinite(o):
-        if st[PENDING] > 0.0:
-            st[COST] = st[CASH]
-            st[SHARES] = st[CASH] / (1.0 + fees) / (o * (1.0 + slip))
-            st[CASH] = 0.0
-        else:
-            value = st[SHARES] * (o * (1.0 - slip))
-            st[CASH] = value - value * fees
-            st[SHARES] = 0.0
-            ret = st[CASH] / st[COST] - 1.0
-            st[N_TR] += 1.0
-            st[WINS] += 1.0 if ret > 0 else 0.0
-            st[SUM_RET] += ret
-        st[PENDING] = 0.0
-    if math.isfinite(c):
-        st[LAST] = c
-    eq: float = st[CASH] + st[SHARES] * st[LAST]
-    if math.isfinite(st[LAST]):
-        st[BARS] += 1.0
-        st[HELD] += 1.0 if st[SHARES] > 0 else 0.0
-    # entries_exits, bar by bar: the signal turns +1 (entry) or leaves +1 (exit)
-    is_long = long_flag == 1
-    was_long = st[WAS_LONG] != 0.0
-    if is_long and not was_long and st[SHARES] == 0.0:
-        st[PENDING] = 1.0
-    elif was_long and not is_long:
-        st[PENDING] = -1.0 if st[SHARES] > 0.0 else 0.0
-    st[WAS_LONG] = 1.0 if is_long else 0.0
-    return eq
+Perf = tuple[float, float, float, float, float, float, float, float, float, float, float, float]
 
 
 @njit_ieee
-def _buy_hold_bar(st: F64, o: float, c: float, costs: tuple[float, float]) -> float:
-    """One bar of buying with all cash at the first valid open and holding."""
-    fees, slip = costs
-    if st[B_PENDING] != 0.0 and math.isfinite(o):
-        st[B_SHARES] = st[B_CASH] / (1.0 + fees) / (o * (1.0 + slip))
-        st[B_CASH] = 0.0
-        st[B_PENDING] = 0.0
-    if math.isfinite(c):
-        st[B_LAST] = c
-    out: float = st[B_CASH] + st[B_SHARES] * st[B_LAST]
-    return out
+def _load_perf(st: F64, off: int) -> Perf:
+    return (
+        st[off], st[off + 1], st[off + 2], st[off + 3], st[off + 4], st[off + 5],
+        st[off + 6], st[off + 7], st[off + 8], st[off + 9], st[off + 10], st[off + 11],
+    )  # fmt: skip
 
 
 @njit_ieee
-def _perf_bar(st: F64, off: int, v: float, j: int) -> None:
+def _store_perf(st: F64, off: int, p: Perf) -> None:
+    for k in range(P_WIDTH):
+        st[off + k] = p[k]
+
+
+@njit_ieee
+def _perf_fold(p: Perf, v: float, j: int) -> Perf:
     """Fold one equity value into a running `returns.performance(eq, ppy, initial=init)`.
 
-    A virtual bar worth `init` precedes the first finite value; sums run left to right and
-    the deviation uses Welford's update. The drawdown divides once per running-peak
-    segment: division by a fixed positive peak is monotone, so min(v / peak) over a
-    segment equals min(v) / peak bit for bit.
+    A virtual bar worth `init` precedes the first finite value; sums run left to right. The
+    deviation comes from sums of d = r - K and d², K the first return (shifted sums: no
+    division per bar, and no cancellation when returns barely vary). The drawdown divides
+    once per running-peak segment: division by a fixed positive peak is monotone, so
+    min(v / peak) over a segment equals min(v) / peak bit for bit.
     """
+    prev, peak, low, mdd, n, s, down, first, span, shift, sd1, sd2 = p
     if not math.isfinite(v):
-        return
-    if st[off + FIRST] < 0:
-        st[off + FIRST] = j
-    st[off + SPAN] = j - st[off + FIRST] + 1  # bars from the virtual one, gaps included
-    r = v / st[off + PREV] - 1.0
+        return p
+    if first < 0:
+        first = j
+    span = j - first + 1  # bars from the virtual one, gaps included
+    r = v / prev - 1.0
     if math.isfinite(r):
-        n = st[off + N_RET] + 1.0
-        st[off + N_RET] = n
-        st[off + SUM_R] += r
-        st[off + DOWN] += min(r, 0.0) * min(r, 0.0)
-        delta = r - st[off + MEAN]
-        st[off + MEAN] += delta / n
-        st[off + M2] += delta * (r - st[off + MEAN])
-    if v > st[off + PEAK]:
-        st[off + MDD] = min(st[off + MDD], st[off + LOW] / st[off + PEAK] - 1.0)
-        st[off + PEAK] = st[off + LOW] = v
-    elif v < st[off + LOW]:
-        st[off + LOW] = v
-    st[off + PREV] = v
+        if n == 0.0:
+            shift = r
+        n += 1.0
+        s += r
+        down += min(r, 0.0) * min(r, 0.0)
+        d = r - shift
+        sd1 += d
+        sd2 += d * d
+    if v > peak:
+        mdd = min(mdd, low / peak - 1.0)
+        peak = low = v
+    elif v < low:
+        low = v
+    return (v, peak, low, mdd, n, s, down, first, span, shift, sd1, sd2)
+
+
+@njit_ieee
+def _advance(
+    st: F64,
+    curve: F64,
+    bars_in: tuple[NDArray[np.int8], F64, F64],
+    costs: tuple[float, float],
+    out: tuple[F64, F64],
+    write: bool,
+) -> None:
+    """Advance one token's state over the given bars (the strategy, buy-and-hold, both
+    performance blocks and the equity sample); equity goes to `out` when `write`.
+
+    The full history and the daily update both run this loop, so they agree bit for bit.
+    """
+    sig, op, cl = bars_in
+    fees, slip = costs
+    cash, shares, cost, last = st[CASH], st[SHARES], st[COST], st[LAST]
+    pending, was_long = st[PENDING], st[WAS_LONG]
+    n_tr, wins, sum_ret, held, bars = st[N_TR], st[WINS], st[SUM_RET], st[HELD], st[BARS]
+    b_cash, b_shares, b_last, b_pending = st[B_CASH], st[B_SHARES], st[B_LAST], st[B_PENDING]
+    ps, pb = _load_perf(st, P_STRATEGY), _load_perf(st, P_BUY_HOLD)
+    j, cn, ck, cf = int(st[BAR]), int(st[CURVE_N]), int(st[CURVE_K]), int(st[CURVE_FIRST])
+    nxt = j if cf < 0 else cf + -(-(j - cf) // ck) * ck  # the next bar the sample keeps
+    for q in range(cl.shape[0]):
+        o, c = op[q], cl[q]
+        # the signal strategy: orders decided at a close fill at the next valid open
+        if pending != 0.0 and math.isfinite(o):
+            if pending > 0.0:
+                cost = cash
+                shares = cash / (1.0 + fees) / (o * (1.0 + slip))
+                cash = 0.0
+            else:
+                value = shares * (o * (1.0 - slip))
+                cash = value - value * fees
+                shares = 0.0
+                ret = cash / cost - 1.0
+                n_tr += 1.0
+                wins += 1.0 if ret > 0 else 0.0
+                sum_ret += ret
+            pending = 0.0
+        if math.isfinite(c):
+            last = c
+        eq = cash + shares * last
+        if math.isfinite(last):
+            bars += 1.0
+            held += 1.0 if shares > 0 else 0.0
+        is_long = sig[q] == 1  # entries_exits, bar by bar
+        if is_long and was_long == 0.0 and shares == 0.0:
+            pending = 1.0
+        elif was_long != 0.0 and not is_long:
+            pending = -1.0 if shares > 0.0 else 0.0
+        was_long = 1.0 if is_long else 0.0
+        # buy-and-hold: all cash at the first valid open
+        if b_pending != 0.0 and math.isfinite(o):
+            b_shares = b_cash / (1.0 + fees) / (o * (1.0 + slip))
+            b_cash = 0.0
+            b_pending = 0.0
+        if math.isfinite(c):
+            b_last = c
+        bh = b_cash + b_shares * b_last
+        ps, pb = _perf_fold(ps, eq, j), _perf_fold(pb, bh, j)
+        # the equity sample (see CURVE_CAP)
+        if math.isfinite(eq) or math.isfinite(bh):
+            if cf < 0:
+                cf = nxt = j
+            if j == nxt:
+                curve[cn, 0], curve[cn, 1], curve[cn, 2] = j, eq, bh
+                cn += 1
+                if cn > CURVE_CAP:  # keep every other point: the multiples of 2k
+                    half = 0
+                    for r in range(0, cn, 2):
+                        curve[half, :] = curve[r, :]
+                        half += 1
+                    cn, ck = half, 2 * ck
+                nxt = cf + ((j - cf) // ck + 1) * ck
+        if write:
+            out[0][q], out[1][q] = eq, bh
+        j += 1
+    st[CASH], st[SHARES], st[COST], st[LAST] = cash, shares, cost, last
+    st[PENDING], st[WAS_LONG] = pending, was_long
+    st[N_TR], st[WINS], st[SUM_RET], st[HELD], st[BARS] = n_tr, wins, sum_ret, held, bars
+    st[B_CASH], st[B_SHARES], st[B_LAST], st[B_PENDING] = b_cash, b_shares, b_last, b_pending
+    _store_perf(st, P_STRATEGY, ps)
+    _store_perf(st, P_BUY_HOLD, pb)
+    st[BAR], st[CURVE_N], st[CURVE_K], st[CURVE_FIRST] = j, cn, ck, cf
 
 
 @njit_ieee
@@ -221,52 +279,13 @@ def _perf_finish(st: F64, off: int, init: float, ppy: float) -> Metrics:
     if n < 2:
         return total, cagr, nan, nan, nan, mdd
     mean = st[off + SUM_R] / n
-    sd = math.sqrt(st[off + M2] / (n - 1))
+    sd1 = st[off + SUM_D]
+    sd = math.sqrt(max(st[off + SUM_D2] - sd1 * sd1 / n, 0.0) / (n - 1))
     dd = math.sqrt(st[off + DOWN] / n)
     scale = math.sqrt(ppy)
     sharpe = mean / sd * scale if sd > 0 else nan
     sortino = mean / dd * scale if dd > 0 else nan
     return total, cagr, sd * scale, sharpe, sortino, mdd
-
-
-@njit_ieee
-def _sample(st: F64, curve: F64, j: int, eq: float, bh: float) -> None:
-    """Keep bar j in the equity sample when the rule of `CURVE_CAP` says so."""
-    if not math.isfinite(eq) and not math.isfinite(bh):
-        return
-    if st[CURVE_FIRST] < 0:
-        st[CURVE_FIRST] = j
-    k = int(st[CURVE_K])
-    if (j - int(st[CURVE_FIRST])) % k != 0:
-        return
-    n = int(st[CURVE_N])
-    curve[n, 0], curve[n, 1], curve[n, 2] = j, eq, bh
-    n += 1
-    if n > CURVE_CAP:  # keep every other point: the multiples of 2k
-        half = 0
-        for q in range(0, n, 2):
-            curve[half, :] = curve[q, :]
-            half += 1
-        n = half
-        st[CURVE_K] = 2 * k
-    st[CURVE_N] = n
-
-
-@njit_ieee
-def _bar(
-    st: F64, curve: F64, bar: tuple[int, float, float], params: tuple[float, float, float, float]
-) -> tuple[float, float]:
-    """Advance one token by one bar: both books, both performance blocks, the sample."""
-    long_flag, o, c = bar
-    fees, slip = params[0], params[1]
-    j = int(st[BAR])
-    eq = _strategy_bar(st, long_flag, o, c, (fees, slip))
-    bh = _buy_hold_bar(st, o, c, (fees, slip))
-    _perf_bar(st, P_STRATEGY, eq, j)
-    _perf_bar(st, P_BUY_HOLD, bh, j)
-    _sample(st, curve, j, eq, bh)
-    st[BAR] = j + 1
-    return eq, bh
 
 
 @njit_ieee
@@ -302,12 +321,10 @@ def _backtest_rows(
     """Tokens r0..r1 over all bars: equity curves, end state and statistics."""
     op, cl = px
     equity, bh, stats, core, curve = out
+    costs = (params[0], params[1])
     for i in range(r0, r1):
         _init_row(core[i], params[2])
-        for j in range(cl.shape[1]):
-            equity[i, j], bh[i, j] = _bar(
-                core[i], curve[i], (sig[i, j], op[i, j], cl[i, j]), params
-            )
+        _advance(core[i], curve[i], (sig[i], op[i], cl[i]), costs, (equity[i], bh[i]), True)
         _stats(core[i], params, stats[i])
 
 
@@ -320,8 +337,11 @@ def _update_rows(
 ) -> None:
     op, cl = px
     stats, core, curve = out
+    costs = (params[0], params[1])
+    unused = (np.empty(1), np.empty(1))
     for i in range(cl.shape[0]):
-        _bar(core[i], curve[i], (sig[i], op[i], cl[i]), params)
+        bar = (sig[i : i + 1], op[i : i + 1], cl[i : i + 1])
+        _advance(core[i], curve[i], bar, costs, unused, False)
         _stats(core[i], params, stats[i])
 
 
