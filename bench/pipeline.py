@@ -145,11 +145,19 @@ def live_update(tokens: int, days: int, tmp: Path) -> dict[str, Any]:
 
 
 def _append_last_day(ctx: Context, u: synthetic.SyntheticUniverse) -> None:
+    n = u.close.shape[1]  # only the newest day's rows are built (not each token's history)
+    day = synthetic.SyntheticUniverse(
+        u.symbols,
+        u.first_day + n - 1,
+        *(a[:, -1:] for a in (u.open, u.high, u.low, u.close, u.volume)),
+    )
     with ctx.engine.begin() as conn:
         markets = repo.market_ids(conn)
-        for i, s in enumerate(u.symbols):
-            row = synthetic._candle_rows(u, i)[-1:]
-            repo.write_candles(conn, markets[f"synthetic:{s}/USDT:spot"], "1d", row)
+        rows = {
+            markets[f"synthetic:{s}/USDT:spot"]: synthetic._candle_rows(day, i)
+            for i, s in enumerate(u.symbols)
+        }
+        repo.write_candles_many(conn, "1d", rows)
 
 
 def main() -> None:

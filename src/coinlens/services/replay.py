@@ -3,7 +3,7 @@
 `replay(source, target, cfg, recompute)` copies the source database's reference data
 (tokens, markets with their ids) and every candle, market-cap snapshot and metric BEFORE
 `cfg.start` into a fresh target, then walks forward one UTC day at a time exactly as live
-ingest would: the day's hourly candles close (written with `repo.write_candles`, a tick
+ingest would: the day's hourly candles close (written with `repo.write_candles_many`, a tick
 published per close), then its daily candles close (written), then `recompute(target, now)`
 runs the pipeline (analytics → grades → forecasts → alerts evaluated at the simulated
 `now`) and the day's signal flips are published on the event stream.
@@ -138,10 +138,7 @@ def _write(dst: Connection, rows: Iterable[Any], timeframe: str) -> int:
     for r in rows:
         rec = dict(r._mapping)
         by_market.setdefault(int(rec.pop("market_id")), []).append(rec)
-    n = 0
-    for market_id in sorted(by_market):
-        n += repo.write_candles(dst, market_id, timeframe, by_market[market_id]).inserted
-    return n
+    return repo.write_candles_many(dst, timeframe, by_market).inserted
 
 
 def _publish_ticks(target: Context, rows: list[Any], symbols: dict[int, str]) -> int:

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from coinlens.storage.tables import (
+    candle_changes,
     candles,
     import_runs,
     market_caps,
@@ -25,6 +26,10 @@ from coinlens.storage.tables import (
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades")
 CANDLES_VERSION = "candles_version"
 _CHUNK = 5_000
+_IDS_PER_QUERY = 5_000  # bound parameters per IN list: under SQLite's and PostgreSQL's limits
+_MAX_SPAN_GROUPS = 32
+CHANGE_LOG_ROWS = 200_000  # change-log rows kept; older versions make readers rebuild in full
+_PRUNE_EVERY = 64  # versions between change-log prunes
 
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
@@ -54,11 +59,16 @@ def upsert(
 
 
 def bump(conn: Connection, key: str) -> int:
-    """Increment a monotonic counter in the state table and return its new value."""
-    current = conn.execute(sa.select(state.c.value).where(state.c.key == key)).scalar()
-    new = (current or 0) + 1
-    upsert(conn, state, [{"key": key, "value": new}], ["key"])
-    return new
+    """Increment a monotonic counter in the state table and return its new value.
+
+    One atomic statement: concurrent writers on PostgreSQL queue on the row lock and get
+    distinct values, committed in order (a read-then-write could hand two of them the same).
+    """
+    stmt = _insert(conn, state).values(key=key, value=1)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key"], set_={"value": state.c.value + 1}
+    ).returning(state.c.value)
+    return int(conn.execute(stmt).scalar_one())
 
 
 def read_counter(conn: Connection, key: str) -> int:
@@ -120,6 +130,7 @@ def _same(a: Mapping[str, Any], b: Sequence[Any]) -> bool:
 
 
 _CANDLE_COLUMNS = ("market_id", "timeframe", "open_time", *CANDLE_FIELDS)
+_FIELD_COLUMNS = [candles.c[f] for f in CANDLE_FIELDS]
 
 
 def _bulk_insert_candles(conn: Connection, records: Sequence[Mapping[str, Any]]) -> None:
@@ -156,41 +167,119 @@ def _bulk_insert_candles(conn: Connection, records: Sequence[Mapping[str, Any]])
 def write_candles(
     conn: Connection, market_id: int, timeframe: str, rows: Sequence[Mapping[str, Any]]
 ) -> WriteCounts:
-    """Idempotently write one market's candles: new rows inserted, changed rows updated.
+    """Idempotently write one market's candles (see `write_candles_many`)."""
+    return write_candles_many(conn, timeframe, {market_id: rows})
 
-    Rows carry `open_time` (epoch s UTC) and CANDLE_FIELDS. Bumps the candles version when
-    anything changed, so panel snapshots know they are stale.
+
+def write_candles_many(
+    conn: Connection, timeframe: str, rows_by_market: Mapping[int, Sequence[Mapping[str, Any]]]
+) -> WriteCounts:
+    """Idempotently write many markets' candles: new rows inserted, changed rows updated.
+
+    Rows carry `open_time` (epoch s UTC) and CANDLE_FIELDS. One read of the stored rows in
+    the markets' time spans, one bulk insert, one upsert of corrections, all in the caller's
+    transaction. When anything changed, the candles version is bumped once and the changed
+    markets are logged under it (`candle_changes`), so panel snapshots can merge just those.
     """
     counts = WriteCounts()
-    if not rows:
-        return counts
-    times = [int(r["open_time"]) for r in rows]
-    existing: dict[int, tuple[Any, ...]] = {}
-    q = sa.select(candles.c.open_time, *[candles.c[f] for f in CANDLE_FIELDS]).where(
-        candles.c.market_id == market_id,
-        candles.c.timeframe == timeframe,
-        candles.c.open_time.between(min(times), max(times)),
-    )
-    for row in conn.execute(q):
-        existing[int(row[0])] = tuple(row[1:])
-    fresh, changed = [], []
-    for r in rows:
-        old = existing.get(int(r["open_time"]))
-        record = {"market_id": market_id, "timeframe": timeframe, "open_time": int(r["open_time"])}
-        record.update({f: r.get(f) for f in CANDLE_FIELDS})
-        if old is None:
-            fresh.append(record)
-        elif _same(r, old):
-            counts.unchanged += 1
-        else:
-            changed.append(record)
+    existing = _stored_candles(conn, timeframe, rows_by_market)
+    fresh: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    first_changed: dict[int, int] = {}
+    for market_id in sorted(rows_by_market):
+        for r in rows_by_market[market_id]:
+            t = int(r["open_time"])
+            old = existing.get((market_id, t))
+            if old is not None and _same(r, old):
+                counts.unchanged += 1
+                continue
+            record = {"market_id": market_id, "timeframe": timeframe, "open_time": t}
+            record.update({f: r.get(f) for f in CANDLE_FIELDS})
+            (fresh if old is None else changed).append(record)
+            first_changed[market_id] = min(t, first_changed.get(market_id, t))
     _bulk_insert_candles(conn, fresh)
-    if changed:
-        upsert(conn, candles, changed, ["market_id", "timeframe", "open_time"])
+    upsert(conn, candles, changed, ["market_id", "timeframe", "open_time"])
     counts.inserted, counts.updated = len(fresh), len(changed)
-    if fresh or changed:
-        bump(conn, CANDLES_VERSION)
+    if first_changed:
+        _log_changes(conn, timeframe, first_changed)
     return counts
+
+
+def span_groups(
+    spans: Sequence[tuple[int, int, int]], max_groups: int = _MAX_SPAN_GROUPS
+) -> list[tuple[list[int], int, int]]:
+    """(ids, lo, hi) queries covering every (id, lo, hi) span, at most about `max_groups`.
+
+    Spans sharing a range share a query (the live path: one new candle per market is one
+    group). When the ranges are too varied, spans sorted by `lo` are split into equal runs
+    queried over the run's widest range: a little more is read, never less.
+    """
+    exact: dict[tuple[int, int], list[int]] = {}
+    for key, lo, hi in spans:
+        exact.setdefault((lo, hi), []).append(key)
+    if len(exact) <= max_groups:
+        groups = [(keys, lo, hi) for (lo, hi), keys in sorted(exact.items())]
+    else:
+        ordered = sorted(spans, key=lambda s: (s[1], s[0]))
+        size = -(-len(ordered) // max_groups)
+        runs = [ordered[i : i + size] for i in range(0, len(ordered), size)]
+        groups = [([k for k, _, _ in r], min(s[1] for s in r), max(s[2] for s in r)) for r in runs]
+    return [
+        (keys[i : i + _IDS_PER_QUERY], lo, hi)
+        for keys, lo, hi in groups
+        for i in range(0, len(keys), _IDS_PER_QUERY)
+    ]
+
+
+def _stored_candles(
+    conn: Connection, timeframe: str, rows_by_market: Mapping[int, Sequence[Mapping[str, Any]]]
+) -> dict[tuple[int, int], tuple[Any, ...]]:
+    """(market, open time) → stored fields, covering each market's [first, last] open time."""
+    spans = []
+    for market_id, rows in rows_by_market.items():
+        if rows:
+            times = [int(r["open_time"]) for r in rows]
+            spans.append((market_id, min(times), max(times)))
+    found: dict[tuple[int, int], tuple[Any, ...]] = {}
+    for ids, lo, hi in span_groups(spans):
+        q = sa.select(candles.c.market_id, candles.c.open_time, *_FIELD_COLUMNS).where(
+            candles.c.market_id.in_(ids),
+            candles.c.timeframe == timeframe,
+            candles.c.open_time.between(lo, hi),
+        )
+        for row in conn.execute(q):
+            found[(int(row[0]), int(row[1]))] = tuple(row[2:])
+    return found
+
+
+def _log_changes(conn: Connection, timeframe: str, first_changed: Mapping[int, int]) -> None:
+    """Bump the candles version and record which markets changed under it, from when."""
+    version = bump(conn, CANDLES_VERSION)
+    # one statement, the integers inlined (int() keeps that safe): a 2,000-row executemany
+    # costs more than the rest of a live write on PostgreSQL
+    values = ", ".join(f"({int(m)}, {int(t)})" for m, t in sorted(first_changed.items()))
+    conn.execute(
+        sa.text(
+            f"WITH changed(market_id, min_open_time) AS (VALUES {values}) "  # noqa: S608 - integers only
+            "INSERT INTO candle_changes (version, market_id, timeframe, min_open_time) "
+            "SELECT :version, market_id, :timeframe, min_open_time FROM changed"
+        ),
+        {"version": version, "timeframe": timeframe},
+    )
+    if version % _PRUNE_EVERY == 0:
+        prune_candle_changes(conn)
+
+
+def prune_candle_changes(conn: Connection, keep_rows: int = CHANGE_LOG_ROWS) -> None:
+    """Keep only the newest whole versions of the change log that fit in `keep_rows` rows."""
+    first_over = conn.execute(
+        sa.select(candle_changes.c.version)
+        .order_by(candle_changes.c.version.desc())
+        .limit(1)
+        .offset(keep_rows)
+    ).scalar()
+    if first_over is not None:
+        conn.execute(candle_changes.delete().where(candle_changes.c.version <= first_over))
 
 
 def refresh_token_spans(conn: Connection) -> None:

@@ -91,6 +91,16 @@ candles = sa.Table(
     sa.CheckConstraint("timeframe in ('1h', '1d')", name="timeframe"),
 )
 
+candle_changes = sa.Table(
+    "candle_changes",
+    metadata,
+    sa.Column("version", sa.BigInteger, primary_key=True, comment="candles_version of the write"),
+    sa.Column("market_id", sa.Integer, primary_key=True),
+    sa.Column("timeframe", sa.String(4), primary_key=True),
+    sa.Column("min_open_time", sa.BigInteger, nullable=False, comment="oldest changed candle"),
+    comment="which markets each candles_version changed, from when: lets panel snapshots merge",
+)
+
 market_caps = sa.Table(
     "market_caps",
     metadata,
