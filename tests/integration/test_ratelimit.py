@@ -49,6 +49,25 @@ def test_200_concurrent_hits_from_two_limiters_admit_exactly_100() -> None:
         assert allowed.count(True) == 100
 
 
+def test_one_batch_decides_many_subjects_in_order_and_exactly() -> None:
+    async def run() -> dict[str, list[int]]:
+        limiter = _limiter()
+        subjects = [f"s{i % 3}" for i in range(450)]  # interleaved: one tick, one script run
+        decisions = await asyncio.gather(*(limiter.hit(s, HUNDRED) for s in subjects))
+        await limiter.close()
+        remaining: dict[str, list[int]] = {}
+        for subject, d in zip(subjects, decisions, strict=True):
+            if d.allowed:
+                remaining.setdefault(subject, []).append(d.binding.remaining)
+        return remaining
+
+    remaining = asyncio.run(run())
+    # each subject: exactly 100 admitted, each seeing the one before it (99, 98, …, 0)
+    assert {s: sorted(r, reverse=True) for s, r in remaining.items()} == {
+        f"s{i}": list(range(99, -1, -1)) for i in range(3)
+    }
+
+
 def test_a_flushed_script_cache_is_reloaded_without_errors() -> None:
     async def run() -> list[str]:
         limiter = _limiter()

@@ -5,17 +5,22 @@ theoretical arrival time (TAT). A limit of `quota` per `window` has emission int
 T = window / quota; a request is allowed when max(TAT, now) + T − now ≤ quota·T, which
 admits a burst of exactly `quota` and then one request every T. All limits of a request
 (per minute *and* per day) are checked and updated in one script run, so API processes
-sharing a Redis agree exactly. The script runs by EVALSHA and is re-loaded on NOSCRIPT
+sharing a Redis agree exactly. Requests arriving in the same event-loop tick of one process
+go to Redis together, in one run of the script, which still decides them one after another
+(so one round trip serves a whole tick; a batch spans subjects, so Redis must be a single
+node or primary, not a Cluster). The script runs by EVALSHA and is re-loaded on NOSCRIPT
 (a restarted or flushed Redis). When Redis is unreachable the same algorithm runs in
 process — limits then hold per process only — and the fallback is logged and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import redis
@@ -30,42 +35,67 @@ log = structlog.get_logger(__name__)
 _US = 1_000_000
 REDIS_CONNECTIONS = 32  # per process
 REDIS_DOWN_BACKOFF = 1.0  # seconds before Redis is tried again after a failure
+MAX_BATCH = 256  # requests per script run (a bigger tick is split into several runs)
 
+# One run decides a batch of requests. Requests with the same keys and limits form a group;
+# KEYS holds each group's keys back to back, and ARGV per group: its request count c, its key
+# count n, then n (emission interval, burst span) pairs. The c requests of a group are
+# decided one after another, each seeing the previous one's update, so a batch is exactly as
+# strict as its requests sent one by one. The reply is one string, per request (in group
+# order) "allowed retry_us" and per limit "remaining tat_offset_us", space-separated.
 GCRA_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = #KEYS
-local allowed = 1
-local retry = 0
-local news = {}
-local out = {}
-for i = 1, n do
-  local step = tonumber(ARGV[2 * i - 1])
-  local span = tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
-  if tat < now then tat = now end
-  local new = tat + step
-  if new - now > span then
-    allowed = 0
-    local wait = new - now - span
-    if wait > retry then retry = wait end
+local tats, dirty, out = {}, {}, {}
+local k, a = 1, 1
+while a <= #ARGV do
+  local c, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  a = a + 2
+  local steps, spans = {}, {}
+  for i = 0, n - 1 do
+    steps[i], spans[i] = tonumber(ARGV[a + 2 * i]), tonumber(ARGV[a + 2 * i + 1])
+    local key = KEYS[k + i]
+    if tats[key] == nil then
+      tats[key] = tonumber(redis.call('GET', key) or 0)
+    end
   end
-  news[i] = new
-  out[i] = tat
-end
-local res = {allowed, string.format('%.0f', retry)}
-for i = 1, n do
-  local step = tonumber(ARGV[2 * i - 1])
-  local span = tonumber(ARGV[2 * i])
-  local tat = out[i]
-  if allowed == 1 then
-    tat = news[i]
-    redis.call('SET', KEYS[i], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  for _ = 1, c do
+    local allowed, retry, cur = 1, 0, {}
+    for i = 0, n - 1 do
+      local tat = tats[KEYS[k + i]]
+      if tat < now then tat = now end
+      cur[i] = tat
+      local wait = tat + steps[i] - now - spans[i]
+      if wait > 0 then
+        allowed = 0
+        if wait > retry then retry = wait end
+      end
+    end
+    out[#out + 1] = allowed
+    out[#out + 1] = string.format('%.0f', retry)
+    for i = 0, n - 1 do
+      local key, tat = KEYS[k + i], cur[i]
+      if allowed == 1 then
+        tat = tat + steps[i]
+        tats[key] = tat
+        dirty[key] = true
+      end
+      out[#out + 1] = string.format('%.0f', math.floor((spans[i] - (tat - now)) / steps[i]))
+      out[#out + 1] = string.format('%.0f', tat - now)
+    end
   end
-  res[#res + 1] = string.format('%.0f', math.floor((span - (tat - now)) / step))
-  res[#res + 1] = string.format('%.0f', tat - now)
+  k = k + n
+  a = a + 2 * n
 end
-return res
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  if dirty[key] then
+    dirty[key] = nil
+    local tat = tats[key]
+    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  end
+end
+return table.concat(out, ' ')
 """
 
 
@@ -76,16 +106,15 @@ class Limit:
     name: str
     quota: int
     window: int
+    # derived once: every request of every subject reads them
+    step_us: int = field(init=False, repr=False, compare=False)
+    span_us: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def step_us(self) -> int:
-        """Emission interval T in microseconds (rounded down: never looser than the quota)."""
-        return max(1, self.window * _US // self.quota)
-
-    @property
-    def span_us(self) -> int:
-        """Burst capacity quota·T in microseconds."""
-        return self.step_us * self.quota
+    def __post_init__(self) -> None:
+        # emission interval T (rounded down: never looser than the quota); burst span quota·T
+        step = max(1, self.window * _US // self.quota)
+        object.__setattr__(self, "step_us", step)
+        object.__setattr__(self, "span_us", step * self.quota)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +141,7 @@ class Decision:
         return min(self.states, key=lambda s: (s.remaining, -s.reset))
 
 
+@lru_cache(maxsize=256)
 def plan_limits(plan: PlanLimits) -> tuple[Limit, ...]:
     """The per-minute and per-day limits of a plan."""
     return (Limit("minute", plan.per_minute, 60), Limit("day", plan.per_day, 86_400))
@@ -158,8 +188,21 @@ class LocalGcra:
             self._tat = {k: t for k, t in self._tat.items() if t > now}
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """One request waiting for its batch's script run."""
+
+    keys: list[str]
+    limits: Sequence[Limit]
+    future: asyncio.Future[Decision]
+
+
 class RateLimiter:
-    """GCRA across processes via Redis when configured, else (or when Redis fails) local."""
+    """GCRA across processes via Redis when configured, else (or when Redis fails) local.
+
+    Requests that reach the limiter in the same event-loop tick share one script run (one
+    round trip): under load a worker pays for Redis once per tick, not once per request.
+    """
 
     def __init__(
         self,
@@ -175,10 +218,10 @@ class RateLimiter:
                 redis_url,
                 max_connections=REDIS_CONNECTIONS,
                 timeout=2.0,
-                # a slow reply or connect during a burst usually means a starved event loop
-                # (32 connections opening while hundreds of requests run), not a dead Redis:
-                # 0.5 s connect timeouts sent CI bursts to the local limiter (164 of 200
-                # admitted). A dead Redis refuses at once, so 2 s costs only on a black hole.
+                # a slow reply or connect during a burst usually means a starved event loop,
+                # not a dead Redis: 0.5 s connect timeouts sent CI bursts to the local
+                # limiter (164 of 200 admitted). A dead Redis refuses at once, so 2 s costs
+                # only on a black hole.
                 socket_timeout=2.0,
                 socket_connect_timeout=2.0,
             )
@@ -188,6 +231,8 @@ class RateLimiter:
         self._local = LocalGcra()
         self._down_until = 0.0
         self._on_fallback = on_fallback
+        self._queue: list[_Pending] = []
+        self._runs: set[asyncio.Task[None]] = set()
         self.fallbacks = 0
 
     @property
@@ -198,29 +243,64 @@ class RateLimiter:
         return "redis"
 
     def keys_for(self, subject: str, limits: Sequence[Limit]) -> list[str]:
-        """Redis keys of a subject's limits (one hash slot per subject)."""
+        """Redis keys of a subject's limits."""
         return [f"{self._prefix}:{{{subject}}}:{lim.name}" for lim in limits]
 
     async def hit(self, subject: str, limits: Sequence[Limit]) -> Decision:
         """Count one request of `subject`; never raises for an unreachable Redis."""
         keys = self.keys_for(subject, limits)
-        if self._redis is not None and time.monotonic() >= self._down_until:
-            try:
-                return await self._hit_redis(self._redis, keys, limits)
-            except (RedisError, OSError) as exc:
-                self._down_until = time.monotonic() + REDIS_DOWN_BACKOFF
-                self.fallbacks += 1
-                log.warning("ratelimit.redis_unavailable", error=str(exc), fallback="local")
-                if self._on_fallback is not None:
-                    self._on_fallback(type(exc).__name__)
-        return self._local.hit(keys, limits)
+        if self._redis is None or time.monotonic() < self._down_until:
+            return self._local.hit(keys, limits)
+        loop = asyncio.get_running_loop()
+        if not self._queue:  # the first of this tick: run the batch once the tick is over
+            loop.call_soon(self._flush)
+        future: asyncio.Future[Decision] = loop.create_future()
+        self._queue.append(_Pending(keys, limits, future))
+        return await future
 
-    async def _hit_redis(
-        self, client: aioredis.Redis, keys: Sequence[str], limits: Sequence[Limit]
-    ) -> Decision:
+    def _flush(self) -> None:
+        queue, self._queue = self._queue, []
+        for i in range(0, len(queue), MAX_BATCH):
+            run = asyncio.ensure_future(self._run(queue[i : i + MAX_BATCH]))
+            self._runs.add(run)
+            run.add_done_callback(self._runs.discard)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        try:
+            decided = await self._hit_redis(batch)
+        except (RedisError, OSError) as exc:
+            self._fall_back(exc)
+            decided = [(p, self._local.hit(p.keys, p.limits)) for p in batch]
+        except BaseException as exc:  # cancelled, or a bug: no request may wait forever
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            raise
+        for p, decision in decided:
+            if not p.future.done():  # its request may have been cancelled meanwhile
+                p.future.set_result(decision)
+
+    def _fall_back(self, exc: BaseException) -> None:
+        self._down_until = time.monotonic() + REDIS_DOWN_BACKOFF
+        self.fallbacks += 1
+        log.warning("ratelimit.redis_unavailable", error=str(exc), fallback="local")
+        if self._on_fallback is not None:
+            self._on_fallback(type(exc).__name__)
+
+    async def _hit_redis(self, batch: list[_Pending]) -> list[tuple[_Pending, Decision]]:
+        client = self._redis
+        assert client is not None  # noqa: S101 - only batched while Redis is configured
+        groups: dict[tuple[str, Sequence[Limit]], list[_Pending]] = {}
+        for p in batch:
+            groups.setdefault((p.keys[0], p.limits), []).append(p)
+        keys: list[str] = []
         args: list[int] = []
-        for lim in limits:
-            args += [lim.step_us, lim.span_us]
+        for members in groups.values():
+            first = members[0]
+            keys += first.keys
+            args += (len(members), len(first.keys))
+            for lim in first.limits:
+                args += (lim.step_us, lim.span_us)
         if self._sha is None:
             self._sha = str(await client.script_load(GCRA_LUA))
         try:
@@ -228,11 +308,22 @@ class RateLimiter:
         except NoScriptError:  # Redis restarted or SCRIPT FLUSH: load again, once
             self._sha = str(await client.script_load(GCRA_LUA))
             res = await client.evalsha(self._sha, len(keys), *keys, *args)
-        values = [float(v) for v in res]
-        return _decide(values[0] == 1, values[1], limits, values[2:], "redis")
+        values = [float(v) for v in res.split()]
+        decided, at = [], 0
+        for members in groups.values():
+            for p in members:
+                end = at + 2 + 2 * len(p.limits)
+                raw = values[at + 2 : end]
+                decided.append(
+                    (p, _decide(values[at] == 1, values[at + 1], p.limits, raw, "redis"))
+                )
+                at = end
+        return decided
 
     async def close(self) -> None:
-        """Close the Redis connections."""
+        """Close the Redis connections (after the batches in flight)."""
+        if self._runs:
+            await asyncio.gather(*self._runs, return_exceptions=True)
         if self._redis is not None:
             await self._redis.aclose(close_connection_pool=True)
 
