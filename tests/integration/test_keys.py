@@ -68,6 +68,23 @@ def test_revoked_and_expired_keys_are_told_apart(sqlite_ctx: Context) -> None:
     assert err.value.reason == "expired"
 
 
+def test_a_verified_key_is_remembered_only_while_its_row_is_fresh(sqlite_ctx: Context) -> None:
+    created = _new(sqlite_ctx, expires_at=datetime.now(UTC) + timedelta(hours=1))
+    verifier = ks.KeyVerifier(sqlite_ctx)
+    assert verifier.recently_verified(created.plaintext) is None
+    principal = verifier.verify(created.plaintext)
+    assert verifier.recently_verified(created.plaintext) == principal
+    flipped = "A" if created.plaintext[-7] != "A" else "B"
+    other_secret = created.plaintext[:-7] + flipped + created.plaintext[-6:]
+    assert verifier.recently_verified(other_secret) is None  # same lookup id, other secret
+    verifier.forget(created.key.lookup_id)  # a revoke or rotate through this process
+    assert verifier.recently_verified(created.plaintext) is None
+    no_cache = ks.KeyVerifier(sqlite_ctx, ttl=0)
+    no_cache.verify(created.plaintext)
+    assert no_cache.recently_verified(created.plaintext) is None
+    assert no_cache.due(created.key.lookup_id)
+
+
 def test_rotation_keeps_the_old_key_for_the_overlap_only(sqlite_ctx: Context) -> None:
     ctx = sqlite_ctx
     old = _new(ctx, scopes=("read",), plan="pro")

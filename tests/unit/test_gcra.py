@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+import time
 
 import pytest
 
-from coinlens.api.caching import etag_matches, redact
+from coinlens.api.caching import CachedResponse, ResponseCache, etag_matches, redact
 from coinlens.api.security import client_ip, key_in_query, presented_key, required_scope
 from coinlens.services.keys import KEY_LENGTH, PREFIX, KeyRejected, new_plaintext, parse_key
 from coinlens.services.ratelimit import Limit, LocalGcra
@@ -178,3 +179,22 @@ def test_etag_comparison_and_redaction() -> None:
     assert not etag_matches('"a"', '"b"')
     key, _ = new_plaintext()
     assert key.encode() not in redact(b'{"key":"' + key.encode() + b'"}')
+
+
+def test_an_expired_answer_is_rebuilt_once_and_served_stale_meanwhile() -> None:
+    cache = ResponseCache(ttl=2.0)
+    assert cache.lookup("k") == (None, True)  # nothing yet: this caller builds it
+    cache.release("k")
+    old = CachedResponse(b"{}", (), '"e"', "/v1/x", expires=time.monotonic() - 1.0)
+    cache.put("k", old)
+    assert cache.lookup("k") == (None, True)  # expired: the first caller rebuilds it
+    assert cache.lookup("k") == (old, False)  # the others get the previous copy meanwhile
+    cache.release("k")
+    new = CachedResponse(b"[]", (), '"f"', "/v1/x", expires=time.monotonic() + 2.0)
+    cache.put("k", new)
+    assert cache.lookup("k") == (new, False)
+    assert dict(new.start)[b"content-length"] == b"2"
+    ancient = CachedResponse(b"{}", (), '"e"', "/v1/x", expires=time.monotonic() - 60.0)
+    cache.put("k", ancient)
+    assert cache.lookup("k") == (None, True)
+    assert cache.lookup("k") == (None, False)  # too old to serve even while rebuilding

@@ -71,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # no OpenTelemetry here: FastAPI otherwise probes its providers on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     install_api(app, resolved)  # keys, scopes, rate limits, caching, metrics on /v1/*

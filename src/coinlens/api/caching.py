@@ -4,7 +4,9 @@ Hot read endpoints (the token detail, the token and signal lists, grades) are ke
 exact bytes last sent, for `response_cache_seconds`, keyed by path and query: a repeat is
 answered without routing, validation, database or serialisation. Auth, rate limits and
 metering still run first — only the body is reused. Data changes once per pipeline run, so
-a couple of seconds of reuse costs no freshness that matters.
+a couple of seconds of reuse costs no freshness that matters. When an entry expires, one
+request rebuilds it while the others keep getting the previous copy (for at most
+`STALE_SECONDS`): a busy endpoint never sends every in-flight request to the database at once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import hashlib
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +30,7 @@ _IDEM_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 _KEY_TEXT = re.compile(rb"cl_live_[0-9A-Za-z]+")
 HOT_PATHS = re.compile(r"/v1/(tokens(/[^/]+)?|grades|signals)")
 _MAX_ENTRIES = 4_096
+STALE_SECONDS = 10.0  # longest an expired entry is served while one request rebuilds it
 PRIVATE_MAX_AGE = 60
 
 
@@ -60,6 +63,18 @@ class CachedResponse:
     etag: str
     route: str
     expires: float
+    control: bytes = f"private, max-age={PRIVATE_MAX_AGE}".encode()
+    # the 200's headers, built once: a hit only appends the per-request ones
+    start: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        start = (
+            *self.headers,
+            (b"content-length", str(len(self.body)).encode()),
+            (b"etag", self.etag.encode()),
+            (b"cache-control", self.control),
+        )
+        object.__setattr__(self, "start", start)
 
 
 class ResponseCache:
@@ -68,6 +83,7 @@ class ResponseCache:
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._entries: dict[str, CachedResponse] = {}
+        self._rebuilding: set[str] = set()
         self._lock = threading.Lock()
 
     def eligible(self, method: str, path: str) -> bool:
@@ -80,6 +96,29 @@ class ResponseCache:
         if entry is None or entry.expires < time.monotonic():
             return None
         return entry
+
+    def lookup(self, key: str) -> tuple[CachedResponse | None, bool]:
+        """An entry to answer with, and whether the caller must rebuild it (then `release`).
+
+        A fresh entry is served; an expired one is rebuilt by the first caller, and served
+        to the others meanwhile (within `STALE_SECONDS` of its expiry).
+        """
+        entry = self._entries.get(key)
+        now = time.monotonic()
+        if entry is not None and entry.expires >= now:
+            return entry, False
+        with self._lock:
+            if key not in self._rebuilding:
+                self._rebuilding.add(key)
+                return None, True
+        if entry is not None and entry.expires + STALE_SECONDS >= now:
+            return entry, False
+        return None, False
+
+    def release(self, key: str) -> None:
+        """The rebuild claimed by `lookup` is over (stored or not)."""
+        with self._lock:
+            self._rebuilding.discard(key)
 
     def put(self, key: str, entry: CachedResponse) -> None:
         """Keep a 200 answer until `entry.expires`."""

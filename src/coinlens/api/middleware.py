@@ -11,6 +11,7 @@ Every path gets a request id, a latency observation and one JSON access-log line
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from coinlens.api.security import (
 )
 from coinlens.services.context import Context
 from coinlens.services.keys import KeyRejected, KeyVerifier, Principal, UsageMeter, parse_key
-from coinlens.services.ratelimit import Decision, RateLimiter, plan_limits
+from coinlens.services.ratelimit import Decision, Limit, RateLimiter, plan_limits
 from coinlens.settings import Settings
 
 log = structlog.get_logger("coinlens.api.access")
@@ -81,7 +82,11 @@ class ApiMiddleware:
         self.runtime: Runtime | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self._policies: dict[str, bytes] = {}
+        self._limits: dict[str, tuple[Limit, ...]] = {}
         self._loading: dict[str, asyncio.Future[Any]] = {}
+        # metric children by (route, method, status): labels() costs more than observing
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._log_requests = logging.getLevelName(settings.log_level) <= logging.INFO
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -158,8 +163,16 @@ class ApiMiddleware:
         route = scope.get("route")
         template = getattr(route, "path", None) or scope.get("coinlens.route") or "unmatched"
         method = scope["method"]
-        self.metrics.latency.labels(template, method).observe(elapsed)
-        self.metrics.responses.labels(template, method, f"{status // 100}xx").inc()
+        series = self._series.get((template, method, status))
+        if series is None:
+            series = self._series[(template, method, status)] = (
+                self.metrics.latency.labels(template, method),
+                self.metrics.responses.labels(template, method, f"{status // 100}xx"),
+            )
+        series[0].observe(elapsed)
+        series[1].inc()
+        if not self._log_requests:  # below the configured level: skip building the event
+            return
         principal = scope.get("state", {}).get("principal")
         log.info(
             "http.request",
@@ -260,19 +273,34 @@ class ApiMiddleware:
         return None
 
     async def _verify(self, runtime: Runtime, raw: str) -> Principal:
-        """Format and checksum first (no I/O); then the cached row, or one shared DB read."""
+        """A key verified here moments ago; else format and checksum first (no I/O), then
+        the cached row or one shared database read."""
         verifier = runtime.verifier
+        known = verifier.recently_verified(raw)
+        if known is not None:
+            if verifier.due(known.lookup_id):
+                self._load_row(verifier, known.lookup_id)  # not awaited: the row is still fresh
+            return known
         lookup = parse_key(raw)
         hit = verifier.cached(lookup)
         if hit is not None:
             return verifier.check(raw, hit[0])
+        row = await asyncio.shield(self._load_row(verifier, lookup))
+        return verifier.check(raw, row)
+
+    def _load_row(self, verifier: KeyVerifier, lookup: str) -> asyncio.Future[Any]:
+        """Read a key's row in a thread; single flight, so a burst on one key reads it once."""
         pending = self._loading.get(lookup)
-        if pending is None:  # single flight: a burst on a new key reads its row once
+        if pending is None:
             pending = asyncio.ensure_future(run_in_threadpool(verifier.load, lookup))
             self._loading[lookup] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(lookup, None))
-        row = await asyncio.shield(pending)
-        return verifier.check(raw, row)
+            pending.add_done_callback(lambda done: self._row_loaded(lookup, done))
+        return pending
+
+    def _row_loaded(self, lookup: str, done: asyncio.Future[Any]) -> None:
+        self._loading.pop(lookup, None)
+        if not done.cancelled() and done.exception() is not None:  # seen by awaiting callers
+            log.warning("auth.key_reload_failed", error=type(done.exception()).__name__)
 
     async def _limit(
         self,
@@ -281,14 +309,20 @@ class ApiMiddleware:
         headers: dict[bytes, bytes],
         principal: Principal | None,
     ) -> Decision:
-        plans = self.settings.plans
         if principal is not None:
-            plan = plans.get(principal.plan, plans["free"])
-            return await runtime.limiter.hit(f"acct:{principal.account}", plan_limits(plan))
+            limits = self._plan_limits(principal.plan)
+            return await runtime.limiter.hit(f"acct:{principal.account}", limits)
         peer = (scope.get("client") or ("unknown", 0))[0]
         ip = client_ip(peer, headers.get(b"x-forwarded-for"), self.settings.trusted_proxies)
         scope["coinlens.client"] = ip
-        return await runtime.limiter.hit(f"ip:{ip}", plan_limits(plans["anonymous"]))
+        return await runtime.limiter.hit(f"ip:{ip}", self._plan_limits("anonymous"))
+
+    def _plan_limits(self, plan: str) -> tuple[Limit, ...]:
+        limits = self._limits.get(plan)
+        if limits is None:
+            plans = self.settings.plans
+            limits = self._limits[plan] = plan_limits(plans.get(plan, plans["free"]))
+        return limits
 
     def _rate_headers(
         self, principal: Principal | None, decision: Decision
@@ -301,14 +335,14 @@ class ApiMiddleware:
             ).encode()
             self._policies[plan] = policy
         b = decision.binding
-        reset = str(math.ceil(b.reset)).encode()
-        remaining = str(b.remaining).encode()
+        reset = str(math.ceil(b.reset))
+        remaining = str(b.remaining)
         return [
             (b"ratelimit-policy", policy),
-            (b"ratelimit", f'"{b.limit.name}";r={b.remaining};t={reset.decode()}'.encode()),
+            (b"ratelimit", f'"{b.limit.name}";r={remaining};t={reset}'.encode()),
             (b"x-ratelimit-limit", str(b.limit.quota).encode()),
-            (b"x-ratelimit-remaining", remaining),
-            (b"x-ratelimit-reset", reset),
+            (b"x-ratelimit-remaining", remaining.encode()),
+            (b"x-ratelimit-reset", reset.encode()),
         ]
 
     def _auth_problem(self, scope: Scope, reason: str, detail: str) -> ASGIApp:
@@ -364,11 +398,26 @@ class ApiMiddleware:
         inm = headers.get(b"if-none-match", b"").decode("latin-1")
         key = path + "?" + scope["query_string"].decode("latin-1")
         eligible = self.cache.eligible(method, path)
-        hit = self.cache.get(key) if eligible else None
+        hit, rebuild = self.cache.lookup(key) if eligible else (None, False)
         if hit is not None:
             scope["coinlens.route"] = hit.route
-            await _send_cached(send, hit.body, hit.headers, hit.etag, control, inm)
+            if inm and etag_matches(inm, hit.etag):
+                await _send_not_modified(send, hit.etag, control)
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": hit.start})
+            await send({"type": "http.response.body", "body": hit.body})
             return
+        try:
+            await self._render(scope, receive, send, (key, eligible, control, inm))
+        finally:
+            if rebuild:
+                self.cache.release(key)
+
+    async def _render(
+        self, scope: Scope, receive: Receive, send: Send, how: tuple[str, bool, bytes, str]
+    ) -> None:
+        """Run the app, add ETag and Cache-Control to a 200 and keep it if the path is hot."""
+        key, eligible, control, inm = how
         start: list[Message] = []
         chunks: list[bytes] = []
 
@@ -402,9 +451,9 @@ class ApiMiddleware:
             )
             etag = etag_of(body)
             if eligible:
-                route = str(getattr(scope.get("route"), "path", path))
+                route = str(getattr(scope.get("route"), "path", scope["path"]))
                 expires = time.monotonic() + self.cache.ttl
-                self.cache.put(key, CachedResponse(body, kept, etag, route, expires))
+                self.cache.put(key, CachedResponse(body, kept, etag, route, expires, control))
             await _send_cached(send, body, kept, etag, control, inm)
 
         await self.app(scope, receive, capture)
@@ -418,14 +467,19 @@ async def _send_cached(
     control: bytes,
     if_none_match: str,
 ) -> None:
-    common = [(b"etag", etag.encode()), (b"cache-control", control)]
     if if_none_match and etag_matches(if_none_match, etag):
-        await send({"type": "http.response.start", "status": 304, "headers": common})
-        await send({"type": "http.response.body", "body": b""})
+        await _send_not_modified(send, etag, control)
         return
+    common = [(b"etag", etag.encode()), (b"cache-control", control)]
     out = [*headers, (b"content-length", str(len(body)).encode()), *common]
     await send({"type": "http.response.start", "status": 200, "headers": out})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _send_not_modified(send: Send, etag: str, control: bytes) -> None:
+    headers = [(b"etag", etag.encode()), (b"cache-control", control)]
+    await send({"type": "http.response.start", "status": 304, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _add_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
