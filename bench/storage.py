@@ -1,5 +1,7 @@
 """Storage benchmark: bulk ingest (candles/s) and full daily-panel read, SQLite and PostgreSQL,
-next to writing/reading the same panel as Parquet with pyarrow — all in one run.
+next to writing/reading the same panel as Parquet with pyarrow — all in one run. Then the live
+step: one new daily candle for every token in one bulk write, the panel read that merges it
+into the snapshot, and a cold rebuild of the same panel (checked equal to the merged one).
 
 Data: a SYNTHETIC 2,000 tokens × 2,000 days panel (bench/synthetic.py), never shown as market data.
 Run: .venv/bin/python bench/storage.py [--tokens 2000 --days 2000 --pg postgresql://...]
@@ -104,6 +106,42 @@ def _read(engine: sa.Engine, cache: Path, reps: int = 3) -> tuple[float, float]:
     return cold_s, min(warm)
 
 
+def _new_day(engine: sa.Engine, panel: SyntheticPanel, cache: Path) -> tuple[float, float, float]:
+    """Seconds to write one new candle per token, to read the panel after it (merged into
+    the snapshot) and to rebuild that panel cold; the two panels must be equal."""
+    day = T0_DAY + panel.close.shape[1]
+    with engine.connect() as conn:
+        mids = repo.market_ids(conn)
+    rows = {
+        mids[f"synthetic:spot:{sym}USDT"]: [
+            {
+                "open_time": day * DAY,
+                "open": float(panel.close[i, -1]),
+                "high": float(panel.close[i, -1]) * 1.02,
+                "low": float(panel.close[i, -1]) * 0.98,
+                "close": float(panel.close[i, -1]) * 1.01,
+                "volume": float(panel.volume[i, -1]),
+                "quote_volume": None,
+                "trades": None,
+            }
+        ]
+        for i, sym in enumerate(panel.symbols)
+    }
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        repo.write_candles_many(conn, "1d", rows)
+    write_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    merged = read_daily_panel(engine, cache)
+    merged_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cold = read_daily_panel(engine, cache.with_name(cache.name + "-cold"))
+    cold_s = time.perf_counter() - t0
+    for f in ("open", "high", "low", "close", "volume", "quote_volume"):
+        assert np.array_equal(getattr(merged, f), getattr(cold, f), equal_nan=True), f
+    return write_s, merged_s, cold_s
+
+
 def _parquet(panel: SyntheticPanel, path: Path, reps: int = 3) -> tuple[float, float]:
     tok, day = np.nonzero(~np.isnan(panel.close))
     t0 = time.perf_counter()
@@ -151,7 +189,8 @@ def main() -> None:
             for name, engine in engines.items():
                 ingest_s, rows = _ingest(engine, panel)
                 cold, warm = _read(engine, base / f"cache-{name}")
-                results[name] = (rows / ingest_s, cold, warm)
+                live = _new_day(engine, panel, base / f"cache-{name}")
+                results[name] = (rows / ingest_s, cold, warm, *live)
                 engine.dispose()
         finally:
             with admin.begin() as conn:
@@ -162,8 +201,12 @@ def main() -> None:
         f"{'read vs Parquet':>17}"
     )
     print(f"{'parquet':<12}{parquet_rate:>18,.0f}{pq_read:>14.3f}{'-':>16}{'1.00x':>17}")
-    for name, (rate, cold, warm) in results.items():
+    for name, (rate, cold, warm, *_) in results.items():
         print(f"{name:<12}{rate:>18,.0f}{warm:>14.3f}{cold:>16.2f}{warm / pq_read:>16.2f}x")
+    print(f"\none new daily candle for all {args.tokens:,} tokens (bulk write, then panel read)")
+    print(f"{'store':<12}{'write s':>10}{'merged read s':>15}{'cold rebuild s':>16}")
+    for name, (*_, write_s, merged_s, cold_s) in results.items():
+        print(f"{name:<12}{write_s:>10.3f}{merged_s:>15.3f}{cold_s:>16.2f}")
     print("\ntarget: full-panel read ≤ 1.0 s on the default store (SQLite)")
 
 

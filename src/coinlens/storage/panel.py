@@ -1,8 +1,13 @@
 """The daily candle panel (tokens × days) read columnar, with a Parquet snapshot.
 
 Row-by-row reads of millions of candles take seconds. Ingest bumps `candles_version`;
-the first read after a change rebuilds a long-format Parquet snapshot from the database
-(one bulk query), later reads load the snapshot and scatter it into NumPy arrays.
+the first read after a change brings the long-format Parquet snapshot up to date, later
+reads load it and scatter it into NumPy arrays. Bringing it up to date merges into the
+previous snapshot only the candles that changed since (the writers log, per version, which
+markets changed from which open time in `candle_changes`) plus every row of a token whose
+primary market changed; it rebuilds from the database in one bulk query when there is no
+previous snapshot, the log does not cover the gap, or most rows changed. Both paths read
+inside one consistent database snapshot, so a snapshot holds exactly its version's data.
 """
 
 from __future__ import annotations
@@ -10,7 +15,10 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +27,22 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+import structlog
 from numpy.typing import NDArray
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from coinlens.domain.errors import DataUnavailable
-from coinlens.storage.repo import CANDLES_VERSION, read_counter
+from coinlens.storage.repo import CANDLES_VERSION, read_counter, span_groups
+from coinlens.storage.tables import candle_changes, candles, markets, tokens
+
+log = structlog.get_logger(__name__)
 
 DAY = 86_400
 FIELDS = ("open", "high", "low", "close", "volume", "quote_volume")
+MAX_MERGED_SHARE = 0.5  # rebuild in full when more of the old rows than this would be replaced
+_ALL_DAYS = -(2**31)  # "from the first day": before any candle
+_NONE, _EVERY = np.iinfo(np.int64).min, np.iinfo(np.int64).max  # keep-before days
+_PRIMARIES_KEY = b"coinlens.primaries"
 
 _SQL = """
 SELECT t.id, c.open_time / 86400 AS day, c.open / m.contract_multiplier,
@@ -38,6 +54,8 @@ JOIN markets m ON m.id = c.market_id
 JOIN tokens t ON t.primary_market_id = c.market_id
 WHERE c.timeframe = '1d'
 """
+
+Primaries = dict[int, tuple[int, float]]  # token id → (primary market id, contract multiplier)
 
 
 @dataclass(frozen=True)
@@ -68,22 +86,46 @@ def _snapshot_path(cache_dir: Path, engine: Engine, version: int) -> Path:
     return cache_dir / f"panel-1d-{ident}-v{version}.parquet"
 
 
-def _fetch_sqlite(engine: Engine) -> NDArray[np.float64]:
+def _version_of(path: Path) -> int:
+    return int(path.stem.rsplit("-v", 1)[1])
+
+
+def _siblings(path: Path) -> list[Path]:
+    return list(path.parent.glob(path.name.rsplit("-v", 1)[0] + "-v*.parquet"))
+
+
+@contextmanager
+def _consistent_read(engine: Engine) -> Iterator[Connection]:
+    """A connection whose statements all see one database snapshot (read-only)."""
     with engine.connect() as conn:
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cur.execute(_SQL)
-        flat = np.fromiter(itertools.chain.from_iterable(cur), dtype=np.float64)  # type: ignore[arg-type]
-        cur.close()
+        if engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            conn.exec_driver_sql("SELECT 1")  # starts the transaction: its snapshot is taken
+        else:  # pysqlite begins only before writes; in WAL mode a read transaction is a snapshot
+            conn.exec_driver_sql("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+# --- full rebuild ---------------------------------------------------------------------------
+
+
+def _fetch_sqlite(conn: Connection) -> NDArray[np.float64]:
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cur.execute(_SQL)
+    flat = np.fromiter(itertools.chain.from_iterable(cur), dtype=np.float64)  # type: ignore[arg-type]
+    cur.close()
     return flat.reshape(-1, 8)
 
 
-def _fetch_postgres(engine: Engine) -> NDArray[np.float64]:
+def _fetch_postgres(conn: Connection) -> NDArray[np.float64]:
     buf = io.BytesIO()
-    with engine.connect() as conn:
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cur.copy(f"COPY ({_SQL}) TO STDOUT WITH (FORMAT csv)") as copy:
-            for chunk in copy:
-                buf.write(chunk)
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cur.copy(f"COPY ({_SQL}) TO STDOUT WITH (FORMAT csv)") as copy:
+        for chunk in copy:
+            buf.write(chunk)
     if buf.tell() == 0:
         return np.empty((0, 8))
     buf.seek(0)
@@ -92,53 +134,184 @@ def _fetch_postgres(engine: Engine) -> NDArray[np.float64]:
     return np.column_stack([table.column(n).to_numpy().astype(np.float64) for n in names])
 
 
-def _build_snapshot(engine: Engine, path: Path) -> None:
-    fetch = _fetch_postgres if engine.dialect.name == "postgresql" else _fetch_sqlite
-    arr = fetch(engine)
-    arr[arr[:, 7] < 0, 7] = np.nan  # quote volume unknown
-    table = pa.table(
+def _as_table(arr: NDArray[np.float64]) -> pa.Table:
+    """Long-format rows (token id, day, FIELDS; quote volume < 0 meaning unknown) as a table."""
+    arr[arr[:, 7] < 0, 7] = np.nan
+    return pa.table(
         {
             "token_id": arr[:, 0].astype(np.int64),
             "day": arr[:, 1].astype(np.int64),
             **{name: arr[:, 2 + i] for i, name in enumerate(FIELDS)},
         }
     )
+
+
+def _rebuild(conn: Connection) -> pa.Table:
+    fetch = _fetch_postgres if conn.dialect.name == "postgresql" else _fetch_sqlite
+    return _as_table(fetch(conn))
+
+
+# --- incremental merge ----------------------------------------------------------------------
+
+
+def _primaries(conn: Connection) -> Primaries:
+    q = sa.select(tokens.c.id, markets.c.id, markets.c.contract_multiplier).join(
+        markets, markets.c.id == tokens.c.primary_market_id
+    )
+    return {int(t): (int(m), float(x)) for t, m, x in conn.execute(q)}
+
+
+def _with_primaries(table: pa.Table, primaries: Primaries) -> pa.Table:
+    blob = json.dumps(sorted([t, m, x] for t, (m, x) in primaries.items()))
+    return table.replace_schema_metadata({_PRIMARIES_KEY: blob.encode()})
+
+
+def _primaries_of(table: pa.Table) -> Primaries | None:
+    meta = table.schema.metadata or {}
+    if _PRIMARIES_KEY not in meta:
+        return None  # a snapshot written before the metadata existed: rebuild
+    return {int(t): (int(m), float(x)) for t, m, x in json.loads(meta[_PRIMARIES_KEY])}
+
+
+def _changed_since(conn: Connection, old: int, new: int) -> dict[int, int] | None:
+    """Daily-candle market → oldest changed open time over versions (old, new]; None if the
+    change log does not record every one of those versions (pruned, or a bare bump)."""
+    in_gap = candle_changes.c.version > old, candle_changes.c.version <= new
+    logged = conn.execute(
+        sa.select(sa.func.count(sa.distinct(candle_changes.c.version))).where(*in_gap)
+    ).scalar_one()
+    if logged != new - old:
+        return None
+    q = (
+        sa.select(candle_changes.c.market_id, sa.func.min(candle_changes.c.min_open_time))
+        .where(*in_gap, candle_changes.c.timeframe == "1d")
+        .group_by(candle_changes.c.market_id)
+    )
+    return {int(m): int(t) for m, t in conn.execute(q)}
+
+
+def _fetch(conn: Connection, groups: list[tuple[list[int], int, int]]) -> NDArray[np.float64]:
+    """The panel rows of each group's primary markets from the group's first day on."""
+    parts = [np.empty((0, 8))]
+    for ids, first_day, _ in groups:
+        q = (
+            sa.select(
+                tokens.c.id,
+                candles.c.open_time,
+                *[candles.c[f] for f in FIELDS[:-1]],
+                sa.func.coalesce(candles.c.quote_volume, -1.0),
+                markets.c.contract_multiplier,
+            )
+            .join(markets, markets.c.id == candles.c.market_id)
+            .join(tokens, tokens.c.primary_market_id == candles.c.market_id)
+            .where(
+                candles.c.market_id.in_(ids),
+                candles.c.timeframe == "1d",
+                candles.c.open_time >= first_day * DAY,
+            )
+        )
+        flat = itertools.chain.from_iterable(conn.execute(q))
+        parts.append(_convert(np.fromiter(flat, dtype=np.float64).reshape(-1, 9)))
+    return np.concatenate(parts)
+
+
+def _convert(rows: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(token, open time, OHLCV, quote volume, multiplier) → the rows `_SQL` returns."""
+    out = np.empty((len(rows), 8))
+    mult = rows[:, 8]
+    out[:, 0] = rows[:, 0]
+    out[:, 1] = rows[:, 1] // DAY
+    out[:, 2:6] = rows[:, 2:6] / mult[:, None]
+    out[:, 6] = rows[:, 6] * mult
+    out[:, 7] = rows[:, 7]
+    return out
+
+
+def _merge(conn: Connection, old: pa.Table, old_version: int, version: int) -> pa.Table | None:
+    """`old` brought up to `version`, or None when a full rebuild is needed or cheaper."""
+    was, now = _primaries_of(old), _primaries(conn)
+    changed = _changed_since(conn, old_version, version)
+    if was is None or changed is None:
+        return None
+    wanted = []  # (primary market, first day to read again)
+    for token, (market, mult) in now.items():
+        if was.get(token) != (market, mult):  # new or changed primary: all its rows again
+            wanted.append((market, _ALL_DAYS, _ALL_DAYS))
+        elif market in changed:
+            wanted.append((market, changed[market] // DAY, changed[market] // DAY))
+    groups = span_groups(wanted)  # may read from earlier than asked: drop the same rows
+    token_col = old.column("token_id").to_numpy()
+    top = max(max(now, default=0), int(token_col.max(initial=0))) + 1
+    keep_before = np.full(top, _NONE)
+    keep_before[list(now)] = _EVERY  # tokens that lost their primary keep nothing
+    token_of = {m: t for t, (m, _) in now.items()}
+    for ids, first_day, _ in groups:
+        keep_before[[token_of[m] for m in ids]] = first_day
+    keep = old.column("day").to_numpy() < keep_before[token_col]
+    if len(keep) and (~keep).sum() > MAX_MERGED_SHARE * len(keep):
+        return None
+    kept = old.filter(pa.array(keep)).replace_schema_metadata(None)
+    merged = pa.concat_tables([kept, _as_table(_fetch(conn, groups))]) if groups else kept
+    return _with_primaries(merged, now)
+
+
+def _previous(path: Path) -> Path | None:
+    """The newest older snapshot of the same database, if any."""
+    version = _version_of(path)
+    older = [p for p in _siblings(path) if _version_of(p) < version]
+    return max(older, key=_version_of) if older else None
+
+
+def _load(path: Path) -> pa.Table | None:
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:  # never written, or replaced by a newer version meanwhile
+        return None
+
+
+def _bring_up_to_date(conn: Connection, path: Path, version: int) -> pa.Table:
+    previous = _previous(path)
+    if previous is not None:
+        old = _load(previous)
+        merged = _merge(conn, old, _version_of(previous), version) if old is not None else None
+        if merged is not None:
+            log.info("panel.snapshot", mode="merged", version=version, base=_version_of(previous))
+            return merged
+    primaries = _primaries(conn)  # read in the same database snapshot as the rows
+    log.info("panel.snapshot", mode="rebuilt", version=version)
+    return _with_primaries(_rebuild(conn), primaries)
+
+
+def _write_snapshot(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # unique per process: workers share a data dir
-    pq.write_table(table, tmp, compression="zstd")
+    # prices barely compress: lz4 without float dictionaries or statistics writes ~2.5x and
+    # reads ~3x faster than zstd for a few % more disk (4M rows: 0.35 s / 0.18 s, 194 MB)
+    pq.write_table(
+        table, tmp, compression="lz4", use_dictionary=["token_id", "day"], write_statistics=False
+    )
     tmp.replace(path)  # atomic: readers never see half a snapshot
-    for old in path.parent.glob(path.name.rsplit("-v", 1)[0] + "-v*.parquet"):
-        if old != path:
+    version = _version_of(path)
+    for old in _siblings(path):
+        if _version_of(old) < version:
             old.unlink(missing_ok=True)
 
 
-def read_daily_panel(engine: Engine, cache_dir: Path) -> Panel:
-    """Read the whole daily panel; rebuilds the snapshot only if candles changed since."""
-    with engine.connect() as conn:
-        version = read_counter(conn, CANDLES_VERSION)
-        names = {
-            int(i): str(s)
-            for i, s in conn.execute(
-                sa.text("SELECT id, symbol FROM tokens WHERE primary_market_id IS NOT NULL")
-            )
-        }
-    path = _snapshot_path(cache_dir, engine, version)
-    if not path.exists():
-        _build_snapshot(engine, path)
-    table = pq.read_table(path)
+def _to_panel(table: pa.Table, names: dict[int, str], version: int) -> Panel:
     token_col = table.column("token_id").to_numpy()
     day_col = table.column("day").to_numpy()
     if len(token_col) == 0:
         raise DataUnavailable("no daily candles loaded yet: run `coinlens up` or `coinlens import`")
-    ids = np.unique(token_col)
-    row = np.searchsorted(ids, token_col)
+    present = np.zeros(int(token_col.max()) + 1, dtype=bool)
+    present[token_col] = True
+    ids = np.flatnonzero(present)  # sorted token ids, without a sort
     first = int(day_col.min())
     days = np.arange(first, int(day_col.max()) + 1, dtype=np.int64)
-    col = day_col - first
+    cell = (np.cumsum(present) - 1)[token_col] * len(days) + (day_col - first)
     out = {}
     for name in FIELDS:
         grid = np.full((len(ids), len(days)), np.nan)
-        grid[row, col] = table.column(name).to_numpy(zero_copy_only=False)
+        grid.ravel()[cell] = table.column(name).to_numpy(zero_copy_only=False)
         out[name] = grid
     return Panel(
         token_ids=ids.astype(np.int64),
@@ -147,3 +320,23 @@ def read_daily_panel(engine: Engine, cache_dir: Path) -> Panel:
         version=version,
         **out,
     )
+
+
+def read_daily_panel(engine: Engine, cache_dir: Path) -> Panel:
+    """Read the whole daily panel; brings the snapshot up to date if candles changed since."""
+    with _consistent_read(engine) as conn:
+        version = read_counter(conn, CANDLES_VERSION)
+        names = {
+            int(i): str(s)
+            for i, s in conn.execute(
+                sa.text("SELECT id, symbol FROM tokens WHERE primary_market_id IS NOT NULL")
+            )
+        }
+        path = _snapshot_path(cache_dir, engine, version)
+        table = _load(path)
+        stale = table is None
+        if table is None:
+            table = _bring_up_to_date(conn, path, version)
+    if stale:
+        _write_snapshot(table, path)
+    return _to_panel(table, names, version)
