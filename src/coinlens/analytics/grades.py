@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coinlens.analytics._jit import njit_parallel, prange
+from coinlens.analytics._jit import njit, njit_parallel, prange, run_rows
 from coinlens.analytics.indicators import as_panel, ema, macd, rsi, sma
 from coinlens.analytics.returns import drawdown_from_ath, simple_returns
 from coinlens.analytics.signals import compute_signals
@@ -108,6 +108,34 @@ class Grades(NamedTuple):
 # --- ranking -------------------------------------------------------------------------------
 
 
+@njit
+def _percentile_cols(a: F64, out: F64, min_n: int, c0: int, c1: int) -> None:
+    """`percentile_rank` of columns c0..c1: sort each column's finite values, average ties."""
+    m = a.shape[0]
+    rows = np.empty(m, np.int64)
+    vals = np.empty(m)
+    for j in range(c0, c1):
+        n = 0
+        for i in range(m):
+            out[i, j] = np.nan
+            v = a[i, j]
+            if math.isfinite(v):
+                rows[n], vals[n] = i, v
+                n += 1
+        if n < min_n:
+            continue
+        order = np.argsort(vals[:n])
+        k = 0
+        while k < n:
+            e = k
+            while e + 1 < n and vals[order[e + 1]] == vals[order[k]]:
+                e += 1
+            pct = 50.0 * (k + e) / (n - 1)
+            for q in range(k, e + 1):
+                out[rows[order[q]], j] = pct
+            k = e + 1
+
+
 def percentile_rank(x: ArrayLike, min_count: int = 2) -> F64:
     """Per column (day), the average-rank percentile 0–100 among finite values.
 
@@ -115,26 +143,8 @@ def percentile_rank(x: ArrayLike, min_count: int = 2) -> F64:
     non-finite cells and for columns with fewer than `max(min_count, 2)` finite values.
     """
     a = as_panel(x)
-    # Work days × tokens, C-contiguous: sorting along the last axis is several times faster.
-    d = np.ascontiguousarray(np.where(np.isfinite(a), a, np.nan).T)
-    cols = d.shape[1]
-    order = np.argsort(d, axis=1)  # NaN sorts last
-    s = np.take_along_axis(d, order, axis=1)
-    idx = np.arange(cols)
-    starts = np.ones(s.shape, dtype=bool)
-    starts[:, 1:] = s[:, 1:] != s[:, :-1]
-    ends = np.ones(s.shape, dtype=bool)
-    ends[:, :-1] = s[:, :-1] != s[:, 1:]
-    first = np.maximum.accumulate(np.where(starts, idx, 0), axis=1)
-    last = np.minimum.accumulate(np.where(ends, idx, cols - 1)[:, ::-1], axis=1)[:, ::-1]
-    finite = np.isfinite(s)
-    count = finite.sum(axis=1, keepdims=True)
-    ok = count >= max(min_count, 2)
-    denom = np.where(ok, count - 1, 1).astype(np.float64)
-    pct = np.where(finite & ok, 50.0 * (first + last) / denom, np.nan)
-    out = np.empty_like(d)
-    np.put_along_axis(out, order, pct, axis=1)
-    return np.ascontiguousarray(out.T)
+    out = np.empty_like(a)
+    run_rows(_percentile_cols, a.shape[1], a, out, max(min_count, 2))
     return out
 
 
@@ -173,16 +183,30 @@ def weighted(subs: dict[str, F64], weights: dict[str, float]) -> F64:
 # --- rolling helpers (O(tokens × days)) ----------------------------------------------------
 
 
+@njit
+def _rolling_sum_rows(x: F64, window: int, out: tuple[F64, F64], r0: int, r1: int) -> None:
+    s_out, n_out = out
+    t = x.shape[1]
+    cs = np.zeros(t + 1)
+    cn = np.zeros(t + 1)
+    for i in range(r0, r1):
+        for j in range(t):  # prefix sums, left to right (as np.cumsum)
+            v = x[i, j]
+            ok = math.isfinite(v)
+            cs[j + 1] = cs[j] + (v if ok else 0.0)
+            cn[j + 1] = cn[j] + (1.0 if ok else 0.0)
+        for j in range(t):
+            lo = max(j + 1 - window, 0)
+            s_out[i, j] = cs[j + 1] - cs[lo]
+            n_out[i, j] = cn[j + 1] - cn[lo]
+
+
 def _rolling_sum(x: F64, window: int) -> tuple[F64, F64]:
-    """Sum and count of the finite values in (t - window, t]."""
-    ok = np.isfinite(x)
-    cs = np.zeros((x.shape[0], x.shape[1] + 1))
-    cn = np.zeros_like(cs)
-    cs[:, 1:] = np.cumsum(np.where(ok, x, 0.0), axis=1)
-    cn[:, 1:] = np.cumsum(ok, axis=1)
-    hi = np.arange(1, x.shape[1] + 1)
-    lo = np.maximum(hi - window, 0)
-    return cs[:, hi] - cs[:, lo], cn[:, hi] - cn[:, lo]
+    """Sum and count of the finite values in (t - window, t] (prefix-sum differences)."""
+    a = np.ascontiguousarray(x, dtype=np.float64)
+    out = (np.empty_like(a), np.empty_like(a))
+    run_rows(_rolling_sum_rows, a.shape[0], a, window, out)
+    return out
 
 
 def rolling_mean(x: F64, window: int, min_obs: int) -> F64:
