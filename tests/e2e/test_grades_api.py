@@ -69,6 +69,12 @@ def test_leaderboard_endpoint(client: TestClient) -> None:
     assert bad.headers["content-type"] == "application/problem+json"
 
 
+def test_a_cached_page_links_to_the_host_it_was_asked_through(client: TestClient) -> None:
+    for host in ("a.example", "b.example", "a.example"):
+        answer = client.get("/v1/grades", params={"limit": 3}, headers={"Host": host})
+        assert answer.headers["Link"].startswith(f"<http://{host}/v1/grades?"), host
+
+
 def test_token_grades_endpoint(client: TestClient) -> None:
     body = _ok(client.get("/v1/tokens/eth/grades", params={"start": "2025-09-01"}))
     assert body["symbol"] == "ETH"

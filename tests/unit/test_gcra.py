@@ -140,6 +140,8 @@ def test_keys_come_from_x_api_key_or_bearer_only() -> None:
 def test_keys_in_the_query_string_are_spotted() -> None:
     assert key_in_query(b"api_key=abc")
     assert key_in_query(b"limit=5&q=cl_live_abc")
+    assert key_in_query(b"%61pi_key=abc")  # percent-encoded names are decoded first
+    assert key_in_query(b"ACCESS_TOKEN=abc")
     assert not key_in_query(b"limit=5&q=eth")
     assert not key_in_query(b"")
 

@@ -28,6 +28,8 @@ from coinlens.services.keys import PREFIX, Principal
 READ, WRITE, ADMIN = "read", "alerts:write", "admin"
 _QUERY_KEY_NAMES = {"api_key", "apikey", "api-key", "x-api-key", "access_token", "key"}
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# every name above contains "key" or "token"; "%" may hide either (percent-encoded)
+_PREFIX = PREFIX.lower().encode()
 
 # reason → (status, problem type suffix, title)
 AUTH_PROBLEMS: dict[str, tuple[int, str, str]] = {
@@ -58,6 +60,9 @@ def key_in_query(query_string: bytes) -> bool:
     """Whether the query string carries something that looks like a key."""
     if not query_string:
         return False
+    lowered = query_string.lower()
+    if not (b"key" in lowered or b"token" in lowered or b"%" in lowered or _PREFIX in lowered):
+        return False  # nothing key-like, even once decoded: skip parsing (most requests)
     for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
         if name.lower() in _QUERY_KEY_NAMES or PREFIX in value or PREFIX in name:
             return True
