@@ -102,8 +102,8 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=1024,
-        description="Threads per process for the analytics kernels (0: every core); give each "
-        "of M Celery workers cores/M",
+        description="Threads per process for the analytics row kernels (0: every core); give "
+        "each of M Celery workers cores/M (and NUMBA_NUM_THREADS the same for numba's own)",
     )
 
     @field_validator("database_url")

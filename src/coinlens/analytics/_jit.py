@@ -47,14 +47,14 @@ prange: Callable[..., range] = numba.prange
 
 
 def set_threads(n: int | None) -> None:
-    """Threads the kernels of this process use (None: every core).
+    """Threads `run_rows` kernels use in this process (None: every core).
 
-    Covers `run_rows` and numba's `prange` kernels (numba's setting is per calling thread:
-    call it from the thread that runs the work, as Context building does).
+    numba's own `prange` kernels follow NUMBA_NUM_THREADS instead (set it in the
+    environment): touching numba's threading layer here would start it in a process that
+    Celery's prefork pool then forks, and OpenMP does not survive a fork.
     """
     global _threads
     _threads = max(1, n) if n else os.cpu_count() or 1
-    numba.set_num_threads(min(_threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
 
 
 def threads() -> int:
