@@ -7,8 +7,10 @@ SYNTHETIC data only (labelled). Needs PostgreSQL at 127.0.0.1:5432 and Redis at 
 
 1. Full recompute (indicators, signals, backtests → grades, predictions as the join) of
    `--tokens` × `--days` with W = 1 then 2 workers (`--pool solo`, one process each, so the
-   worker's peak RSS is its VmHWM); each timed run follows one untimed warm-up run (JIT,
-   panel snapshot, forecast model trained once). Reports wall time, ratio and peak RSS.
+   worker's peak RSS is its VmHWM), each worker limited to `--threads-per-worker` cores
+   (default 1: a worker stands for a machine; on this 2-core box, 2 workers × 1 thread);
+   each timed run follows one untimed warm-up run (JIT, panel snapshot, forecast model
+   trained once). Reports wall time, ratio and peak RSS.
 2. Live update for `--live-tokens`: one new daily candle per token is written, then the
    incremental analytics step and the alert evaluation run (in process); reports seconds.
 """
@@ -59,12 +61,14 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _workers(settings: Settings, n: int, tmp: Path) -> list[subprocess.Popen[bytes]]:
+def _workers(settings: Settings, n: int, tmp: Path, threads: int) -> list[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COINLENS_")}
     env.update(
         COINLENS_ENV="test",
         COINLENS_DATABASE_URL=str(settings.database_url),
         COINLENS_REDIS_URL=REDIS,
+        COINLENS_COMPUTE_THREADS=str(threads),  # one worker = one machine of `threads` cores
+        NUMBA_NUM_THREADS=str(threads),
     )
     procs = []
     for i in range(n):
@@ -87,7 +91,9 @@ def _workers(settings: Settings, n: int, tmp: Path) -> list[subprocess.Popen[byt
     raise RuntimeError("workers did not start")
 
 
-def recompute_with(settings: Settings, workers: int, shards: int, tmp: Path) -> dict[str, Any]:
+def recompute_with(
+    settings: Settings, workers: int, shards: int, tmp: Path, threads: int
+) -> dict[str, Any]:
     """Warm-up then one timed full recompute on `workers` solo workers."""
     import redis
 
@@ -96,7 +102,7 @@ def recompute_with(settings: Settings, workers: int, shards: int, tmp: Path) -> 
 
     redis.Redis.from_url(REDIS).flushdb()
     app = make_celery(settings.model_copy(update={"redis_url": REDIS}))
-    procs = _workers(settings, workers, tmp)
+    procs = _workers(settings, workers, tmp, threads)
     try:
         t0 = time.perf_counter()
         dispatch_recompute(app, shards).get(timeout=7200)
@@ -165,6 +171,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=10_000)
     ap.add_argument("--days", type=int, default=1_095)
     ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--threads-per-worker", type=int, default=1)
     ap.add_argument("--live-tokens", type=int, default=2_000)
     ap.add_argument("--live-days", type=int, default=400)
     ap.add_argument("--tmp", type=Path, default=Path("var/bench-pipeline"))
@@ -179,7 +186,11 @@ def main() -> None:
         synthetic.write_universe(ctx, synthetic.make_universe(args.tokens, args.days))
         out["seed_seconds"] = round(time.perf_counter() - t0, 1)
         ctx.engine.dispose()
-        runs = [recompute_with(settings, w, args.shards, args.tmp) for w in (1, 2)]
+        runs = [
+            recompute_with(settings, w, args.shards, args.tmp, args.threads_per_worker)
+            for w in (1, 2)
+        ]
+        out["threads_per_worker"] = args.threads_per_worker
         out["recompute"] = runs
         out["scaling_ratio"] = round(runs[0]["seconds"] / runs[1]["seconds"], 2)
     finally:
