@@ -130,8 +130,7 @@ def _fill_daily(ctx: Context, ids: list[int], values: F64) -> None:
 
 
 def _fill_db(conn: Any, ids: list[int], values: F64) -> None:
-    def row(token_id: int) -> int:
-        return int(np.searchsorted(ids, token_id))
+    row = {token_id: i for i, token_id in enumerate(ids)}.__getitem__
 
     for t, trader, investor in repo.latest_grades(conn):
         values[row(t), ev.TRADER] = trader

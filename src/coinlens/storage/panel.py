@@ -325,6 +325,11 @@ def _to_panel(table: pa.Table, names: dict[int, str], version: int) -> Panel:
     )
 
 
+# The last panel this process built, by snapshot path (database + candles version) and
+# token names: a pipeline run reads it several times (analytics, grades, alerts) per version.
+_LAST: dict[str, tuple[tuple[str, dict[int, str]], Panel]] = {}
+
+
 def read_daily_panel(engine: Engine, cache_dir: Path) -> Panel:
     """Read the whole daily panel; brings the snapshot up to date if candles changed since."""
     with _consistent_read(engine) as conn:
@@ -336,10 +341,17 @@ def read_daily_panel(engine: Engine, cache_dir: Path) -> Panel:
             )
         }
         path = _snapshot_path(cache_dir, engine, version)
+        hit = _LAST.get("panel")
+        if hit is not None and hit[0] == (str(path), names):
+            return hit[1]  # same candles version, same tokens: the panel this process built
         table = _load(path)
         stale = table is None
         if table is None:
             table = _bring_up_to_date(conn, path, version)
     if stale:
         _write_snapshot(table, path)
-    return _to_panel(table, names, version)
+    panel = _to_panel(table, names, version)
+    for arr in (panel.days, panel.token_ids, *(getattr(panel, f) for f in FIELDS)):
+        arr.flags.writeable = False  # shared by every later reader of this version
+    _LAST["panel"] = ((str(path), names), panel)
+    return panel
