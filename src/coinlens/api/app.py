@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,6 +23,7 @@ from coinlens.api.routes import stream as stream_routes
 from coinlens.domain.errors import TemporaryError
 from coinlens.services.context import Context, build_context
 from coinlens.settings import Settings, get_settings
+from coinlens.web import overview_data
 from coinlens.web.routes import install_web
 
 log = structlog.get_logger(__name__)
@@ -60,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # frozen, a full collection no longer walks it (it took 150-400 ms per request hit).
         gc.collect()
         gc.freeze()
+        # the overview's rows for 2,000 tokens take about a second: build them before a visitor
+        threading.Thread(target=overview_data.warm, args=(ctx,), daemon=True).start()
         try:
             yield
         finally:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+import structlog
 
 from coinlens.domain.errors import DataUnavailable
 from coinlens.services import analytics_queries, catalog
@@ -23,6 +24,8 @@ from coinlens.services.context import Context
 from coinlens.storage.panel import Panel, read_daily_panel
 from coinlens.storage.repo import CANDLES_VERSION, read_counter
 from coinlens.storage.tables import market_caps
+
+log = structlog.get_logger(__name__)
 
 TTL = 30.0
 SPARK_DAYS = 30
@@ -201,22 +204,62 @@ def build_overview(ctx: Context) -> Overview:
 
 
 _lock = threading.Lock()
+_build = threading.Lock()  # one build at a time; a cold request waits for the running one
 _cache: dict[str, tuple[int, float, Overview]] = {}
+_refreshing: set[str] = set()
+
+
+def _cached(key: str, version: int) -> tuple[float, Overview] | None:
+    with _lock:
+        hit = _cache.get(key)
+    return (hit[1], hit[2]) if hit is not None and hit[0] == version else None
+
+
+def _store(ctx: Context, key: str, version: int) -> Overview:
+    with _build:
+        hit = _cached(key, version)
+        if hit is not None and time.monotonic() - hit[0] < TTL:
+            return hit[1]  # built by the request (or warm-up) we waited for
+        built = build_overview(ctx)
+        with _lock:
+            _cache[key] = (version, time.monotonic(), built)
+        return built
+
+
+def _refresh(ctx: Context, key: str, version: int) -> None:
+    try:
+        _store(ctx, key, version)
+    except Exception:
+        log.warning("overview.refresh_failed", exc_info=True)  # the old rows stay
+    finally:
+        with _lock:
+            _refreshing.discard(key)
 
 
 def overview(ctx: Context) -> Overview:
-    """The overview, rebuilt when candles changed or after `TTL` seconds."""
+    """The overview rows, rebuilt when candles changed; refreshed in the background after
+    `TTL` seconds (that request and those during the rebuild get the previous rows)."""
     with ctx.engine.connect() as conn:
         version = read_counter(conn, CANDLES_VERSION)
     key = str(ctx.engine.url)
+    hit = _cached(key, version)
+    if hit is None:
+        return _store(ctx, key, version)
     with _lock:
-        hit = _cache.get(key)
-        if hit is not None and hit[0] == version and time.monotonic() - hit[1] < TTL:
-            return hit[2]
-    built = build_overview(ctx)
-    with _lock:
-        _cache[key] = (version, time.monotonic(), built)
-    return built
+        if time.monotonic() - hit[0] >= TTL and key not in _refreshing:
+            _refreshing.add(key)
+            threading.Thread(target=_refresh, args=(ctx, key, version), daemon=True).start()
+    return hit[1]
+
+
+def warm(ctx: Context) -> None:
+    """Build the overview once (at startup, so the first visitor does not wait for it)."""
+    try:
+        overview(ctx)
+    except DataUnavailable:
+        pass  # nothing loaded yet
+    except Exception:
+        log.warning("overview.warm_failed", exc_info=True)
 
 
 # --- query -------------------------------------------------------------------------------------
