@@ -49,7 +49,6 @@ from coinlens.analytics.indicators import as_panel
 from coinlens.domain.errors import UserInputError
 
 F64 = NDArray[np.float64]
-B1 = NDArray[np.bool_]
 
 NAMES = (
     "rsi_14",
