@@ -165,3 +165,30 @@ def redis_url() -> str:
     """The real Redis (a test database); skipped locally if absent, a failure under CI=true."""
     require_redis()
     return REDIS_URL
+
+
+# Under CI=true nothing may be skipped for a missing service, tool or package (importorskip,
+# a module-level skip): such a skip is reported as a failure. Only these opt-in skips stay.
+CI_ALLOWED_SKIPS = ("needs --online", "../shared/data")
+
+
+def _failed_under_ci(report: pytest.CollectReport | pytest.TestReport) -> None:
+    if not (IN_CI and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    longrepr = report.longrepr
+    reason = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr)
+    if not any(allowed in reason for allowed in CI_ALLOWED_SKIPS):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which must not skip: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    _failed_under_ci(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _failed_under_ci(outcome.get_result())  # type: ignore[attr-defined]

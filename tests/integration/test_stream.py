@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import threading
 import time
@@ -36,24 +35,8 @@ from coinlens.services.context import build_context
 from coinlens.services.events import EventBus, MemoryEventBus, RedisEventBus
 from coinlens.settings import Settings
 
-REDIS_URL = os.environ.get("COINLENS_TEST_REDIS", "redis://127.0.0.1:6379/15")
-IN_CI = os.environ.get("CI", "").lower() == "true"
 TIMEOUT = 5.0
 RETAIN = 500  # events the test buses keep for resume
-
-
-def require_redis() -> None:
-    """Skip locally without Redis; under CI=true a missing server is a failure."""
-    import redis
-
-    try:
-        client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        client.ping()
-        client.close()
-    except redis.RedisError:
-        if IN_CI:
-            pytest.fail("Redis at 127.0.0.1:6379 is required under CI=true", pytrace=False)
-        pytest.skip("Redis not reachable at 127.0.0.1:6379")
 
 
 @dataclass
@@ -102,9 +85,10 @@ def bus(request: pytest.FixtureRequest) -> Iterator[EventBus]:
     if request.param == "memory":
         yield MemoryEventBus(retain=RETAIN)
         return
-    require_redis()
+    # conftest's `redis_url`: skipped locally without Redis, a failure under CI=true
+    url = request.getfixturevalue("redis_url")
     stream = f"coinlens:test:{uuid.uuid4().hex[:10]}"
-    redis_bus = RedisEventBus(REDIS_URL, stream=stream, retain=RETAIN)
+    redis_bus = RedisEventBus(url, stream=stream, retain=RETAIN)
     yield redis_bus
     redis_bus._client.delete(stream)
     redis_bus.close()
