@@ -4,19 +4,7 @@
 for the whole universe, and writes `token_analytics`, `signal_events` and `backtests` in ONE
 transaction (events are replaced per token, so readers never see half a run).
 
-Incremental rule (documented in docs/signals.md). The signal state is saved next to the
-panel snapshot with a checksum per panel day (a wrapping uint64 sum of every token's OHLCV
-bit patterns times odd per-token/per-field multipliers — exact, order-free, and any single
-changed candle changes its day's sum). The next run is
-
-* ``unchanged``   same tokens, same days, every day's checksum equal and rows stored: no-op;
-* ``incremental`` same tokens in the same order, the same first day, exactly ONE new day
-  appended and every earlier day's checksum equal: signals, indicators, drawdowns and
-  the default backtest advance one bar from their saved states (`update_signals`,
-  `update_indicators`, `update_drawdown_state`, `update_backtest`); events are appended
-  for that day;
-* ``full``        anything else (a new token, a corrected old candle, several new days,
-  no or unreadable state, or ``full=True``).
+The incremental rule and the saved state live in `services.analytics_state`.
 
 ROI, 90-day risk and key levels only look back a bounded window from each token's last
 close (`roi_at`, `trailing_closes`, `latest_levels`), so no step of an incremental run
@@ -26,16 +14,13 @@ functions, so they store identical rows (tested).
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -68,10 +53,18 @@ from coinlens.analytics.returns import (
 from coinlens.analytics.signals import (
     N_VALUES,
     VALUE_NAMES,
-    SignalState,
     compute_signals,
     signal_changes,
     update_signals,
+)
+from coinlens.services.analytics_state import (
+    Mode,
+    SavedState,
+    day_checksums,
+    load_state,
+    plan,
+    save_state,
+    state_path,
 )
 from coinlens.services.context import Context
 from coinlens.storage import analytics_repo
@@ -80,13 +73,11 @@ from coinlens.storage.panel import Panel, read_daily_panel
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 I8 = NDArray[np.int8]
-Mode = Literal["full", "incremental", "unchanged"]
 Progress = Callable[[str, int, int], None]
 Rows = tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 SOURCE = "coinlens analytics pipeline (daily panel, primary market per token)"
 DEFAULT_BACKTEST = BacktestConfig()
-STATE_FORMAT = 2
 RISK_WINDOW = 90
 LEVELS_SHOWN = 5
 ROI_NAMES = {"1d": "1d", "7d": "7d", "30d": "30d", "90d": "90d", "365d": "1y", "ytd": "ytd"}
@@ -181,116 +172,6 @@ def _at(panel: F64, cols: I64) -> F64:
     return np.where(cols >= 0, panel[rows, np.maximum(cols, 0)], np.nan)
 
 
-# --- incremental state -----------------------------------------------------------------------
-
-
-def day_checksums(p: Panel) -> NDArray[np.uint64]:
-    """Per panel day, a wrapping uint64 checksum of every token's OHLCV bit patterns."""
-    m = len(p.token_ids)
-    rows = (np.arange(m, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
-    total = np.zeros(len(p.days), dtype=np.uint64)
-    for k, arr in enumerate((p.open, p.high, p.low, p.close, p.volume)):
-        mult = rows * np.uint64(2 * k + 3)
-        bits = np.ascontiguousarray(arr).view(np.uint64)
-        total += (bits * mult[:, None]).sum(axis=0, dtype=np.uint64)
-    return total
-
-
-@dataclass(frozen=True)
-class _Saved:
-    """Everything a run leaves for the next one to continue from, per token."""
-
-    token_ids: I64
-    first_day: int
-    checksums: NDArray[np.uint64]
-    signals: SignalState
-    values: F64  # (N_VALUES, tokens) signal values at each token's last valid bar
-    valid_last: I64  # last bar with finite high, low, close and volume (-1: none)
-    since: I64  # bar of the last signal change (-1: the signal never left 0)
-    indicators: F64  # `indicator_state` state, (tokens, WIDTH)
-    latest: F64  # (indicators, tokens) at each token's last close
-    close_end: I64  # last bar with a finite close (-1: none)
-    ath: F64
-    mdd: F64
-    backtest: BacktestState
-
-    def arrays(self) -> dict[str, Any]:
-        """The state as named arrays for `np.savez`."""
-        return {
-            "token_ids": self.token_ids,
-            "first_day": self.first_day,
-            "checksums": self.checksums,
-            "signal_indicators": self.signals.indicators,
-            "signal": self.signals.signal,
-            "values": self.values,
-            "valid_last": self.valid_last,
-            "since": self.since,
-            "indicators": self.indicators,
-            "latest": self.latest,
-            "close_end": self.close_end,
-            "ath": self.ath,
-            "mdd": self.mdd,
-            "backtest_core": self.backtest.core,
-            "backtest_curve": self.backtest.curve,
-        }
-
-
-def _state_path(ctx: Context) -> Path:
-    ident = hashlib.sha1(str(ctx.engine.url).encode(), usedforsecurity=False).hexdigest()[:10]
-    return ctx.cache_dir / f"signal-state-{ident}.npz"
-
-
-def _load_state(path: Path) -> _Saved | None:
-    try:
-        with np.load(path) as z:
-            if int(z["format"]) != STATE_FORMAT:
-                return None
-            return _Saved(
-                z["token_ids"],
-                int(z["first_day"]),
-                z["checksums"],
-                SignalState(z["signal_indicators"], z["signal"]),
-                z["values"],
-                z["valid_last"],
-                z["since"],
-                z["indicators"],
-                z["latest"],
-                z["close_end"],
-                z["ath"],
-                z["mdd"],
-                BacktestState(z["backtest_core"], z["backtest_curve"]),
-            )
-    except (OSError, KeyError, ValueError):
-        return None
-
-
-def _save_state(path: Path, saved: _Saved) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, format=STATE_FORMAT, **saved.arrays())
-    tmp.replace(path)  # atomic: a crash never leaves half a state
-
-
-def _plan(p: Panel, sums: NDArray[np.uint64], saved: _Saved | None) -> tuple[Mode, str]:
-    """Which mode the rule in the module docstring selects, and why."""
-    if saved is None:
-        return "full", "no saved signal state"
-    if not np.array_equal(saved.token_ids, p.token_ids):
-        return "full", "the token list changed"
-    if saved.first_day != int(p.days[0]):
-        return "full", "the panel's first day changed"
-    n_old, n_new = len(saved.checksums), len(sums)
-    if n_new not in (n_old, n_old + 1):
-        return "full", f"{n_new - n_old} days appended (incremental handles exactly one)"
-    changed = np.nonzero(saved.checksums != sums[:n_old])[0]
-    if changed.size:
-        day = datetime.fromtimestamp(int(p.days[changed[0]]) * 86_400, tz=UTC).date()
-        return "full", f"candles of {changed.size} earlier day(s) changed, first {day}"
-    if n_new == n_old:
-        return "unchanged", "no candle changed since the last run"
-    return "incremental", "exactly one new day appended"
-
-
 # --- signals -----------------------------------------------------------------------------------
 
 
@@ -318,7 +199,7 @@ def _event_rows(
 
 def _full(
     p: Panel, sums: NDArray[np.uint64], report: AnalyticsReport
-) -> tuple[_Saved, BacktestSummary, list[dict[str, Any]]]:
+) -> tuple[SavedState, BacktestSummary, list[dict[str, Any]]]:
     """Every state from the whole history; the signal change events of all days."""
     with _timed(report, "signals"):
         sp, state = compute_signals(p.high, p.low, p.close, p.volume)
@@ -334,7 +215,7 @@ def _full(
         ath, mdd = drawdown_state(p.close)
     with _timed(report, "backtest"):
         result, bt_state = backtest_with_state(sp.signal, p.open, p.close, DEFAULT_BACKTEST)
-    saved = _Saved(
+    saved = SavedState(
         p.token_ids,
         int(p.days[0]),
         sums,
@@ -353,8 +234,8 @@ def _full(
 
 
 def _incremental(
-    p: Panel, sums: NDArray[np.uint64], old: _Saved, report: AnalyticsReport
-) -> tuple[_Saved, BacktestSummary, list[dict[str, Any]]]:
+    p: Panel, sums: NDArray[np.uint64], old: SavedState, report: AnalyticsReport
+) -> tuple[SavedState, BacktestSummary, list[dict[str, Any]]]:
     """Every state advanced by the panel's last day; that day's signal change events."""
     j = len(p.days) - 1
     h, lo, c, v, o = (x[:, j] for x in (p.high, p.low, p.close, p.volume, p.open))
@@ -370,7 +251,7 @@ def _incremental(
         ath, mdd = update_drawdown_state(old.ath, old.mdd, c)
     with _timed(report, "backtest"):
         bt_state, summary = update_backtest(old.backtest, bar.signal, o, c, DEFAULT_BACKTEST)
-    saved = _Saved(
+    saved = SavedState(
         p.token_ids,
         int(p.days[0]),
         sums,
@@ -391,7 +272,7 @@ def _incremental(
 # --- latest values -----------------------------------------------------------------------------
 
 
-def _risk(p: Panel, saved: _Saved) -> dict[str, F64]:
+def _risk(p: Panel, saved: SavedState) -> dict[str, F64]:
     """90-day volatility/Sharpe/Sortino and beta/correlation to BTC and ETH, plus drawdowns."""
     ends = saved.close_end
     tail = trailing_closes(p.close, ends, RISK_WINDOW)
@@ -450,7 +331,7 @@ def _token_levels(p: Panel, lv: LatestLevels, i: int, close: float) -> dict[str,
 
 
 def _latest(
-    p: Panel, saved: _Saved, report: AnalyticsReport, progress: Progress | None
+    p: Panel, saved: SavedState, report: AnalyticsReport, progress: Progress | None
 ) -> list[dict[str, Any]]:
     """The payload of every token: indicators, signal inputs, ROI, risk and levels."""
     ends = saved.close_end
@@ -519,7 +400,7 @@ def backtest_payload(
 
 
 def _rows(
-    p: Panel, saved: _Saved, payloads: list[dict[str, Any]], summary: BacktestSummary
+    p: Panel, saved: SavedState, payloads: list[dict[str, Any]], summary: BacktestSummary
 ) -> Rows:
     now = datetime.now(UTC)
     key = params_key(DEFAULT_BACKTEST)
@@ -557,10 +438,10 @@ def compute(
     p: Panel,
     sums: NDArray[np.uint64],
     report: AnalyticsReport,
-    old: _Saved | None = None,
+    old: SavedState | None = None,
     *,
     progress: Progress | None = None,
-) -> tuple[_Saved, Rows, list[dict[str, Any]]]:
+) -> tuple[SavedState, Rows, list[dict[str, Any]]]:
     """The rows to store: from the whole panel, or by one day from `old` when given.
 
     Returns the new state, (token_analytics rows, backtest rows) and the signal events
@@ -604,9 +485,9 @@ def run_analytics(
         p = read_daily_panel(ctx.engine, ctx.cache_dir)
     with _timed(report, "checksums"):
         sums = day_checksums(p)
-        path = _state_path(ctx)
-        old = None if full else _load_state(path)
-        mode, reason = _plan(p, sums, old) if not full else ("full", "full recompute requested")
+        path = state_path(ctx)
+        old = None if full else load_state(path)
+        mode, reason = plan(p, sums, old) if not full else ("full", "full recompute requested")
         with ctx.engine.connect() as conn:
             stored, _ = analytics_repo.analytics_summary(conn)
         if mode != "full" and stored != len(p.token_ids):
@@ -622,5 +503,5 @@ def run_analytics(
         _write(ctx, mode, p, rows, events)
         report.events_written = len(events)
     with _timed(report, "save_state"):
-        _save_state(path, saved)
+        save_state(path, saved)
     return report

@@ -31,6 +31,7 @@ import structlog
 from numpy.typing import NDArray
 
 from coinlens.services import analytics as an
+from coinlens.services.analytics_state import day_checksums
 from coinlens.services.context import Context
 from coinlens.services.jobs import call_step, shard_of
 from coinlens.storage import analytics_repo
@@ -100,7 +101,7 @@ def compute_shard(
     # The analytics step's own `compute` runs on the sub-panel, so shard rows equal the
     # single-process rows by construction (same kernels, same payload shapes).
     report = an.AnalyticsReport(mode="full", reason="shard")
-    _, (analytics, tests), events = an.compute(sub, an.day_checksums(sub), report)
+    _, (analytics, tests), events = an.compute(sub, day_checksums(sub), report)
     keep = {int(t) for t in p.token_ids[rows]}
     return (
         [r for r in analytics if r["token_id"] in keep],
