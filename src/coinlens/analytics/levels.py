@@ -137,6 +137,13 @@ def _levels_1d(
     return lv_p, 1.0 - np.exp(-lv_w / 2.0), lv_n, lv_last
 
 
+@njit
+def _tolerance(atr: float, close: float, tol: tuple[float, float]) -> float:
+    """Clustering tolerance: max(min_tolerance, tolerance_atr × ATR / close); ATR may be NaN."""
+    rel = atr / close if math.isfinite(atr) else 0.0
+    return max(tol[1], tol[0] * rel)
+
+
 @njit_parallel
 def _nearest(
     hlcv: tuple[F64, F64, F64, F64], atr: F64, cfg: tuple[int, int, float], tol: tuple[float, float]
@@ -150,8 +157,7 @@ def _nearest(
             close = c[i, j]
             if not math.isfinite(close):
                 continue
-            rel = atr[i, j] / close if math.isfinite(atr[i, j]) else 0.0
-            lv_p, lv_s, _, _ = _levels_1d(piv, j, max(tol[1], tol[0] * rel), cfg)
+            lv_p, lv_s, _, _ = _levels_1d(piv, j, _tolerance(atr[i, j], close, tol), cfg)
             for q in range(lv_p.shape[0]):
                 p = lv_p[q]
                 if p < close and not p <= out[0, i, j]:
@@ -197,10 +203,9 @@ def _latest_rows(
         if t < 0 or not math.isfinite(c[i, t]):
             continue
         close = c[i, t]
-        rel = atr[i] / close if math.isfinite(atr[i]) else 0.0
         piv = _pivots_range(h[i], lo[i], v[i], k, max(k, t - lookback), t - k + 1)
         lv_p, lv_s, lv_n, lv_last = _levels_1d(
-            piv, t, max(tol_min, tol_atr * rel), (k, lookback, half_life)
+            piv, t, _tolerance(atr[i], close, (tol_atr, tol_min)), (k, lookback, half_life)
         )
         order = np.argsort(-lv_s, kind="mergesort")
         for q in order:
@@ -258,8 +263,7 @@ def levels_at(
     if not math.isfinite(close_t):
         return []
     atr = atr_panel(h[:, : t + 1], lo[:, : t + 1], c[:, : t + 1], 14)[0, t]
-    rel = atr / close_t if math.isfinite(atr) else 0.0
-    tol = max(cfg.min_tolerance, cfg.tolerance_atr * rel)
+    tol = _tolerance(float(atr), float(close_t), (cfg.tolerance_atr, cfg.min_tolerance))
     piv = _pivots_1d(h[0, : t + 1], lo[0, : t + 1], v[0, : t + 1], cfg.pivot_bars)
     lv_p, lv_s, lv_n, lv_last = _levels_1d(
         piv, t, tol, (cfg.pivot_bars, cfg.lookback, cfg.half_life)

@@ -102,10 +102,13 @@ def _roi_at(c: F64, base_cols: NDArray[np.int64], ends: NDArray[np.int64], out: 
             if t < 0 or not math.isfinite(c[i, t]):
                 continue
             col = base_cols[k, i]
-            base = first if col == -2 else _last_finite(c[i], col)
-            if col == -3:  # YTD: previous year's last close, else the first close
+            if col == -2:  # since listing: the first close
+                base = first
+            elif col == -3:  # YTD: the previous year's last close, else the first close
                 base = _last_finite(c[i], int(base_cols[k - 1, i]))
                 base = base if base >= 0 else first
+            else:
+                base = _last_finite(c[i], col)
             if base >= 0:
                 out[k, i] = c[i, t] / c[i, base] - 1
 

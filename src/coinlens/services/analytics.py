@@ -175,8 +175,9 @@ def _at(panel: F64, cols: I64) -> F64:
 # --- signals -----------------------------------------------------------------------------------
 
 
-def _valid4(p: Panel) -> NDArray[np.bool_]:
-    return np.isfinite(p.high) & np.isfinite(p.low) & np.isfinite(p.close) & np.isfinite(p.volume)
+def _valid4(h: F64, lo: F64, c: F64, v: F64) -> NDArray[np.bool_]:
+    """Bars the signal steps on: high, low, close and volume all finite (panels or columns)."""
+    return np.isfinite(h) & np.isfinite(lo) & np.isfinite(c) & np.isfinite(v)
 
 
 def _event_rows(
@@ -206,7 +207,7 @@ def _full(
         ch = signal_changes(sp.signal, p.close)
         score = sp.score[ch.token, ch.t]
         events = _event_rows(p, ch.token, ch.t, (ch.from_signal, ch.to_signal, ch.price, score))
-        valid_last = last_valid(_valid4(p))
+        valid_last = last_valid(_valid4(p.high, p.low, p.close, p.volume))
         values = np.stack([_at(sp.values[k], valid_last) for k in range(N_VALUES)])
         prev = np.zeros_like(sp.signal)
         prev[:, 1:] = sp.signal[:, :-1]
@@ -241,8 +242,9 @@ def _incremental(
     h, lo, c, v, o = (x[:, j] for x in (p.high, p.low, p.close, p.volume, p.open))
     with _timed(report, "signals"):
         state, bar = update_signals(old.signals, h, lo, c, v)
-        valid = (np.isfinite(h) & np.isfinite(lo)) & (np.isfinite(c) & np.isfinite(v))
-        token = np.nonzero(bar.signal != old.signals.signal)[0].astype(np.int64)
+        valid = _valid4(h, lo, c, v)
+        flipped = bar.signal != old.signals.signal
+        token = np.nonzero(flipped)[0].astype(np.int64)
         changes = (old.signals.signal[token], bar.signal[token], c[token], bar.score[token])
         events = _event_rows(p, token, np.full(token.shape, j, dtype=np.int64), changes)
     with _timed(report, "indicators"):
@@ -258,7 +260,7 @@ def _incremental(
         state,
         np.where(valid[None, :], bar.values, old.values),
         np.where(valid, j, old.valid_last).astype(np.int64),
-        np.where(bar.signal != old.signals.signal, j, old.since).astype(np.int64),
+        np.where(flipped, j, old.since).astype(np.int64),
         ind_state,
         np.where(has_close[None, :], ind_bar, old.latest),
         np.where(has_close, j, old.close_end).astype(np.int64),
