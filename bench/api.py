@@ -125,7 +125,7 @@ def measure(
 # --- servers --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -135,7 +135,7 @@ def serve(
     target: str, workers: int, env: dict[str, str], app_dir: Path, loop: str = "auto"
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start uvicorn with the shared settings; wait until it answers."""
-    port = _free_port()
+    port = free_port()
     cmd = [
         sys.executable,
         "-m",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from api import free_port  # bench/api.py, beside this script
 
 from coinlens.settings import get_settings
 
@@ -34,16 +34,10 @@ TOKENS = ["BTC", "ETH", "SOL", "PEPE", "DOGE", "LINK", "ARB", "OP", "UNI", "AAVE
 TARGET_MS = 150.0
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _serve(app: Any) -> tuple[str, Callable[[], None]]:
     import uvicorn
 
-    port = _port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
