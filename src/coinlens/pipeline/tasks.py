@@ -1,11 +1,8 @@
 """Thin Celery tasks over the services: shards, the cross-sectional join, periodic jobs.
 
 * ``coinlens.shard(shard, shards)`` — `services.sharded.run_shard` (idempotent upserts);
-* ``coinlens.grades_stage(results, parts, now)`` — once every shard is stored, replaces
-  itself with a chord of ``coinlens.grades_part(k, parts)`` (`run_grades` over one range of
-  days each) whose callback is the join;
-* ``coinlens.join(results, now, graded)`` — `services.sharded.run_join` (prune, grades
-  unless the parts did them, forecasts, alerts), run once;
+* ``coinlens.join(results, now)`` — `services.sharded.run_join` (prune, grades, forecasts,
+  alerts), run once every shard is stored (the chord's callback);
 * ``coinlens.recompute(shards)`` — what beat triggers: when the candles version changed since
   the last finished join, fan out a chord of shards → join; otherwise nothing;
 * ``coinlens.job(name)`` — any other periodic job of `services.jobs.JOBS`.
@@ -28,7 +25,6 @@ from celery.result import AsyncResult
 from coinlens.domain.errors import TemporaryError
 from coinlens.services import jobs
 from coinlens.services.context import Context, build_context
-from coinlens.services.grades import run_grades
 from coinlens.services.scheduler import default_jobs
 from coinlens.services.sharded import run_join, run_shard
 
@@ -71,27 +67,11 @@ def register(app: Celery) -> None:
     def shard(index: int, shards: int) -> dict[str, Any]:
         return asdict(run_shard(context_for(app), index, shards))
 
-    @app.task(name="coinlens.grades_part", **retry)  # type: ignore[untyped-decorator]
-    def grades_part(part: int, parts: int) -> dict[str, Any]:
-        return asdict(run_grades(context_for(app), part=part, parts=parts))
-
-    @app.task(name="coinlens.grades_stage", bind=True, **retry)  # type: ignore[untyped-decorator]
-    def grades_stage(
-        self: Any, results: list[dict[str, Any]], parts: int, now: str | None = None
-    ) -> Any:
-        # The shards are stored: grade the days in `parts` ranges side by side, then join.
-        # `replace` hands this task's id to the chord, so its result is the join's.
-        steps = [app.signature("coinlens.grades_part", args=(k, parts)) for k in range(parts)]
-        callback = app.signature("coinlens.join", kwargs={"now": now, "graded": True})
-        raise self.replace(chord(steps, callback))
-
     @app.task(name="coinlens.join", **retry)  # type: ignore[untyped-decorator]
-    def join(
-        results: list[dict[str, Any]], now: str | None = None, graded: bool = False
-    ) -> dict[str, Any]:
-        report = run_join(context_for(app), now=_now(now), graded=graded)
+    def join(results: list[dict[str, Any]], now: str | None = None) -> dict[str, Any]:
+        report = run_join(context_for(app), now=_now(now))
         _redis(app).set(DONE_KEY, report.panel_version)
-        return {**asdict(report), "parts": len(results)}
+        return {**asdict(report), "shards": len(results)}
 
     @app.task(name="coinlens.recompute", **retry)  # type: ignore[untyped-decorator]
     def recompute(shards: int) -> str:
@@ -108,17 +88,11 @@ def register(app: Celery) -> None:
         return str(fn(context_for(app), datetime.now(UTC)))[:200]
 
 
-GRADE_PARTS = 2  # day ranges graded side by side (the prefix of history is re-read by each)
-
-
-def dispatch_recompute(
-    app: Celery, shards: int, now: datetime | None = None, grade_parts: int = GRADE_PARTS
-) -> AsyncResult:
-    """Shards, then the grades by day range, then the join; returns the join's result."""
+def dispatch_recompute(app: Celery, shards: int, now: datetime | None = None) -> AsyncResult:
+    """Fan out `shards` shard tasks with the join as the chord's callback; the join's result."""
     parts = [app.signature("coinlens.shard", args=(i, shards)) for i in range(shards)]
-    stamp = now.isoformat() if now else None
-    stage = app.signature("coinlens.grades_stage", args=(grade_parts,), kwargs={"now": stamp})
-    result: AsyncResult = chord(parts)(stage)
+    callback = app.signature("coinlens.join", kwargs={"now": now.isoformat() if now else None})
+    result: AsyncResult = chord(parts)(callback)
     return result
 
 
