@@ -9,7 +9,8 @@ import pytest
 
 from coinlens.analytics.forecast import ForecastConfig
 from coinlens.domain.errors import DataUnavailable, NotFound, ValidationFailed
-from coinlens.services import forecasts
+from coinlens.services import analytics_queries, forecasts
+from coinlens.services.analytics import run_analytics
 from coinlens.services.context import Context
 from coinlens.storage import forecasts_repo, repo
 
@@ -93,6 +94,12 @@ def test_queries_answer_with_reasons(ctx: Context) -> None:
     assert pred.horizons[0].baseline is not None
     scen = forecasts.get_scenarios(ctx, "SYN1")
     assert scen.scenarios[0].bear == pytest.approx(pred.horizons[0].quantiles.p10)
+    # no analytics run: the scenarios stand without key levels, and say why
+    assert scen.levels == []
+    assert scen.levels_as_of is None
+    assert scen.scenarios[-1].bull_levels.crossed == []
+    assert scen.scenarios[-1].bull_levels.beyond is None
+    assert any("key levels unavailable" in w for w in scen.warnings)
     by = pred.origin + dt.timedelta(days=60)
     prob = forecasts.probability(ctx, "SYN1", pred.last_close * 1.5, by)
     assert 0 <= prob.p_at <= prob.p_by <= 1
@@ -113,3 +120,18 @@ def test_new_data_a_week_later_triggers_a_retrain(ctx: Context) -> None:
     second = forecasts.run_forecasts(ctx, SMALL)
     assert second.retrained
     assert second.model_id != first.model_id
+
+
+def test_scenarios_name_levels_newer_than_the_forecast_origin(ctx: Context) -> None:
+    _load(ctx, days=493)
+    forecasts.run_forecasts(ctx, SMALL)
+    _load(ctx, days=500)
+    run_analytics(ctx)  # levels a week past the stored forecast's origin
+    scen = forecasts.get_scenarios(ctx, "SYN1")
+    stored = analytics_queries.get_levels(ctx, "SYN1")
+    assert scen.levels_as_of == stored.as_of == scen.origin + dt.timedelta(days=7)
+    assert any(
+        f"as of {stored.as_of}, 7 days after the forecast origin" in w for w in scen.warnings
+    )
+    assert sorted(lv.price for lv in stored.distinct()) == [lv.price for lv in scen.levels]
+    assert all((lv.kind == "support") == (lv.price < scen.last_close) for lv in scen.levels)

@@ -311,6 +311,18 @@ class Predictions(Model):
     warnings: list[str] = Field(default_factory=list)
 
 
+class KeyLevel(Model):
+    price: float
+    kind: str
+    strength: float
+    distance: float
+
+
+class TargetLevels(Model):
+    crossed: list[KeyLevel] = Field(default_factory=list)
+    beyond: KeyLevel | None = None
+
+
 class Scenario(Model):
     horizon: int
     target_date: dt.date
@@ -320,6 +332,9 @@ class Scenario(Model):
     bear_change: float
     base_change: float
     bull_change: float
+    bear_levels: TargetLevels = Field(default_factory=TargetLevels)
+    base_levels: TargetLevels = Field(default_factory=TargetLevels)
+    bull_levels: TargetLevels = Field(default_factory=TargetLevels)
 
 
 class Scenarios(Model):
@@ -328,7 +343,10 @@ class Scenarios(Model):
     last_close: float
     model_id: str
     scenarios: list[Scenario]
+    levels: list[KeyLevel] = Field(default_factory=list)
+    levels_as_of: dt.date | None = None
     method: str
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Probability(Model):

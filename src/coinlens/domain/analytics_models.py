@@ -173,6 +173,17 @@ class TokenLevels(DomainModel):
     as_of: date
     warnings: list[str] = Field(default_factory=list)
 
+    def distinct(self) -> list[Level]:
+        """Nearest support, nearest resistance, then the strongest levels; each price once."""
+        seen: set[float] = set()
+        out: list[Level] = []
+        for lv in [self.support, self.resistance, *self.strongest]:
+            if lv is None or round(lv.price, 12) in seen:
+                continue
+            seen.add(round(lv.price, 12))
+            out.append(lv)
+        return out
+
 
 class Risk(DomainModel):
     """Risk over the last 90 days (volatility, Sharpe, Sortino, beta, correlation) and drawdowns."""

@@ -55,8 +55,31 @@ class Predictions(DomainModel):
     warnings: list[str] = Field(default_factory=list)
 
 
+class KeyLevel(DomainModel):
+    """A key support or resistance level, seen from the forecast's last close."""
+
+    price: float
+    kind: Literal["support", "resistance"] = Field(
+        description="support below the last close, resistance at or above it"
+    )
+    strength: float = Field(ge=0, le=1)
+    distance: float = Field(description="price / last close - 1")
+
+
+class TargetLevels(DomainModel):
+    """Where one price target sits among the key levels."""
+
+    crossed: list[KeyLevel] = Field(
+        default_factory=list,
+        description="Levels between the last close and the target, in the order price meets them",
+    )
+    beyond: KeyLevel | None = Field(
+        default=None, description="The first level past the target, in the same direction"
+    )
+
+
 class Scenario(DomainModel):
-    """Bear (p10) / base (p50) / bull (p90) price at one horizon."""
+    """Bear (p10) / base (p50) / bull (p90) price at one horizon, placed among the key levels."""
 
     horizon: int
     target_date: dt.date
@@ -66,17 +89,27 @@ class Scenario(DomainModel):
     bear_change: float = Field(description="bear / last close - 1")
     base_change: float
     bull_change: float
+    bear_levels: TargetLevels = Field(default_factory=TargetLevels)
+    base_levels: TargetLevels = Field(default_factory=TargetLevels)
+    bull_levels: TargetLevels = Field(default_factory=TargetLevels)
 
 
 class Scenarios(DomainModel):
-    """Scenario targets per horizon, from the model's quantiles."""
+    """Scenario targets per horizon, from the model's quantiles, next to the key levels."""
 
     symbol: str
     origin: dt.date
     last_close: float
     model_id: str
     scenarios: list[Scenario]
+    levels: list[KeyLevel] = Field(
+        default_factory=list, description="The key levels, price ascending (empty if unavailable)"
+    )
+    levels_as_of: dt.date | None = Field(
+        default=None, description="Day of the last close the key levels were computed at"
+    )
     method: str
+    warnings: list[str] = Field(default_factory=list)
 
 
 class Probability(DomainModel):

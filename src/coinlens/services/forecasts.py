@@ -22,6 +22,7 @@ from coinlens.analytics.forecast_features import FeaturePanel, build_features
 from coinlens.domain.errors import DataUnavailable, NotFound, Problem, ValidationFailed
 from coinlens.domain.forecasts import (
     HorizonForecast,
+    KeyLevel,
     ModelInfo,
     Predictions,
     Probability,
@@ -29,6 +30,8 @@ from coinlens.domain.forecasts import (
     Scenario,
     Scenarios,
 )
+from coinlens.services import analytics_queries
+from coinlens.services import scenario_levels as sl
 from coinlens.services.context import Context
 from coinlens.storage import forecasts_repo as repo
 from coinlens.storage.panel import Panel, read_daily_panel
@@ -331,31 +334,52 @@ PROBABILITY_METHOD = (
 )
 
 
+def _scenario_levels(
+    ctx: Context, symbol: str, last_close: float, origin: dt.date
+) -> tuple[list[KeyLevel], dt.date | None, list[str]]:
+    """The stored key levels of `symbol` seen from the forecast; none, with a warning, if absent."""
+    try:
+        stored = analytics_queries.get_levels(ctx, symbol)
+    except DataUnavailable as exc:
+        return [], None, [f"key levels unavailable: {exc.detail}"]
+    warnings = sl.as_of_warnings(stored.as_of, origin)
+    return sl.key_levels(stored, last_close), stored.as_of, warnings
+
+
 def get_scenarios(ctx: Context, symbol: str) -> Scenarios:
-    """Bear / base / bull price targets per horizon from the latest forecast."""
+    """Bear / base / bull price targets per horizon from the latest forecast, among key levels."""
     f = latest_forecast(ctx, symbol)
     origin = day_to_date(f.origin_day)
-    sc = fc.scenarios(np.log(f.prices))
-    items = [
-        Scenario(
-            horizon=h,
-            target_date=origin + dt.timedelta(days=h),
-            bear=float(sc["bear"][i]),
-            base=float(sc["base"][i]),
-            bull=float(sc["bull"][i]),
-            bear_change=float(sc["bear"][i] / f.last_close - 1),
-            base_change=float(sc["base"][i] / f.last_close - 1),
-            bull_change=float(sc["bull"][i] / f.last_close - 1),
+    levels, levels_as_of, warnings = _scenario_levels(ctx, f.symbol, f.last_close, origin)
+    sc = {k: v.astype(float).tolist() for k, v in fc.scenarios(np.log(f.prices)).items()}
+    items = []
+    for i, h in enumerate(f.horizons):
+        bear, base, bull = sc["bear"][i], sc["base"][i], sc["bull"][i]
+        items.append(
+            Scenario(
+                horizon=h,
+                target_date=origin + dt.timedelta(days=h),
+                bear=bear,
+                base=base,
+                bull=bull,
+                bear_change=bear / f.last_close - 1,
+                base_change=base / f.last_close - 1,
+                bull_change=bull / f.last_close - 1,
+                bear_levels=sl.place_target(bear, f.last_close, levels),
+                base_levels=sl.place_target(base, f.last_close, levels),
+                bull_levels=sl.place_target(bull, f.last_close, levels),
+            )
         )
-        for i, h in enumerate(f.horizons)
-    ]
     return Scenarios(
         symbol=f.symbol,
         origin=origin,
         last_close=f.last_close,
         model_id=str(f.model["model_id"]),
         scenarios=items,
-        method=SCENARIO_METHOD,
+        levels=levels,
+        levels_as_of=levels_as_of,
+        method=f"{SCENARIO_METHOD}; {sl.LEVELS_METHOD}",
+        warnings=warnings,
     )
 
 

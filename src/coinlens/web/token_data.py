@@ -240,13 +240,10 @@ def build(ctx: Context, symbol: str) -> TokenPage:
 def _levels(levels: Any) -> list[dict[str, Any]]:
     if levels is None:
         return []
-    seen, out = set(), []
-    for lv in [levels.support, levels.resistance, *levels.strongest]:
-        if lv is None or round(lv.price, 12) in seen:
-            continue
-        seen.add(round(lv.price, 12))
-        out.append({"price": lv.price, "kind": lv.kind, "strength": round(lv.strength, 2)})
-    return out
+    return [
+        {"price": lv.price, "kind": lv.kind, "strength": round(lv.strength, 2)}
+        for lv in levels.distinct()
+    ]
 
 
 def history_json(grades: Any) -> dict[str, list[list[Any]]]:
