@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from coinlens.analytics.forecast import ForecastConfig
 from coinlens.cli.main import app
-from coinlens.services import forecasts
+from coinlens.services import analytics_queries, forecasts
 from coinlens.services.context import Context, build_context
 from coinlens.settings import get_settings
 
@@ -54,6 +54,52 @@ def test_scenarios_probability_and_models(client: TestClient) -> None:
     assert {m["kind"] for m in models} >= {"lgbm-quantile", "random-walk"}
 
 
+def _between(price: float, a: float, b: float) -> bool:
+    return min(a, b) <= price <= max(a, b)
+
+
+def test_scenarios_sit_among_the_stored_key_levels(client: TestClient, loaded_ctx: Context) -> None:
+    """On the embedded data: the levels are the analytics step's, each target placed among them."""
+    scen = forecasts.get_scenarios(loaded_ctx, "ETH")
+    stored = analytics_queries.get_levels(loaded_ctx, "ETH")
+    assert scen.levels_as_of == stored.as_of
+    assert [lv.price for lv in scen.levels] == sorted(lv.price for lv in stored.distinct())
+    assert len(scen.levels) >= 2
+    for s in scen.scenarios:
+        for target, placed in ((s.bear, s.bear_levels), (s.bull, s.bull_levels)):
+            up = target >= scen.last_close
+            assert all(_between(lv.price, scen.last_close, target) for lv in placed.crossed)
+            assert [lv.price for lv in placed.crossed] == sorted(
+                (lv.price for lv in placed.crossed), reverse=not up
+            )
+            if placed.beyond is not None:
+                assert (placed.beyond.price > target) if up else (placed.beyond.price < target)
+            on_the_way = {
+                lv.price for lv in scen.levels if _between(lv.price, scen.last_close, target)
+            }
+            on_the_way -= set() if up else {scen.last_close}  # a level at the close is resistance
+            assert {lv.price for lv in placed.crossed} == on_the_way
+    far = scen.scenarios[-1]
+    assert far.bull_levels.crossed or far.bull_levels.beyond is not None
+
+
+def test_scenarios_endpoint_carries_the_key_levels(client: TestClient) -> None:
+    body = client.get("/v1/tokens/ETH/scenarios").json()
+    assert body["levels_as_of"] is not None
+    assert body["levels"]
+    assert set(body["levels"][0]) == {"price", "kind", "strength", "distance"}
+    lv = body["levels"][0]
+    assert lv["distance"] == pytest.approx(lv["price"] / body["last_close"] - 1)
+    bull = body["scenarios"][-1]["bull_levels"]
+    assert set(bull) == {"crossed", "beyond"}
+    assert "key levels" in body["method"]
+    assert isinstance(body["warnings"], list)
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"bear_levels", "base_levels", "bull_levels"} <= set(schemas["Scenario"]["properties"])
+    assert {"levels", "levels_as_of", "warnings"} <= set(schemas["Scenarios"]["properties"])
+    assert set(schemas["KeyLevel"]["properties"]) == {"price", "kind", "strength", "distance"}
+
+
 @pytest.mark.parametrize(
     ("url", "status"),
     [
@@ -79,6 +125,7 @@ def test_cli_predict_and_quick_evaluation(
     assert result.exit_code == 0, result.output
     assert "p95" in result.output
     assert "bear" in result.output
+    assert "key levels as of" in result.output
     out = tmp_path / "reports"
     result = runner.invoke(
         app, ["evaluate", "forecasts", "--quick", "--out", str(out), "--ets-tokens", "0"], env=env

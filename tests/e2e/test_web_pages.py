@@ -100,6 +100,9 @@ def test_token_page_shows_every_panel_with_real_data(client: TestClient) -> None
     assert "binance:spot:BTCUSDT" in html  # volume by market and provenance
     assert "Grading history" in html
     assert "Probability of reaching" in html
+    scenarios = html[html.index('id="sc-h"') : html.index("Probability of reaching")]
+    assert "Key levels (as of" in scenarios
+    assert re.search(r"(above resistance|below support|next (resistance|support)) <span", scenarios)
     data = re.search(r'<script type="application/json" id="token-data">(.*?)</script>', html, re.S)
     assert data is not None
     chart = data.group(1)

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from coinlens.cli.common import cli_context, console, load_settings
 from coinlens.cli.options import DataDir, DbUrl
+from coinlens.domain.forecasts import KeyLevel, Scenarios, TargetLevels
 from coinlens.services.context import Context
 from coinlens.services.forecasts import get_predictions, get_scenarios, run_forecasts
 
@@ -47,20 +48,49 @@ def predict_command(
         q = h.quantiles.model_dump()
         table.add_row(f"{h.horizon}d", str(h.target_date), *(_price(v) for v in q.values()))
     console.print(table)
-    sc = Table(title="scenarios (bear = p10, base = p50, bull = p90)")
+    console.print(_scenario_table(scen))
+    if scen.levels:
+        ladder = ", ".join(f"{_level(lv)} ({lv.distance:+.1%})" for lv in scen.levels)
+        console.print(f"key levels as of {scen.levels_as_of}: {ladder}")
+    console.print(
+        f"model {pred.model.model_id} (cut-off {pred.model.cutoff}, "
+        f"{len(pred.model.features)} features)"
+    )
+    for w in [*pred.warnings, *scen.warnings]:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _level(lv: KeyLevel) -> str:
+    return f"{'S' if lv.kind == 'support' else 'R'} {_price(lv.price)}"
+
+
+def _placement(t: TargetLevels) -> str:
+    """E.g. "above R 4,750.00 · next R 5,100.00": the farthest level crossed, the next one."""
+    parts = []
+    if t.crossed:
+        last = t.crossed[-1]
+        more = f" (+{len(t.crossed) - 1} more)" if len(t.crossed) > 1 else ""
+        side = "above" if last.kind == "resistance" else "below"
+        parts.append(f"{side} {_level(last)}{more}")
+    if t.beyond is not None:
+        parts.append(f"next {_level(t.beyond)}")
+    return " · ".join(parts)
+
+
+def _target(price: float, change: float, levels: TargetLevels) -> str:
+    where = _placement(levels)
+    return f"{_price(price)} ({change:+.1%})" + (f"\n{where}" if where else "")
+
+
+def _scenario_table(scen: Scenarios) -> Table:
+    sc = Table(title="scenarios (bear = p10, base = p50, bull = p90) and key levels (S / R)")
     for col in ("horizon", "bear", "base", "bull"):
         sc.add_column(col, justify="right")
     for s in scen.scenarios:
         sc.add_row(
             f"{s.horizon}d",
-            f"{_price(s.bear)} ({s.bear_change:+.1%})",
-            f"{_price(s.base)} ({s.base_change:+.1%})",
-            f"{_price(s.bull)} ({s.bull_change:+.1%})",
+            _target(s.bear, s.bear_change, s.bear_levels),
+            _target(s.base, s.base_change, s.base_levels),
+            _target(s.bull, s.bull_change, s.bull_levels),
         )
-    console.print(sc)
-    console.print(
-        f"model {pred.model.model_id} (cut-off {pred.model.cutoff}, "
-        f"{len(pred.model.features)} features)"
-    )
-    for w in pred.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+    return sc

@@ -35,7 +35,12 @@ def get_predictions(ctx: CtxDep, symbol: Symbol) -> Predictions:
     responses=problem_responses(404),
 )
 def get_scenarios(ctx: CtxDep, symbol: Symbol) -> Scenarios:
-    """Bear = p10, base = p50, bull = p90 of the latest forecast."""
+    """Bear = p10, base = p50, bull = p90 of the latest forecast, placed among the key levels.
+
+    Per target: `crossed`, the support / resistance levels between the last close and it, and
+    `beyond`, the first level past it. `levels_as_of` dates the levels; without stored levels
+    the targets are still served, with empty placements and a warning.
+    """
     return forecasts.get_scenarios(ctx, symbol)
 
 
