@@ -152,12 +152,13 @@ def test_usage_is_metered_per_key_and_day(ctx: Context) -> None:
     a = _new(ctx)
     b = ks.create_key(ctx, ks.KeySpec(name="b", account=a.key.account))
     meter = ks.UsageMeter()
+    now = NOW.timestamp()
     for _ in range(3):
-        meter.record(a.key.id, NOW)
-    meter.record(a.key.id, NOW + timedelta(days=1))
-    meter.record(b.key.id, NOW)
+        meter.record(a.key.id, now)
+    meter.record(a.key.id, (NOW + timedelta(days=1)).timestamp())
+    meter.record(b.key.id, now)
     assert meter.flush(ctx) == 5
-    meter.record(a.key.id, NOW)
+    meter.record(a.key.id, now)
     assert meter.flush(ctx) == 1
     assert meter.flush(ctx) == 0
     page = ks.usage(

@@ -6,11 +6,13 @@ import random
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coinlens.api.caching import CachedResponse, ResponseCache, etag_matches, redact
 from coinlens.api.security import client_ip, key_in_query, presented_key, required_scope
 from coinlens.services.keys import KEY_LENGTH, PREFIX, KeyRejected, new_plaintext, parse_key
-from coinlens.services.ratelimit import Limit, LocalGcra
+from coinlens.services.ratelimit import Limit, LocalGcra, _group_decisions, admitted
 
 
 class Clock:
@@ -29,6 +31,48 @@ def test_a_burst_admits_exactly_the_quota() -> None:
     results = [gcra.hit(["k"], MINUTE).allowed for _ in range(250)]
     assert results.count(True) == 100
     assert results[:100] == [True] * 100
+
+
+def _one_by_one(now: int, tats: list[int], limits: tuple[Limit, ...], count: int) -> list[tuple]:
+    """Textbook GCRA, one request at a time: (allowed, retry µs, [(remaining, reset µs)])."""
+    tats, out = list(tats), []
+    for _ in range(count):
+        cur = [max(t, now) for t in tats]
+        waits = [c + lim.step_us - now - lim.span_us for c, lim in zip(cur, limits, strict=True)]
+        allowed = all(w <= 0 for w in waits)
+        if allowed:
+            cur = [c + lim.step_us for c, lim in zip(cur, limits, strict=True)]
+            tats = cur
+        states = [
+            ((lim.span_us - (c - now)) // lim.step_us, c - now)
+            for c, lim in zip(cur, limits, strict=True)
+        ]
+        out.append((allowed, 0 if allowed else max(waits), states))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    quotas=st.lists(st.tuples(st.integers(1, 60), st.integers(1, 120)), min_size=1, max_size=3),
+    offsets=st.lists(st.integers(-(10**8), 10**8), min_size=3, max_size=3),
+    count=st.integers(1, 80),
+)
+def test_a_row_decided_at_once_equals_its_requests_one_by_one(
+    quotas: list[tuple[int, int]], offsets: list[int], count: int
+) -> None:
+    # what the Redis script and client do for a batch of one subject (a prefix is admitted)
+    limits = tuple(Limit(f"l{i}", q, w) for i, (q, w) in enumerate(quotas))
+    now = 1_700_000_000_000_000
+    tats = [max(0, now + o) for o in offsets[: len(limits)]]
+    fit = admitted(now, tats, limits, count)
+    got = _group_decisions(now, tats, limits, count, fit, "redis")
+    want = _one_by_one(now, tats, limits, count)
+    assert [d.allowed for d in got] == [w[0] for w in want]
+    for d, (_, retry, states) in zip(got, want, strict=True):
+        assert d.retry_after * 1_000_000 == pytest.approx(max(0, retry), abs=1e-3)
+        assert [(s.remaining, s.reset * 1_000_000) for s in d.states] == [
+            (max(0, r), pytest.approx(t, abs=1e-3)) for r, t in states
+        ]
 
 
 def test_after_the_burst_one_request_per_emission_interval() -> None:

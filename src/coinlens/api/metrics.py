@@ -6,16 +6,24 @@ one worker per container). Data freshness is read from the database at scrape ti
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable
 
+import numpy as np
 import sqlalchemy as sa
 import structlog
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from coinlens.services.context import Context
 from coinlens.storage import keys_repo
@@ -47,6 +55,98 @@ class FreshnessCollector(Collector):
         return []
 
 
+class _Series:
+    """One (route, method, status class): latencies not yet folded, and the folded totals."""
+
+    __slots__ = ("buckets", "count", "pending", "total")
+
+    def __init__(self, n_buckets: int) -> None:
+        self.pending: list[float] = []
+        self.buckets = np.zeros(n_buckets + 1, dtype=np.int64)  # last: above every bound
+        self.count = 0
+        self.total = 0.0
+
+
+class HttpMetrics(Collector):
+    """`coinlens_http_request_duration_seconds{route,method}` (histogram) and
+    `coinlens_http_responses_total{route,method,status}`, from one observation per request.
+
+    A request only appends its latency to its series' list; lists are folded into bucket
+    counts in batches (at `FOLD_AT` entries and on every scrape). prometheus_client's
+    labels() + observe() + inc() cost ≈ 5 µs a request, a sixth of a cached API answer.
+    """
+
+    FOLD_AT = 1024
+
+    def __init__(self, buckets: tuple[float, ...]) -> None:
+        self._bounds = np.asarray(buckets, dtype=np.float64)
+        self._series: dict[tuple[str, str, str], _Series] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one response and its latency."""
+        key = (route, method, _STATUS_CLASS.get(status // 100, "5xx"))
+        series = self._series.get(key)
+        if series is None:
+            with self._lock:
+                series = self._series.setdefault(key, _Series(len(self._bounds)))
+        series.pending.append(seconds)
+        if len(series.pending) >= self.FOLD_AT:
+            self._fold(series)
+
+    def _fold(self, series: _Series) -> None:
+        # appends may land while folding (scrapes run in a thread): take only the first n
+        with self._lock:
+            n = len(series.pending)
+            if n == 0:
+                return
+            values = np.array(series.pending[:n], dtype=np.float64)
+            del series.pending[:n]
+            # bucket "le b" holds v <= b: the first bound >= v
+            index = np.searchsorted(self._bounds, values, side="left")
+            series.buckets += np.bincount(index, minlength=len(self._bounds) + 1)
+            series.count += n
+            series.total += float(values.sum())
+
+    def collect(self) -> Iterable[Metric]:
+        for series in list(self._series.values()):
+            self._fold(series)
+        latency = HistogramMetricFamily(
+            "coinlens_http_request_duration_seconds",
+            "Request latency by route template and method",
+            labels=["route", "method"],
+        )
+        responses = CounterMetricFamily(
+            "coinlens_http_responses",
+            "Responses by route template, method and status class (2xx/3xx/4xx/5xx)",
+            labels=["route", "method", "status"],
+        )
+        merged: dict[tuple[str, str], tuple[np.ndarray, float]] = {}
+        with self._lock:
+            for (route, method, status), series in self._series.items():
+                responses.add_metric([route, method, status], series.count)
+                counts, total = merged.get((route, method), (0, 0.0))
+                merged[(route, method)] = (counts + series.buckets, total + series.total)
+        edges = [*(_go_float(b) for b in self._bounds), "+Inf"]
+        for labels, (counts, total) in merged.items():
+            cumulative = np.cumsum(counts)
+            pairs = [(e, float(c)) for e, c in zip(edges, cumulative, strict=True)]
+            latency.add_metric(list(labels), pairs, sum_value=total)
+        yield latency
+        yield responses
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+
+def _go_float(bound: float) -> str:
+    """A bucket bound as prometheus_client writes it (`1.0`, `0.0005`)."""
+    return str(floatToGoString(bound))  # type: ignore[no-untyped-call]  # untyped upstream
+
+
+_STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
+
 def freshness(ctx: Context) -> dict[str, float]:
     """source → seconds since its newest daily candle opened (empty if unreadable)."""
     try:
@@ -65,19 +165,8 @@ class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         r = self.registry
-        self.latency = Histogram(
-            "coinlens_http_request_duration_seconds",
-            "Request latency by route template and method",
-            ["route", "method"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.responses = Counter(
-            "coinlens_http_responses_total",
-            "Responses by route template, method and status class (2xx/3xx/4xx/5xx)",
-            ["route", "method", "status"],
-            registry=r,
-        )
+        self.http = HttpMetrics(_LATENCY_BUCKETS)
+        r.register(self.http)
         self.rate_limited = Counter(
             "coinlens_ratelimit_rejections_total", "Requests refused with 429", ["plan"], registry=r
         )

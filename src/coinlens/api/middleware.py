@@ -15,7 +15,6 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,7 +33,7 @@ from coinlens.api.caching import (
     idempotent,
 )
 from coinlens.api.errors import problem, problem_type
-from coinlens.api.logging import configure_logging, request_id_from
+from coinlens.api.logging import REQUEST_ID, configure_logging, request_id_from
 from coinlens.api.metrics import ApiMetrics
 from coinlens.api.metrics import router as metrics_router
 from coinlens.api.security import (
@@ -81,11 +80,9 @@ class ApiMiddleware:
         self.app, self.settings, self.metrics, self.cache = app, settings, metrics, cache
         self.runtime: Runtime | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
-        self._policies: dict[str, bytes] = {}
+        self._policies: dict[tuple[str, str], tuple[bytes, bytes, bytes]] = {}
         self._limits: dict[str, tuple[Limit, ...]] = {}
         self._loading: dict[str, asyncio.Future[Any]] = {}
-        # metric children by (route, method, status): labels() costs more than observing
-        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._log_requests = logging.getLevelName(settings.log_level) <= logging.INFO
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -140,7 +137,7 @@ class ApiMiddleware:
         start = time.perf_counter()
         headers = dict(scope["headers"])
         rid = request_id_from(headers.get(b"x-request-id"))
-        structlog.contextvars.bind_contextvars(request_id=rid)
+        bound = REQUEST_ID.set(rid)
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode())]
         status = [0]  # 0 until the response starts
 
@@ -161,20 +158,13 @@ class ApiMiddleware:
             raise
         finally:
             self._observe(scope, status[0] or 500, time.perf_counter() - start)
-            structlog.contextvars.unbind_contextvars("request_id")
+            REQUEST_ID.reset(bound)
 
     def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or scope.get("coinlens.route") or "unmatched"
         method = scope["method"]
-        series = self._series.get((template, method, status))
-        if series is None:
-            series = self._series[(template, method, status)] = (
-                self.metrics.latency.labels(template, method),
-                self.metrics.responses.labels(template, method, f"{status // 100}xx"),
-            )
-        series[0].observe(elapsed)
-        series[1].inc()
+        self.metrics.http.observe(template, method, status, elapsed)
         if not self._log_requests:  # below the configured level: skip building the event
             return
         principal = scope.get("state", {}).get("principal")
@@ -272,7 +262,7 @@ class ApiMiddleware:
             )
         if principal is not None:
             scope["state"] = {**scope.get("state", {}), "principal": principal}
-            runtime.meter.record(principal.key_id, datetime.now(UTC))
+            runtime.meter.record(principal.key_id, time.time())
             self._maybe_flush(runtime)
         return None
 
@@ -332,21 +322,23 @@ class ApiMiddleware:
         self, principal: Principal | None, decision: Decision
     ) -> list[tuple[bytes, bytes]]:
         plan = principal.plan if principal is not None else "anonymous"
-        policy = self._policies.get(plan)
-        if policy is None:
+        b = decision.binding
+        fixed = self._policies.get((plan, b.limit.name))
+        if fixed is None:  # per plan and binding limit: the policy, the name, the quota
             policy = ", ".join(
                 f'"{s.limit.name}";q={s.limit.quota};w={s.limit.window}' for s in decision.states
             ).encode()
-            self._policies[plan] = policy
-        b = decision.binding
-        reset = str(math.ceil(b.reset))
-        remaining = str(b.remaining)
+            fixed = (policy, f'"{b.limit.name}";r='.encode(), str(b.limit.quota).encode())
+            self._policies[(plan, b.limit.name)] = fixed
+        policy, named, quota = fixed
+        reset = str(math.ceil(b.reset)).encode()
+        remaining = str(b.remaining).encode()
         return [
             (b"ratelimit-policy", policy),
-            (b"ratelimit", f'"{b.limit.name}";r={remaining};t={reset}'.encode()),
-            (b"x-ratelimit-limit", str(b.limit.quota).encode()),
-            (b"x-ratelimit-remaining", remaining.encode()),
-            (b"x-ratelimit-reset", reset.encode()),
+            (b"ratelimit", b"%s%s;t=%s" % (named, remaining, reset)),
+            (b"x-ratelimit-limit", quota),
+            (b"x-ratelimit-remaining", remaining),
+            (b"x-ratelimit-reset", reset),
         ]
 
     def _auth_problem(self, scope: Scope, reason: str, detail: str) -> ASGIApp:
