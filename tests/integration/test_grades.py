@@ -96,6 +96,19 @@ def test_run_grades_writes_and_is_idempotent(ctx: Context) -> None:
     assert ids["T03"] > 0
 
 
+@pytest.mark.parametrize("parts", [2, 3])
+def test_day_parts_store_what_one_run_stores(ctx: Context, parts: int) -> None:
+    _seed(ctx)
+    reports = [run_grades(ctx, part=k, parts=parts) for k in reversed(range(parts))]
+    assert sum(r.days for r in reports) > 100
+    assert all(r.written == r.days for r in reports)
+
+    whole = run_grades(ctx)  # one run over every day finds nothing to rewrite or drop
+
+    assert (whole.written, whole.dropped) == (0, 0)
+    assert whole.unchanged == sum(r.days for r in reports)
+
+
 def test_token_grades_add_up(ctx: Context) -> None:
     _seed(ctx)
     run_grades(ctx)

@@ -1,10 +1,14 @@
 """Thin Celery tasks over the services: shards, the cross-sectional join, periodic jobs.
 
 * ``coinlens.shard(shard, shards)`` — `services.sharded.run_shard` (idempotent upserts);
-* ``coinlens.join(results, now)`` — `services.sharded.run_join` (prune, grades, forecasts,
-  alerts), run once every shard is stored (the chord's callback);
+* ``coinlens.grades_part(part, parts)`` — `services.grades.run_grades` over one range of days
+  (idempotent: days are rewritten by digest). Grades read only the stored candles and caps,
+  not the shards' rows, so the parts run side by side with the shards, in the same chord;
+* ``coinlens.join(results, now, graded)`` — `services.sharded.run_join` (prune, grades unless
+  the parts stored them, forecasts, alerts), run once every shard and part is stored (the
+  chord's callback);
 * ``coinlens.recompute(shards)`` — what beat triggers: when the candles version changed since
-  the last finished join, fan out a chord of shards → join; otherwise nothing;
+  the last finished join, fan out a chord of shards and grade parts → join; otherwise nothing;
 * ``coinlens.job(name)`` — any other periodic job of `services.jobs.JOBS`.
 
 Each worker process builds its own `Context` (engine) on first use, from the settings the
@@ -25,6 +29,7 @@ from celery.result import AsyncResult
 from coinlens.domain.errors import TemporaryError
 from coinlens.services import jobs
 from coinlens.services.context import Context, build_context
+from coinlens.services.grades import run_grades
 from coinlens.services.scheduler import default_jobs
 from coinlens.services.sharded import run_join, run_shard
 
@@ -67,11 +72,17 @@ def register(app: Celery) -> None:
     def shard(index: int, shards: int) -> dict[str, Any]:
         return asdict(run_shard(context_for(app), index, shards))
 
+    @app.task(name="coinlens.grades_part", **retry)  # type: ignore[untyped-decorator]
+    def grades_part(part: int, parts: int) -> dict[str, Any]:
+        return asdict(run_grades(context_for(app), part=part, parts=parts))
+
     @app.task(name="coinlens.join", **retry)  # type: ignore[untyped-decorator]
-    def join(results: list[dict[str, Any]], now: str | None = None) -> dict[str, Any]:
-        report = run_join(context_for(app), now=_now(now))
+    def join(
+        results: list[dict[str, Any]], now: str | None = None, graded: bool = False
+    ) -> dict[str, Any]:
+        report = run_join(context_for(app), now=_now(now), graded=graded)
         _redis(app).set(DONE_KEY, report.panel_version)
-        return {**asdict(report), "shards": len(results)}
+        return {**asdict(report), "parts": len(results)}
 
     @app.task(name="coinlens.recompute", **retry)  # type: ignore[untyped-decorator]
     def recompute(shards: int) -> str:
@@ -88,11 +99,25 @@ def register(app: Celery) -> None:
         return str(fn(context_for(app), datetime.now(UTC)))[:200]
 
 
-def dispatch_recompute(app: Celery, shards: int, now: datetime | None = None) -> AsyncResult:
-    """Fan out `shards` shard tasks with the join as the chord's callback; the join's result."""
-    parts = [app.signature("coinlens.shard", args=(i, shards)) for i in range(shards)]
-    callback = app.signature("coinlens.join", kwargs={"now": now.isoformat() if now else None})
-    result: AsyncResult = chord(parts)(callback)
+GRADE_PARTS = 2  # day ranges graded side by side (each re-reads the history before its range)
+
+
+def dispatch_recompute(
+    app: Celery, shards: int, now: datetime | None = None, grade_parts: int = GRADE_PARTS
+) -> AsyncResult:
+    """One chord: the grade parts and the shards side by side, then the join; its result.
+
+    The grade parts go first, the longest (the last range of days, which reads the whole
+    history) at the head, so the workers take the long tasks before the short shards.
+    """
+    header = [
+        app.signature("coinlens.grades_part", args=(k, grade_parts))
+        for k in reversed(range(grade_parts))
+    ]
+    header += [app.signature("coinlens.shard", args=(i, shards)) for i in range(shards)]
+    stamp = now.isoformat() if now else None
+    callback = app.signature("coinlens.join", kwargs={"now": stamp, "graded": grade_parts > 0})
+    result: AsyncResult = chord(header)(callback)
     return result
 
 

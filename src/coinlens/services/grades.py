@@ -186,16 +186,55 @@ class GradeRun:
     grades: method.Grades
 
 
-def compute_all(ctx: Context, cfg: method.GradeConfig | None = None) -> GradeRun:
-    """Grades of every token on every day of the stored daily panel."""
+def day_range(n_days: int, part: int, parts: int) -> tuple[int, int]:
+    """Columns [lo, hi) of `part` of `parts` contiguous, near-equal ranges of days."""
+    if not 0 <= part < parts:
+        raise ValueError(f"part {part} is not in 0..{parts - 1}")
+    return n_days * part // parts, n_days * (part + 1) // parts
+
+
+def _columns(panel: Panel, lo: int, hi: int) -> Panel:
+    def cut(x: F64) -> F64:
+        return x[:, lo:hi]
+
+    return Panel(
+        token_ids=panel.token_ids,
+        symbols=panel.symbols,
+        days=panel.days[lo:hi],
+        open=cut(panel.open),
+        high=cut(panel.high),
+        low=cut(panel.low),
+        close=cut(panel.close),
+        volume=cut(panel.volume),
+        quote_volume=cut(panel.quote_volume),
+        version=panel.version,
+    )
+
+
+def compute_days(
+    ctx: Context, panel: Panel, lo: int, hi: int, cfg: method.GradeConfig | None = None
+) -> GradeRun:
+    """Grades of the panel's days [lo, hi), from the panel up to day hi only.
+
+    Every grade of day t depends on data up to t (tested), so this equals those columns of
+    the whole computation bit for bit; workers can split the days between them.
+    """
     cfg = cfg or method.GradeConfig()
-    panel = read_daily_panel(ctx.engine, ctx.cache_dir)
-    inputs = grade_inputs(ctx, panel)
+    sub = _columns(panel, 0, hi)
+    inputs = grade_inputs(ctx, sub)
     features = method.grade_features(inputs)
     masks = method.eligibility(inputs, cfg)
-    return GradeRun(
-        panel, inputs, features, masks, method.grades_from_features(features, masks, cfg)
-    )
+    if lo > 0:
+        features = {g: {k: v[:, lo:] for k, v in fs.items()} for g, fs in features.items()}
+        masks = method.Masks(masks.trader[:, lo:], masks.investor[:, lo:])
+    grades = method.grades_from_features(features, masks, cfg)
+    return GradeRun(_columns(panel, lo, hi), inputs, features, masks, grades)
+
+
+def compute_all(ctx: Context, cfg: method.GradeConfig | None = None) -> GradeRun:
+    """Grades of every token on every day of the stored daily panel."""
+    panel = read_daily_panel(ctx.engine, ctx.cache_dir)
+    return compute_days(ctx, panel, 0, len(panel.days), cfg)
 
 
 # --- the daily run -------------------------------------------------------------------------
@@ -250,13 +289,23 @@ def _rows(day: int, ids: NDArray[np.int64], values: F64) -> list[dict[str, Any]]
     return out
 
 
-def run_grades(ctx: Context, cfg: method.GradeConfig | None = None) -> GradesReport:
-    """Compute grades for all days and store them; only days whose grades changed are written."""
+def run_grades(
+    ctx: Context, cfg: method.GradeConfig | None = None, *, part: int = 0, parts: int = 1
+) -> GradesReport:
+    """Compute grades and store them; only days whose grades changed are written.
+
+    With `parts` > 1 this run covers only its share of the days (`day_range`), so workers
+    can grade the history side by side; together the parts store what one run stores.
+    """
     started = time.perf_counter()
-    blocks = _day_blocks(compute_all(ctx, cfg))
+    panel = read_daily_panel(ctx.engine, ctx.cache_dir)
+    lo, hi = day_range(len(panel.days), part, parts)
+    blocks = _day_blocks(compute_days(ctx, panel, lo, hi, cfg)) if hi > lo else {}
+    first = int(panel.days[lo]) if part > 0 else -(2**62)  # part 0 and the last part also
+    last = int(panel.days[hi]) if part < parts - 1 else 2**62  # own days off the panel's ends
     report = GradesReport(days=len(blocks))
     with ctx.engine.begin() as conn:
-        stored = grades_repo.day_digests(conn)
+        stored = {d: v for d, v in grades_repo.day_digests(conn).items() if first <= d < last}
         changed: dict[int, tuple[str, int]] = {}
         rows: list[dict[str, Any]] = []
         for day, (ids, values) in blocks.items():

@@ -132,8 +132,9 @@ def run_shard(ctx: Context, shard: int, shards: int) -> ShardReport:
     return report
 
 
-def run_join(ctx: Context, *, now: datetime | None = None) -> JoinReport:
-    """The cross-sectional steps after every shard is stored: prune, grades, forecasts, alerts."""
+def run_join(ctx: Context, *, now: datetime | None = None, graded: bool = False) -> JoinReport:
+    """The cross-sectional steps after every shard is stored: prune, grades (unless the
+    day-range parts already stored them: `graded`), forecasts, alerts."""
     started = time.perf_counter()
     report = JoinReport()
     p = read_daily_panel(ctx.engine, ctx.cache_dir)
@@ -141,7 +142,7 @@ def run_join(ctx: Context, *, now: datetime | None = None) -> JoinReport:
     with ctx.engine.begin() as conn:
         gone = analytics_repo.delete_token_analytics_except(conn, [int(t) for t in p.token_ids])
     report.steps["prune"] = f"{gone} rows dropped"
-    report.steps["grades"] = call_step("grades", ctx)
+    report.steps["grades"] = "by day ranges" if graded else call_step("grades", ctx)
     # run_forecasts raises ValueError when the history is too short to train a model
     report.steps["forecasts"] = call_step("forecasts", ctx, tolerate=(ValueError,))
     report.steps["alerts"] = call_step("alerts", ctx, now=now)
