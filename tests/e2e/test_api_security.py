@@ -8,6 +8,7 @@ fields, Idempotency-Key, problem types, operationIds).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -297,10 +298,18 @@ def test_idempotency_key_replays_and_refuses_reuse(client: TestClient) -> None:
     assert len(listed) == 1
 
 
-def test_request_ids_metrics_and_operation_ids(client: TestClient, api_headers: ApiHeaders) -> None:
+def test_request_ids_metrics_and_operation_ids(
+    client: TestClient, api_headers: ApiHeaders, capsys: pytest.CaptureFixture[str]
+) -> None:
     headers = api_headers(client.app.state.ctx)
+    capsys.readouterr()
     answer = client.get("/v1/tokens", headers={**headers, "X-Request-ID": "req-42"})
     assert answer.headers["X-Request-ID"] == "req-42"
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    access = [x for x in lines if x.get("event") == "http.request"]
+    assert access, lines
+    assert access[-1]["request_id"] == "req-42"  # bound for every log line of the request
+    assert access[-1]["route"] == "/v1/tokens"
     client.get("/v1/tokens/NOPE", headers=headers)
     metrics = client.get("/metrics").text
     assert (

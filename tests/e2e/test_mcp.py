@@ -29,6 +29,7 @@ TOOLS = {
     "backtest",
     "grades",
     "predictions",
+    "scenarios",
     "probability",
     "levels",
     "ecosystem",
@@ -141,6 +142,22 @@ async def test_predictions_and_probability(research: Context) -> None:
     assert below["p_at"] == pytest.approx(1 - near["p_at"], abs=1e-6)
     bad = await _call(research, "probability", {"symbol": "ETH", "level": 100, "by": "2000-01-01"})
     assert "error" in bad
+
+
+async def test_scenarios_are_placed_among_the_key_levels(research: Context) -> None:
+    sc = await _call(research, "scenarios", {"symbol": "ETH"})
+    assert [s["horizon"] for s in sc["scenarios"]] == [1, 7, 30, 90]
+    close = sc["last_close"]
+    for s in sc["scenarios"]:
+        assert s["bear"] <= s["base"] <= s["bull"]
+        for name in ("bear", "base", "bull"):
+            target, placed = s[name], s[f"{name}_levels"]
+            for level in placed["crossed"]:  # between the last close and the target
+                assert min(close, target) <= level["price"] <= max(close, target)
+            if placed["beyond"] is not None:
+                assert not min(close, target) <= placed["beyond"]["price"] <= max(close, target)
+    missing = await _call(research, "scenarios", {"symbol": "NOPE"})
+    assert "error" in missing
 
 
 async def test_ecosystem_chains_and_one_chain_window(research: Context) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from coinlens.api.caching import CachedResponse, ResponseCache, etag_matches, redact
 from coinlens.api.security import client_ip, key_in_query, presented_key, required_scope
 from coinlens.services.keys import KEY_LENGTH, PREFIX, KeyRejected, new_plaintext, parse_key
-from coinlens.services.ratelimit import Limit, LocalGcra, _group_decisions, admitted
+from coinlens.services.ratelimit import Limit, LocalGcra, admitted, decide_row
 
 
 class Clock:
@@ -65,7 +65,7 @@ def test_a_row_decided_at_once_equals_its_requests_one_by_one(
     now = 1_700_000_000_000_000
     tats = [max(0, now + o) for o in offsets[: len(limits)]]
     fit = admitted(now, tats, limits, count)
-    got = _group_decisions(now, tats, limits, count, fit, "redis")
+    got = decide_row(now, tats, limits, count, fit, "redis")
     want = _one_by_one(now, tats, limits, count)
     assert [d.allowed for d in got] == [w[0] for w in want]
     for d, (_, retry, states) in zip(got, want, strict=True):

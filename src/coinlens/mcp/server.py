@@ -171,6 +171,12 @@ class CoinlensTools:
         forecasts = _service("forecasts")
         return _dump(_run(lambda: forecasts.get_predictions(self.ctx, symbol)))
 
+    def scenarios(self, symbol: Symbol) -> dict[str, Any]:
+        """Bear/base/bull price targets (p10/p50/p90) per horizon, each placed among the key
+        support/resistance levels it crosses and the next level past it."""
+        forecasts = _service("forecasts")
+        return _dump(_run(lambda: forecasts.get_scenarios(self.ctx, symbol)))
+
     def probability(
         self,
         symbol: Symbol,
@@ -255,6 +261,7 @@ class CoinlensTools:
             self.backtest,
             self.grades,
             self.predictions,
+            self.scenarios,
             self.probability,
             self.levels,
             self.ecosystem,

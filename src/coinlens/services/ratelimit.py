@@ -46,7 +46,7 @@ MAX_IN_FLIGHT = 1
 # decided as if sent one after another: GCRA admits a prefix of them (a refused request
 # changes nothing, and the next one needs more room), so the script computes only how many
 # fit and moves each key's TAT once. The reply is one string: Redis's clock (µs), then per
-# group the admitted count and each key's TAT before the group; `_group_decisions` derives
+# group the admitted count and each key's TAT before the group; `decide_row` derives
 # every request's own decision from that, exactly as if each had been run alone.
 GCRA_LUA = """
 local t = redis.call('TIME')
@@ -154,7 +154,7 @@ def admitted(now: float, tats: Sequence[float], limits: Sequence[Limit], count: 
     return max(0, fit)
 
 
-def _group_decisions(
+def decide_row(
     now: float, tats: Sequence[float], limits: Sequence[Limit], count: int, fit: int, backend: str
 ) -> list[Decision]:
     """Each decision of `count` requests in a row of which the first `fit` were admitted,
@@ -198,7 +198,7 @@ class LocalGcra:
             now = self._clock() * _US
             tats = [self._tat.get(k, 0.0) for k in keys]
             fit = admitted(now, tats, limits, 1)
-            (decision,) = _group_decisions(now, tats, limits, 1, fit, "local")
+            (decision,) = decide_row(now, tats, limits, 1, fit, "local")
             if decision.allowed:
                 for k, t, lim in zip(keys, tats, limits, strict=True):
                     self._tat[k] = max(t, now) + lim.step_us
@@ -362,7 +362,7 @@ class RateLimiter:
             limits = members[0].limits
             tats = values[at + 1 : at + 1 + len(limits)]
             # the script's count is authoritative: it is what Redis recorded
-            decisions = _group_decisions(now, tats, limits, len(members), values[at], "redis")
+            decisions = decide_row(now, tats, limits, len(members), values[at], "redis")
             decided += zip(members, decisions, strict=True)
             at += 1 + len(limits)
         return decided
