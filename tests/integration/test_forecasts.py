@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from coinlens.analytics.forecast import ForecastConfig
 from coinlens.domain.errors import DataUnavailable, NotFound, ValidationFailed
@@ -82,6 +83,46 @@ def test_run_trains_predicts_and_retrains_only_when_due(ctx: Context) -> None:
     assert lgbm.cutoff == dt.date(1970, 1, 1) + dt.timedelta(days=T0_DAY + 499)
     assert "ret_30d" in lgbm.features
     assert set(lgbm.metrics) >= {"1d", "7d", "30d", "90d"}
+
+
+def _stored(ctx: Context) -> list[tuple]:
+    from coinlens.storage.tables_forecasts import forecasts as table
+
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(table.select().order_by(*table.primary_key.columns)).all()
+    return [tuple(r) for r in rows]
+
+
+def test_token_parts_store_what_one_prediction_stores(ctx: Context) -> None:
+    _load(ctx, days=500)
+    first = forecasts.run_forecasts(ctx, SMALL)
+    whole = _stored(ctx)
+    assert len(whole) == 2 * 44  # the model's and the random walk's
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM forecasts"))
+
+    assert forecasts.predict_part(ctx, 1, 2) == first.model_id
+    odd = _stored(ctx)
+    assert odd
+    assert all(row in whole for row in odd)
+    assert len({r[0] for r in odd}) < 11  # only part 1's tokens so far
+    assert forecasts.predict_part(ctx, 0, 2) == first.model_id  # leaves part 1's rows alone
+    assert _stored(ctx) == whole
+    assert forecasts.predict_part(ctx, 0, 2) == first.model_id  # idempotent
+    assert _stored(ctx) == whole
+
+    # the join then has nothing left to predict, unless the parts used another model
+    done = forecasts.run_forecasts(ctx, SMALL, predicted_with=first.model_id)
+    assert (done.retrained, done.tokens) == (False, 0)
+    redo = forecasts.run_forecasts(ctx, SMALL, predicted_with="lgbm-q-older")
+    assert redo.tokens == 11
+    assert _stored(ctx) == whole
+
+
+def test_parts_defer_to_the_join_when_a_retrain_is_due(ctx: Context) -> None:
+    _load(ctx, days=500)
+    assert forecasts.predict_part(ctx, 0, 2) is None  # no model yet: the join trains
+    assert _stored(ctx) == []
 
 
 def test_queries_answer_with_reasons(ctx: Context) -> None:

@@ -172,11 +172,22 @@ def test_celery_app_redelivers_a_killed_workers_task() -> None:
     assert app.conf.task_reject_on_worker_lost
     assert app.conf.worker_prefetch_multiplier == 1
     assert app.conf.broker_transport_options["visibility_timeout"] == 30
-    assert {"coinlens.shard", "coinlens.join", "coinlens.recompute", "coinlens.job"} <= set(
-        app.tasks
-    )
+    names = {"coinlens.shard", "coinlens.grades_part", "coinlens.forecast_part", "coinlens.join"}
+    assert names | {"coinlens.recompute", "coinlens.job"} <= set(app.tasks)
     assert schedule["recompute"] == {"task": "coinlens.recompute", "schedule": 30.0, "args": (4,)}
     assert schedule["tickers"]["args"] == ("tickers", "live")
+
+
+def test_the_join_skips_predictions_only_when_every_forecast_part_made_them() -> None:
+    from coinlens.pipeline.tasks import _predicted
+
+    shard = {"shard": 0, "shards": 4, "written": True}
+    part = {"forecast_part": 0, "parts": 2, "model_id": "m1"}
+    assert _predicted([shard, part, {**part, "forecast_part": 1}]) == "m1"
+    assert _predicted([shard, part]) is None  # one part missing
+    assert _predicted([part, {**part, "forecast_part": 1, "model_id": None}]) is None  # deferred
+    assert _predicted([part, {**part, "forecast_part": 1, "model_id": "m2"}]) is None
+    assert _predicted([shard]) is None
 
 
 def test_replay_is_deterministic_and_paced(tmp_path: Path, universe_ctx: Context) -> None:

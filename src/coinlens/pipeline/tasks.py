@@ -4,9 +4,13 @@
 * ``coinlens.grades_part(part, parts)`` — `services.grades.run_grades` over one range of days
   (idempotent: days are rewritten by digest). Grades read only the stored candles and caps,
   not the shards' rows, so the parts run side by side with the shards, in the same chord;
+* ``coinlens.forecast_part(part, parts)`` — `services.forecasts.predict_part`: the newest
+  model's predictions for the tokens with id % parts == part (features are per token), unless
+  a retrain is due;
 * ``coinlens.join(results, now, graded)`` — `services.sharded.run_join` (prune, grades unless
-  the parts stored them, forecasts, alerts), run once every shard and part is stored (the
-  chord's callback);
+  the parts stored them, forecasts: a retrain when due, predictions unless every forecast
+  part made them with the newest model; alerts), run once every task of the chord is done
+  (its callback);
 * ``coinlens.recompute(shards)`` — what beat triggers: when the candles version changed since
   the last finished join, fan out a chord of shards and grade parts → join; otherwise nothing;
 * ``coinlens.job(name)`` — any other periodic job of `services.jobs.JOBS`.
@@ -29,6 +33,7 @@ from celery.result import AsyncResult
 from coinlens.domain.errors import TemporaryError
 from coinlens.services import jobs
 from coinlens.services.context import Context, build_context
+from coinlens.services.forecasts import predict_part
 from coinlens.services.grades import run_grades
 from coinlens.services.scheduler import default_jobs
 from coinlens.services.sharded import run_join, run_shard
@@ -76,11 +81,17 @@ def register(app: Celery) -> None:
     def grades_part(part: int, parts: int) -> dict[str, Any]:
         return asdict(run_grades(context_for(app), part=part, parts=parts))
 
+    @app.task(name="coinlens.forecast_part", **retry)  # type: ignore[untyped-decorator]
+    def forecast_part(part: int, parts: int) -> dict[str, Any]:
+        model_id = predict_part(context_for(app), part, parts)
+        return {"forecast_part": part, "parts": parts, "model_id": model_id}
+
     @app.task(name="coinlens.join", **retry)  # type: ignore[untyped-decorator]
     def join(
         results: list[dict[str, Any]], now: str | None = None, graded: bool = False
     ) -> dict[str, Any]:
-        report = run_join(context_for(app), now=_now(now), graded=graded)
+        ctx = context_for(app)
+        report = run_join(ctx, now=_now(now), graded=graded, predicted_with=_predicted(results))
         _redis(app).set(DONE_KEY, report.panel_version)
         return {**asdict(report), "parts": len(results)}
 
@@ -100,19 +111,37 @@ def register(app: Celery) -> None:
 
 
 GRADE_PARTS = 2  # day ranges graded side by side (each re-reads the history before its range)
+FORECAST_PARTS = 2  # token shares predicted side by side
+
+
+def _predicted(results: list[dict[str, Any]]) -> str | None:
+    """The model every forecast part predicted with, if they all did (else None)."""
+    parts = [r for r in results if isinstance(r, dict) and "forecast_part" in r]
+    models = {r["model_id"] for r in parts}
+    expected = {r["parts"] for r in parts}
+    if len(models) != 1 or len(expected) != 1 or len(parts) != expected.pop():
+        return None
+    model = models.pop()
+    return model if isinstance(model, str) else None
 
 
 def dispatch_recompute(
     app: Celery, shards: int, now: datetime | None = None, grade_parts: int = GRADE_PARTS
 ) -> AsyncResult:
-    """One chord: the grade parts and the shards side by side, then the join; its result.
+    """One chord: grade parts, forecast parts and shards side by side, then the join; its
+    result.
 
-    The grade parts go first, the longest (the last range of days, which reads the whole
-    history) at the head, so the workers take the long tasks before the short shards.
+    The longest tasks go first so the workers take them before the short shards: the grade
+    parts (the last range of days, which reads the whole history, at the head), then the
+    forecast parts.
     """
     header = [
         app.signature("coinlens.grades_part", args=(k, grade_parts))
         for k in reversed(range(grade_parts))
+    ]
+    header += [
+        app.signature("coinlens.forecast_part", args=(k, FORECAST_PARTS))
+        for k in range(FORECAST_PARTS)
     ]
     header += [app.signature("coinlens.shard", args=(i, shards)) for i in range(shards)]
     stamp = now.isoformat() if now else None

@@ -160,16 +160,25 @@ def _rows(
     return rows
 
 
-def _store(ctx: Context, model_id: str, rows: list[dict[str, Any]]) -> None:
+def _store(ctx: Context, model_id: str, rows: list[dict[str, Any]], part: tuple[int, int]) -> None:
     with ctx.engine.begin() as conn:
         for origin in sorted({r["origin_day"] for r in rows}):
             batch = [r for r in rows if r["origin_day"] == origin]
-            repo.replace_forecasts(conn, model_id, origin, batch)
+            repo.replace_forecasts(conn, model_id, origin, batch, part)
 
 
-def predict_latest(ctx: Context, model_id: str, panel: Panel | None = None) -> tuple[int, int]:
-    """Predict every eligible token with `model_id` (and the RW baseline); (tokens, rows)."""
+def predict_latest(
+    ctx: Context, model_id: str, panel: Panel | None = None, *, part: tuple[int, int] = (0, 1)
+) -> tuple[int, int]:
+    """Predict every eligible token with `model_id` (and the RW baseline); (tokens, rows).
+
+    With `part` = (k, P) only the tokens with id % P == k: features are per token, so the
+    parts together store exactly what one call stores (tested), each from 1/P of the panel.
+    """
     panel = panel or read_daily_panel(ctx.engine, ctx.cache_dir)
+    k, parts = part
+    if parts > 1:
+        panel = panel.take(np.flatnonzero(panel.token_ids % parts == k).astype(np.int64))
     with ctx.engine.connect() as conn:
         model_row = repo.get_model(conn, model_id)
     if model_row is None or model_row["artifact"] is None:
@@ -180,9 +189,10 @@ def predict_latest(ctx: Context, model_id: str, panel: Panel | None = None) -> t
     if len(idx) == 0:
         return 0, 0
     rows = _rows(panel, idx, fc.predict(model, fp, idx), model_id)
-    _store(ctx, model_id, rows)
+    _store(ctx, model_id, rows, part)
     rw_id = _ensure_rw_model(ctx, int(panel.days[-1]))
-    _store(ctx, rw_id, _rows(panel, idx, fc.predict_random_walk(fp, idx, fc.HORIZONS), rw_id))
+    rw = _rows(panel, idx, fc.predict_random_walk(fp, idx, fc.HORIZONS), rw_id)
+    _store(ctx, rw_id, rw, part)
     return len(idx), len(rows)
 
 
@@ -193,19 +203,45 @@ def retrain_due(ctx: Context, last_day: int) -> bool:
     return newest is None or last_day - int(newest["cutoff_day"]) >= RETRAIN_DAYS
 
 
-def run_forecasts(ctx: Context, cfg: fc.ForecastConfig | None = None) -> RunReport:
-    """Pipeline step: retrain if due, then predict every eligible token at its latest close."""
+def _newest_model_id(ctx: Context) -> str | None:
+    with ctx.engine.connect() as conn:
+        newest = repo.latest_model(conn, KIND, with_artifact=False)
+    return None if newest is None else str(newest["model_id"])
+
+
+def run_forecasts(
+    ctx: Context, cfg: fc.ForecastConfig | None = None, *, predicted_with: str | None = None
+) -> RunReport:
+    """Pipeline step: retrain if due, then predict every eligible token at its latest close.
+
+    `predicted_with`: the model the token parts (`predict_part`) already predicted with;
+    when no retrain is due and that is still the newest model, nothing is left to predict.
+    """
     panel = read_daily_panel(ctx.engine, ctx.cache_dir)
     retrained = retrain_due(ctx, int(panel.days[-1]))
     if retrained:
         model_id = train_model(ctx, panel, cfg)
     else:
-        with ctx.engine.connect() as conn:
-            newest = repo.latest_model(conn, KIND, with_artifact=False)
+        newest = _newest_model_id(ctx)
         assert newest is not None  # noqa: S101 - retrain_due returned False
-        model_id = str(newest["model_id"])
+        model_id = newest
+        if predicted_with == model_id:
+            return RunReport(model_id=model_id, retrained=False, tokens=0, rows=0)
     tokens, rows = predict_latest(ctx, model_id, panel)
     return RunReport(model_id=model_id, retrained=retrained, tokens=tokens, rows=rows)
+
+
+def predict_part(ctx: Context, part: int, parts: int) -> str | None:
+    """Predict the tokens of `part` of `parts` with the newest model, unless a retrain is
+    due (then the join trains and predicts all); the model used, or None."""
+    panel = read_daily_panel(ctx.engine, ctx.cache_dir)
+    if retrain_due(ctx, int(panel.days[-1])):
+        return None
+    model_id = _newest_model_id(ctx)
+    if model_id is None:
+        return None
+    predict_latest(ctx, model_id, panel, part=(part, parts))
+    return model_id
 
 
 def model_info(row: dict[str, Any]) -> ModelInfo:

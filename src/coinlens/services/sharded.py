@@ -66,22 +66,6 @@ class JoinReport:
     seconds: float = 0.0
 
 
-def sub_panel(p: Panel, rows: I64) -> Panel:
-    """The panel restricted to `rows` (same calendar, same version)."""
-    return Panel(
-        token_ids=p.token_ids[rows],
-        symbols=[p.symbols[int(i)] for i in rows],
-        days=p.days,
-        open=p.open[rows],
-        high=p.high[rows],
-        low=p.low[rows],
-        close=p.close[rows],
-        volume=p.volume[rows],
-        quote_volume=p.quote_volume[rows],
-        version=p.version,
-    )
-
-
 def shard_rows(p: Panel, shard: int, shards: int) -> I64:
     """Panel rows of the tokens in `shard` of `shards` (by token id, stable across runs)."""
     mine = np.array([shard_of(int(t), shards) == shard for t in p.token_ids], dtype=bool)
@@ -97,7 +81,7 @@ def compute_shard(
     p: Panel, rows: I64
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """(token_analytics rows, backtest rows, signal events) of the tokens at `rows`."""
-    sub = sub_panel(p, _with_benchmarks(p, rows))
+    sub = p.take(_with_benchmarks(p, rows))
     # The analytics step's own `compute` runs on the sub-panel, so shard rows equal the
     # single-process rows by construction (same kernels, same payload shapes).
     report = an.AnalyticsReport(mode="full", reason="shard")
@@ -132,9 +116,17 @@ def run_shard(ctx: Context, shard: int, shards: int) -> ShardReport:
     return report
 
 
-def run_join(ctx: Context, *, now: datetime | None = None, graded: bool = False) -> JoinReport:
+def run_join(
+    ctx: Context,
+    *,
+    now: datetime | None = None,
+    graded: bool = False,
+    predicted_with: str | None = None,
+) -> JoinReport:
     """The cross-sectional steps after every shard is stored: prune, grades (unless the
-    day-range parts already stored them: `graded`), forecasts, alerts."""
+    day-range parts already stored them: `graded`), forecasts (a retrain when due; the
+    predictions unless the token parts made them with the newest model: `predicted_with`),
+    alerts."""
     started = time.perf_counter()
     report = JoinReport()
     p = read_daily_panel(ctx.engine, ctx.cache_dir)
@@ -144,7 +136,9 @@ def run_join(ctx: Context, *, now: datetime | None = None, graded: bool = False)
     report.steps["prune"] = f"{gone} rows dropped"
     report.steps["grades"] = "by day ranges" if graded else call_step("grades", ctx)
     # run_forecasts raises ValueError when the history is too short to train a model
-    report.steps["forecasts"] = call_step("forecasts", ctx, tolerate=(ValueError,))
+    report.steps["forecasts"] = call_step(
+        "forecasts", ctx, tolerate=(ValueError,), predicted_with=predicted_with
+    )
     report.steps["alerts"] = call_step("alerts", ctx, now=now)
     report.seconds = time.perf_counter() - started
     return report

@@ -50,14 +50,22 @@ def list_models(conn: Connection) -> list[dict[str, Any]]:
 
 
 def replace_forecasts(
-    conn: Connection, model_id: str, origin_day: int, rows: Sequence[Mapping[str, Any]]
+    conn: Connection,
+    model_id: str,
+    origin_day: int,
+    rows: Sequence[Mapping[str, Any]],
+    part: tuple[int, int] = (0, 1),
 ) -> None:
-    """Write one model's forecasts for one origin day (idempotent: replaces the same key)."""
-    conn.execute(
-        sa.delete(forecasts).where(
-            (forecasts.c.model_id == model_id) & (forecasts.c.origin_day == origin_day)
-        )
-    )
+    """Write one model's forecasts for one origin day (idempotent: replaces the same key).
+
+    With `part` = (k, P), P > 1, only the tokens with id % P == k are replaced: P workers
+    can each write their share of the tokens without deleting the others'.
+    """
+    where = (forecasts.c.model_id == model_id) & (forecasts.c.origin_day == origin_day)
+    k, parts = part
+    if parts > 1:
+        where = where & (forecasts.c.token_id % parts == k)
+    conn.execute(sa.delete(forecasts).where(where))
     if rows:
         conn.execute(sa.insert(forecasts), list(rows))
 

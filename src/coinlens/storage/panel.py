@@ -73,6 +73,21 @@ class Panel:
     quote_volume: NDArray[np.float64]
     version: int
 
+    def take(self, rows: NDArray[np.int64]) -> Panel:
+        """The panel restricted to the tokens at `rows` (same calendar, same version)."""
+        return Panel(
+            token_ids=self.token_ids[rows],
+            symbols=[self.symbols[int(i)] for i in rows],
+            days=self.days,
+            open=self.open[rows],
+            high=self.high[rows],
+            low=self.low[rows],
+            close=self.close[rows],
+            volume=self.volume[rows],
+            quote_volume=self.quote_volume[rows],
+            version=self.version,
+        )
+
     def row(self, symbol: str) -> int:
         """Row index of a token symbol."""
         try:
