@@ -5,12 +5,12 @@ SYNTHETIC data only (labelled). Needs PostgreSQL at 127.0.0.1:5432 and Redis at 
     .venv/bin/python bench/pipeline.py --tokens 10000 --days 1095          # the size
     .venv/bin/python bench/pipeline.py --tokens 1000 --days 1095 --live-tokens 2000
 
-1. Full recompute (indicators, signals, backtests, grades by day range → predictions as the
-   join) of `--tokens` × `--days` with W = 1 then 2 workers (`--pool solo`, one process each, so the
-   worker's peak RSS is its VmHWM), each worker limited to `--threads-per-worker` cores
-   (default 1: a worker stands for a machine; on this 2-core box, 2 workers × 1 thread);
-   each timed run follows one untimed warm-up run (JIT, panel snapshot, forecast model
-   trained once). Reports wall time, ratio and peak RSS.
+1. Full recompute (indicators, signals, backtests, grades by day range, predictions by token
+   share → the join) of `--tokens` × `--days` with W = 1 then 2 workers (`--pool solo`, one
+   process each, so the worker's peak RSS is its VmHWM), each worker limited to
+   `--threads-per-worker` cores (default 1: a worker stands for a machine; on this 2-core
+   box, 2 workers × 1 thread); each timed run follows one untimed warm-up run (JIT, panel
+   snapshot, forecast model trained once). Reports wall time, ratio and peak RSS.
 2. Live update for `--live-tokens`: one new daily candle per token is written, then the
    incremental analytics step and the alert evaluation run (in process); reports seconds,
    and separately the grades step run afterwards (it recomputes the whole history).
