@@ -188,6 +188,17 @@ def test_the_join_skips_predictions_only_when_every_forecast_part_made_them() ->
     assert _predicted([part, {**part, "forecast_part": 1, "model_id": None}]) is None  # deferred
     assert _predicted([part, {**part, "forecast_part": 1, "model_id": "m2"}]) is None
     assert _predicted([shard]) is None
+    assert _predicted([part, {**part, "forecast_part": 1, "failed": "no model"}]) is None
+
+
+def test_the_join_grades_itself_unless_every_grade_part_stored_its_days() -> None:
+    from coinlens.pipeline.tasks import _all_done
+
+    part = {"grades_part": 0, "parts": 2, "days": 500}
+    assert _all_done([part, {**part, "grades_part": 1}], "grades_part")
+    assert not _all_done([part], "grades_part")
+    assert not _all_done([part, {**part, "grades_part": 1, "failed": "x"}], "grades_part")
+    assert not _all_done([], "grades_part")
 
 
 def test_replay_is_deterministic_and_paced(tmp_path: Path, universe_ctx: Context) -> None:

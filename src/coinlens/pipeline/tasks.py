@@ -27,10 +27,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
+import structlog
 from celery import Celery, chord
 from celery.result import AsyncResult
 
-from coinlens.domain.errors import TemporaryError
+from coinlens.domain.errors import CoinlensError, TemporaryError
 from coinlens.services import jobs
 from coinlens.services.context import Context, build_context
 from coinlens.services.forecasts import predict_part
@@ -38,6 +39,7 @@ from coinlens.services.grades import run_grades
 from coinlens.services.scheduler import default_jobs
 from coinlens.services.sharded import run_join, run_shard
 
+log = structlog.get_logger(__name__)
 DONE_KEY = "coinlens:recompute:done"
 RETRY_ON = (TemporaryError, sa.exc.OperationalError, sa.exc.IntegrityError)
 _CONTEXTS: dict[tuple[int, int], Context] = {}
@@ -77,20 +79,36 @@ def register(app: Celery) -> None:
     def shard(index: int, shards: int) -> dict[str, Any]:
         return asdict(run_shard(context_for(app), index, shards))
 
+    # A part that fails on a domain error reports it instead of failing the chord (which
+    # would skip the join): the join then does that step itself, degraded as in one process.
     @app.task(name="coinlens.grades_part", **retry)  # type: ignore[untyped-decorator]
     def grades_part(part: int, parts: int) -> dict[str, Any]:
-        return asdict(run_grades(context_for(app), part=part, parts=parts))
+        out: dict[str, Any] = {"grades_part": part, "parts": parts}
+        try:
+            return {**out, **asdict(run_grades(context_for(app), part=part, parts=parts))}
+        except CoinlensError as exc:
+            if isinstance(exc, TemporaryError):
+                raise  # retried (autoretry_for)
+            log.warning("grades_part.failed", part=part, detail=exc.detail)
+            return {**out, "failed": exc.detail}
 
     @app.task(name="coinlens.forecast_part", **retry)  # type: ignore[untyped-decorator]
     def forecast_part(part: int, parts: int) -> dict[str, Any]:
-        model_id = predict_part(context_for(app), part, parts)
-        return {"forecast_part": part, "parts": parts, "model_id": model_id}
+        out: dict[str, Any] = {"forecast_part": part, "parts": parts, "model_id": None}
+        try:
+            return {**out, "model_id": predict_part(context_for(app), part, parts)}
+        except CoinlensError as exc:
+            if isinstance(exc, TemporaryError):
+                raise  # retried (autoretry_for)
+            log.warning("forecast_part.failed", part=part, detail=exc.detail)
+            return {**out, "failed": exc.detail}
 
     @app.task(name="coinlens.join", **retry)  # type: ignore[untyped-decorator]
     def join(
         results: list[dict[str, Any]], now: str | None = None, graded: bool = False
     ) -> dict[str, Any]:
         ctx = context_for(app)
+        graded = graded and _all_done(results, "grades_part")
         report = run_join(ctx, now=_now(now), graded=graded, predicted_with=_predicted(results))
         _redis(app).set(DONE_KEY, report.panel_version)
         return {**asdict(report), "parts": len(results)}
@@ -114,14 +132,26 @@ GRADE_PARTS = 2  # day ranges graded side by side (each re-reads the history bef
 FORECAST_PARTS = 2  # token shares predicted side by side
 
 
+def _parts(results: list[dict[str, Any]], kind: str) -> list[dict[str, Any]] | None:
+    """The chord results of the `kind` parts, if every part of one split is there."""
+    parts = [r for r in results if isinstance(r, dict) and kind in r]
+    expected = {r["parts"] for r in parts}
+    if len(expected) != 1 or len(parts) != expected.pop():
+        return None
+    return parts
+
+
+def _all_done(results: list[dict[str, Any]], kind: str) -> bool:
+    """Whether every `kind` part ran without a failure."""
+    parts = _parts(results, kind)
+    return parts is not None and not any("failed" in r for r in parts)
+
+
 def _predicted(results: list[dict[str, Any]]) -> str | None:
     """The model every forecast part predicted with, if they all did (else None)."""
-    parts = [r for r in results if isinstance(r, dict) and "forecast_part" in r]
-    models = {r["model_id"] for r in parts}
-    expected = {r["parts"] for r in parts}
-    if len(models) != 1 or len(expected) != 1 or len(parts) != expected.pop():
-        return None
-    model = models.pop()
+    parts = _parts(results, "forecast_part") if _all_done(results, "forecast_part") else None
+    models = {r["model_id"] for r in parts or []}
+    model = models.pop() if len(models) == 1 else None
     return model if isinstance(model, str) else None
 
 
