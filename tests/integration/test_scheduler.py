@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -189,6 +190,27 @@ def test_the_join_skips_predictions_only_when_every_forecast_part_made_them() ->
     assert _predicted([part, {**part, "forecast_part": 1, "model_id": "m2"}]) is None
     assert _predicted([shard]) is None
     assert _predicted([part, {**part, "forecast_part": 1, "failed": "no model"}]) is None
+
+
+def test_a_failing_part_reports_domain_errors_and_lets_temporary_ones_retry() -> None:
+    from coinlens.domain.errors import DataUnavailable, TemporaryError
+    from coinlens.pipeline.tasks import _part_result
+
+    def missing() -> dict[str, Any]:
+        raise DataUnavailable("no daily candles")
+
+    def busy() -> dict[str, Any]:
+        raise TemporaryError("database busy")
+
+    assert _part_result("grades_part", 1, 2, lambda: {"days": 3}) == {
+        "grades_part": 1,
+        "parts": 2,
+        "days": 3,
+    }
+    failed = _part_result("grades_part", 1, 2, missing)
+    assert failed == {"grades_part": 1, "parts": 2, "failed": "no daily candles"}
+    with pytest.raises(TemporaryError):
+        _part_result("forecast_part", 0, 2, busy)
 
 
 def test_the_join_grades_itself_unless_every_grade_part_stored_its_days() -> None:

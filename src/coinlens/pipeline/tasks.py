@@ -22,6 +22,7 @@ app was made with; nothing is shared across a fork.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -79,29 +80,19 @@ def register(app: Celery) -> None:
     def shard(index: int, shards: int) -> dict[str, Any]:
         return asdict(run_shard(context_for(app), index, shards))
 
-    # A part that fails on a domain error reports it instead of failing the chord (which
-    # would skip the join): the join then does that step itself, degraded as in one process.
     @app.task(name="coinlens.grades_part", **retry)  # type: ignore[untyped-decorator]
     def grades_part(part: int, parts: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"grades_part": part, "parts": parts}
-        try:
-            return {**out, **asdict(run_grades(context_for(app), part=part, parts=parts))}
-        except CoinlensError as exc:
-            if isinstance(exc, TemporaryError):
-                raise  # retried (autoretry_for)
-            log.warning("grades_part.failed", part=part, detail=exc.detail)
-            return {**out, "failed": exc.detail}
+        def run() -> dict[str, Any]:
+            return asdict(run_grades(context_for(app), part=part, parts=parts))
+
+        return _part_result("grades_part", part, parts, run)
 
     @app.task(name="coinlens.forecast_part", **retry)  # type: ignore[untyped-decorator]
     def forecast_part(part: int, parts: int) -> dict[str, Any]:
-        out: dict[str, Any] = {"forecast_part": part, "parts": parts, "model_id": None}
-        try:
-            return {**out, "model_id": predict_part(context_for(app), part, parts)}
-        except CoinlensError as exc:
-            if isinstance(exc, TemporaryError):
-                raise  # retried (autoretry_for)
-            log.warning("forecast_part.failed", part=part, detail=exc.detail)
-            return {**out, "failed": exc.detail}
+        def run() -> dict[str, Any]:
+            return {"model_id": predict_part(context_for(app), part, parts)}
+
+        return {"model_id": None, **_part_result("forecast_part", part, parts, run)}
 
     @app.task(name="coinlens.join", **retry)  # type: ignore[untyped-decorator]
     def join(
@@ -130,6 +121,23 @@ def register(app: Celery) -> None:
 
 GRADE_PARTS = 2  # day ranges graded side by side (each re-reads the history before its range)
 FORECAST_PARTS = 2  # token shares predicted side by side
+
+
+def _part_result(
+    kind: str, part: int, parts: int, run: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """A chord part's result, tagged with its kind and split. A part that fails on a domain
+    error reports it instead of failing the chord (which would skip the join): the join
+    then does that step itself, degraded as in one process. Temporary errors propagate,
+    so Celery retries them (`autoretry_for`)."""
+    out: dict[str, Any] = {kind: part, "parts": parts}
+    try:
+        return {**out, **run()}
+    except CoinlensError as exc:
+        if isinstance(exc, TemporaryError):
+            raise
+        log.warning("part.failed", kind=kind, part=part, detail=exc.detail)
+        return {**out, "failed": exc.detail}
 
 
 def _parts(results: list[dict[str, Any]], kind: str) -> list[dict[str, Any]] | None:
