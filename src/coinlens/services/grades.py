@@ -193,24 +193,6 @@ def day_range(n_days: int, part: int, parts: int) -> tuple[int, int]:
     return n_days * part // parts, n_days * (part + 1) // parts
 
 
-def _columns(panel: Panel, lo: int, hi: int) -> Panel:
-    def cut(x: F64) -> F64:
-        return x[:, lo:hi]
-
-    return Panel(
-        token_ids=panel.token_ids,
-        symbols=panel.symbols,
-        days=panel.days[lo:hi],
-        open=cut(panel.open),
-        high=cut(panel.high),
-        low=cut(panel.low),
-        close=cut(panel.close),
-        volume=cut(panel.volume),
-        quote_volume=cut(panel.quote_volume),
-        version=panel.version,
-    )
-
-
 def compute_days(
     ctx: Context, panel: Panel, lo: int, hi: int, cfg: method.GradeConfig | None = None
 ) -> GradeRun:
@@ -220,7 +202,7 @@ def compute_days(
     the whole computation bit for bit; workers can split the days between them.
     """
     cfg = cfg or method.GradeConfig()
-    sub = _columns(panel, 0, hi)
+    sub = panel.columns(0, hi)
     inputs = grade_inputs(ctx, sub)
     features = method.grade_features(inputs)
     masks = method.eligibility(inputs, cfg)
@@ -228,7 +210,7 @@ def compute_days(
         features = {g: {k: v[:, lo:] for k, v in fs.items()} for g, fs in features.items()}
         masks = method.Masks(masks.trader[:, lo:], masks.investor[:, lo:])
     grades = method.grades_from_features(features, masks, cfg)
-    return GradeRun(_columns(panel, lo, hi), inputs, features, masks, grades)
+    return GradeRun(panel.columns(lo, hi), inputs, features, masks, grades)
 
 
 def compute_all(ctx: Context, cfg: method.GradeConfig | None = None) -> GradeRun:

@@ -88,6 +88,21 @@ class Panel:
             version=self.version,
         )
 
+    def columns(self, lo: int, hi: int) -> Panel:
+        """The panel restricted to the days at columns [lo, hi) (same tokens, same version)."""
+        return Panel(
+            token_ids=self.token_ids,
+            symbols=self.symbols,
+            days=self.days[lo:hi],
+            open=self.open[:, lo:hi],
+            high=self.high[:, lo:hi],
+            low=self.low[:, lo:hi],
+            close=self.close[:, lo:hi],
+            volume=self.volume[:, lo:hi],
+            quote_volume=self.quote_volume[:, lo:hi],
+            version=self.version,
+        )
+
     def row(self, symbol: str) -> int:
         """Row index of a token symbol."""
         try:
