@@ -196,17 +196,14 @@ def predict_latest(
     return len(idx), len(rows)
 
 
-def retrain_due(ctx: Context, last_day: int) -> bool:
-    """Whether the newest model's cut-off is RETRAIN_DAYS or more behind `last_day`."""
+def current_model(ctx: Context, last_day: int) -> str | None:
+    """The newest model's id, or None when a retrain is due: no model yet, or its cut-off is
+    RETRAIN_DAYS or more behind `last_day` (one read, so the two answers agree)."""
     with ctx.engine.connect() as conn:
         newest = repo.latest_model(conn, KIND, with_artifact=False)
-    return newest is None or last_day - int(newest["cutoff_day"]) >= RETRAIN_DAYS
-
-
-def _newest_model_id(ctx: Context) -> str | None:
-    with ctx.engine.connect() as conn:
-        newest = repo.latest_model(conn, KIND, with_artifact=False)
-    return None if newest is None else str(newest["model_id"])
+    if newest is None or last_day - int(newest["cutoff_day"]) >= RETRAIN_DAYS:
+        return None
+    return str(newest["model_id"])
 
 
 def run_forecasts(
@@ -218,15 +215,12 @@ def run_forecasts(
     when no retrain is due and that is still the newest model, nothing is left to predict.
     """
     panel = read_daily_panel(ctx.engine, ctx.cache_dir)
-    retrained = retrain_due(ctx, int(panel.days[-1]))
-    if retrained:
+    model_id = current_model(ctx, int(panel.days[-1]))
+    retrained = model_id is None
+    if model_id is None:
         model_id = train_model(ctx, panel, cfg)
-    else:
-        newest = _newest_model_id(ctx)
-        assert newest is not None  # noqa: S101 - retrain_due returned False
-        model_id = newest
-        if predicted_with == model_id:
-            return RunReport(model_id=model_id, retrained=False, tokens=0, rows=0)
+    elif predicted_with == model_id:
+        return RunReport(model_id=model_id, retrained=False, tokens=0, rows=0)
     tokens, rows = predict_latest(ctx, model_id, panel)
     return RunReport(model_id=model_id, retrained=retrained, tokens=tokens, rows=rows)
 
@@ -235,12 +229,9 @@ def predict_part(ctx: Context, part: int, parts: int) -> str | None:
     """Predict the tokens of `part` of `parts` with the newest model, unless a retrain is
     due (then the join trains and predicts all); the model used, or None."""
     panel = read_daily_panel(ctx.engine, ctx.cache_dir)
-    if retrain_due(ctx, int(panel.days[-1])):
-        return None
-    model_id = _newest_model_id(ctx)
-    if model_id is None:
-        return None
-    predict_latest(ctx, model_id, panel, part=(part, parts))
+    model_id = current_model(ctx, int(panel.days[-1]))
+    if model_id is not None:
+        predict_latest(ctx, model_id, panel, part=(part, parts))
     return model_id
 
 
