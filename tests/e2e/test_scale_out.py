@@ -153,8 +153,7 @@ def _scale_out(src: Context, settings: Settings, tmp_path: Path) -> dict[str, An
     env = _env(settings)
     logs = [tmp_path / f"{n}.log" for n in ("w1", "w2", "beat")]
     dst = build_context(settings)  # migrate before the workers start
-    # each process keeps its own panel cache, as on separate hosts (storage/panel.py's
-    # snapshot temp file is not unique per process, so processes must not share a cache)
+    # each process keeps its own panel cache, as on separate hosts
     procs = [
         _spawn(
             ["worker", "--name", f"{n}@%h"], {**env, "COINLENS_DATA_DIR": str(tmp_path / n)}, log

@@ -295,3 +295,35 @@ def test_many_scattered_corrections_merge_exactly(ctx: Context, tmp_path: Path) 
     assert how == ["merged"]
     assert panel.close[panel.row("T39"), 55 + 42] == 0.5
     _assert_equals_rebuild(ctx, panel, tmp_path)
+
+
+def test_threads_of_one_process_write_the_same_snapshot_at_once(tmp_path: Path) -> None:
+    # e.g. an API request and the overview warm-up both find the snapshot stale
+    import threading
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from coinlens.storage.panel import _write_snapshot
+
+    table = pa.table({"token_id": np.arange(20_000), "day": np.arange(20_000) % 400})
+    path = tmp_path / "panel-1d-abc-v7.parquet"
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def write() -> None:
+        start.wait()
+        try:
+            for _ in range(10):
+                _write_snapshot(table, path)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert pq.read_table(path).equals(table)
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind

@@ -17,6 +17,7 @@ import io
 import itertools
 import json
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -317,7 +318,9 @@ def _bring_up_to_date(conn: Connection, path: Path, version: int) -> pa.Table:
 
 def _write_snapshot(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # unique per process: workers share a data dir
+    # unique per writer: processes may share a data dir, and threads of one process (a
+    # request and the overview warm-up) may rebuild the same snapshot at once
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     # prices barely compress: lz4 without float dictionaries or statistics writes ~2.5x and
     # reads ~3x faster than zstd for a few % more disk (4M rows: 0.35 s / 0.18 s, 194 MB)
     pq.write_table(
