@@ -16,8 +16,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from coinlens.analytics.grades import percentile_rank
 from coinlens.analytics.indicators import as_panel
+from coinlens.analytics.ranking import percentile_rank
 from coinlens.domain.errors import UserInputError
 
 F64 = NDArray[np.float64]

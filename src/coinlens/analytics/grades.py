@@ -16,16 +16,24 @@ for the Trader Grade, 180 for the Investor Grade); a day needs `min_tokens` elig
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
-from coinlens.analytics._jit import njit, njit_parallel, prange, run_rows
 from coinlens.analytics.indicators import as_panel, ema, macd, rsi, sma
+from coinlens.analytics.ranking import add_percentiles, percentile_rank
 from coinlens.analytics.returns import drawdown_from_ath, simple_returns
+from coinlens.analytics.rolling import (
+    rolling_beta,
+    rolling_mean,
+    rolling_moments,
+    window_max_drawdown,
+)
 from coinlens.analytics.signals import compute_signals
 from coinlens.domain.errors import UserInputError
 
@@ -108,65 +116,20 @@ class Grades(NamedTuple):
 # --- ranking -------------------------------------------------------------------------------
 
 
-@njit
-def _percentile_cols(a: F64, out: F64, min_n: int, c0: int, c1: int) -> None:
-    """`percentile_rank` of columns c0..c1: sort each column's finite values, average ties."""
-    m = a.shape[0]
-    rows = np.empty(m, np.int64)
-    vals = np.empty(m)
-    for j in range(c0, c1):
-        n = 0
-        for i in range(m):
-            out[i, j] = np.nan
-            v = a[i, j]
-            if math.isfinite(v):
-                rows[n], vals[n] = i, v
-                n += 1
-        if n < min_n:
-            continue
-        order = np.argsort(vals[:n])
-        k = 0
-        while k < n:
-            e = k
-            while e + 1 < n and vals[order[e + 1]] == vals[order[k]]:
-                e += 1
-            pct = 50.0 * (k + e) / (n - 1)
-            for q in range(k, e + 1):
-                out[rows[order[q]], j] = pct
-            k = e + 1
+def combine(features: Iterable[F64], mask: B1, cfg: GradeConfig) -> F64:
+    """A sub-grade: the percentile of the mean percentile of its (higher-is-better) features.
 
-
-def percentile_rank(x: ArrayLike, min_count: int = 2) -> F64:
-    """Per column (day), the average-rank percentile 0–100 among finite values.
-
-    Equals `100 * (scipy.stats.rankdata(col[finite]) - 1) / (n - 1)` per column; NaN for
-    non-finite cells and for columns with fewer than `max(min_count, 2)` finite values.
+    Features are consumed one at a time (a generator keeps one feature panel alive); each
+    token's mean is over the features it has that day (e.g. chain TVL only where known).
     """
-    a = as_panel(x)
-    out = np.empty_like(a)
-    run_rows(_percentile_cols, a.shape[1], a, out, max(min_count, 2))
-    return out
-
-
-def _mean_available(parts: list[F64]) -> F64:
-    """Cell-wise mean over the finite parts; NaN where none is finite."""
-    total = np.zeros_like(parts[0])
-    n = np.zeros_like(parts[0])
-    for p in parts:
-        ok = np.isfinite(p)
-        total += np.where(ok, p, 0.0)
-        n += ok
+    total = np.zeros(mask.shape)
+    count = np.zeros(mask.shape)
+    for f in features:
+        add_percentiles(f, total, count, cfg.min_feature_tokens, mask)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
-
-
-def combine(features: dict[str, F64], mask: B1, cfg: GradeConfig) -> F64:
-    """A sub-grade: the percentile of the mean percentile of its (higher-is-better) features."""
-    pcts = [
-        percentile_rank(np.where(mask, f, np.nan), cfg.min_feature_tokens)
-        for f in features.values()
-    ]
-    return percentile_rank(np.where(mask, _mean_available(pcts), np.nan), cfg.min_tokens)
+        np.divide(total, np.maximum(count, 1.0), out=total)
+    total[count == 0] = np.nan
+    return percentile_rank(total, cfg.min_tokens, mask)
 
 
 def weighted(subs: dict[str, F64], weights: dict[str, float]) -> F64:
@@ -180,57 +143,6 @@ def weighted(subs: dict[str, F64], weights: dict[str, float]) -> F64:
     return out
 
 
-# --- rolling helpers (O(tokens × days)) ----------------------------------------------------
-
-
-@njit
-def _rolling_sum_rows(x: F64, window: int, out: tuple[F64, F64], r0: int, r1: int) -> None:
-    s_out, n_out = out
-    t = x.shape[1]
-    cs = np.zeros(t + 1)
-    cn = np.zeros(t + 1)
-    for i in range(r0, r1):
-        for j in range(t):  # prefix sums, left to right (as np.cumsum)
-            v = x[i, j]
-            ok = math.isfinite(v)
-            cs[j + 1] = cs[j] + (v if ok else 0.0)
-            cn[j + 1] = cn[j] + (1.0 if ok else 0.0)
-        for j in range(t):
-            lo = max(j + 1 - window, 0)
-            s_out[i, j] = cs[j + 1] - cs[lo]
-            n_out[i, j] = cn[j + 1] - cn[lo]
-
-
-def _rolling_sum(x: F64, window: int) -> tuple[F64, F64]:
-    """Sum and count of the finite values in (t - window, t] (prefix-sum differences)."""
-    a = np.ascontiguousarray(x, dtype=np.float64)
-    out = (np.empty_like(a), np.empty_like(a))
-    run_rows(_rolling_sum_rows, a.shape[0], a, window, out)
-    return out
-
-
-def rolling_mean(x: F64, window: int, min_obs: int) -> F64:
-    """Mean of the finite values in the last `window` days (NaN below `min_obs`)."""
-    s, n = _rolling_sum(x, window)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n >= min_obs, s / n, np.nan)
-
-
-def rolling_moments(r: F64, window: int, min_obs: int) -> tuple[F64, F64, F64]:
-    """Mean, sample std (ddof=1) and downside deviation √mean(min(r,0)²) over a window.
-
-    Same definitions as `returns.rolling_risk` (before annualising), via running sums.
-    """
-    s1, n = _rolling_sum(r, window)
-    s2, _ = _rolling_sum(r * r, window)
-    d2, _ = _rolling_sum(np.minimum(r, 0.0) ** 2, window)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ok = n >= max(min_obs, 2)
-        mean = np.where(ok, s1 / n, np.nan)
-        var = np.maximum(s2 - s1 * s1 / n, 0.0) / (n - 1)
-        return mean, np.where(ok, np.sqrt(var), np.nan), np.where(ok, np.sqrt(d2 / n), np.nan)
-
-
 def _lag(x: F64, n: int) -> F64:
     out = np.full_like(x, np.nan)
     if n < x.shape[1]:
@@ -241,26 +153,6 @@ def _lag(x: F64, n: int) -> F64:
 def _log_change(x: F64, n: int) -> F64:
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.log(x / _lag(x, n))
-
-
-@njit_parallel
-def window_max_drawdown(close: F64, window: int) -> F64:
-    """Deepest peak-to-trough fall of the valid closes within the last `window` days (<= 0)."""
-    m, t = close.shape
-    out = np.full((m, t), np.nan)
-    for i in prange(m):
-        for j in range(t):
-            if not math.isfinite(close[i, j]):
-                continue
-            peak = -math.inf
-            worst = 0.0
-            for k in range(max(0, j - window + 1), j + 1):
-                c = close[i, k]
-                if math.isfinite(c):
-                    peak = max(peak, c)
-                    worst = min(worst, c / peak - 1.0)
-            out[i, j] = worst
-    return out
 
 
 # --- features (higher is better) -----------------------------------------------------------
@@ -289,52 +181,39 @@ def _relative_strength(close: F64, r: F64, benchmark: int | None) -> F64:
     lr30 = _log_change(close, 30)
     if benchmark is None:
         return lr30
-    b = np.broadcast_to(r[benchmark], r.shape)
-    both = np.isfinite(r) & np.isfinite(b)
-    x, y = np.where(both, r, np.nan), np.where(both, b, np.nan)
-    sxy, n = _rolling_sum(x * y, 90)
-    sx, _ = _rolling_sum(x, 90)
-    sy, _ = _rolling_sum(y, 90)
-    syy, _ = _rolling_sum(y * y, 90)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var_b = syy - sy * sy / n
-        beta = np.where((n >= 30) & (var_b > 0), (sxy - sx * sy / n) / var_b, np.nan)
+    beta = rolling_beta(r, r[benchmark], 90, 30)
     out: F64 = lr30 - beta * lr30[benchmark]
     return out
 
 
-def trader_features(inp: GradeInputs) -> dict[str, dict[str, F64]]:
-    """Technical, quant and liquidity features of the Trader Grade (higher is better)."""
+Feature = tuple[str, str, F64]
+"""(sub-grade, feature name, tokens × days panel), higher is better."""
+
+
+def _trader_features(inp: GradeInputs, r: F64) -> Iterator[Feature]:
+    """Technical, quant and liquidity features of the Trader Grade, one panel at a time."""
     c = inp.close
     e50 = ema(c, 50)
-    hist = macd(c).hist
-    signals, _ = compute_signals(inp.high, inp.low, c, inp.volume)
-    r = simple_returns(c)
+    yield "technical", "trend", _log(_ratio(c, e50))
+    yield "technical", "ema_cross", _log(_ratio(ema(c, 20), e50))
+    del e50
+    yield "technical", "rsi", rsi(c, 14)
+    yield "technical", "macd", _ratio(macd(c).hist, c)
+    yield "technical", "signal_score", compute_signals(inp.high, inp.low, c, inp.volume)[0].score
     mean30, sd30, _ = rolling_moments(r, 30, 20)
-    _, sd180, _ = rolling_moments(r, 180, 60)
+    yield "quant", "sharpe_30", _ratio(mean30, sd30)
+    del mean30
+    yield "quant", "vol_regime", -_ratio(sd30, rolling_moments(r, 180, 60)[1])
+    del sd30
+    yield "quant", "rs_btc", _relative_strength(c, r, inp.benchmark)
     dv = _log(_dollar_volume(inp))
     dv30 = rolling_mean(dv, 30, 20)
+    yield "liquidity", "dollar_volume_30", dv30
+    yield "liquidity", "volume_trend", rolling_mean(dv, 7, 5) - dv30
+    del dv30
     with np.errstate(invalid="ignore", divide="ignore"):
         illiquidity = rolling_mean(np.abs(r) / np.exp(dv), 30, 20)
-    return {
-        "technical": {
-            "trend": _log(_ratio(c, e50)),
-            "ema_cross": _log(_ratio(ema(c, 20), e50)),
-            "rsi": rsi(c, 14),
-            "macd": _ratio(hist, c),
-            "signal_score": signals.score,
-        },
-        "quant": {
-            "sharpe_30": _ratio(mean30, sd30),
-            "vol_regime": -_ratio(sd30, sd180),
-            "rs_btc": _relative_strength(c, r, inp.benchmark),
-        },
-        "liquidity": {
-            "dollar_volume_30": dv30,
-            "volume_trend": rolling_mean(dv, 7, 5) - dv30,
-            "amihud_30": -_log(illiquidity),
-        },
-    }
+    yield "liquidity", "amihud_30", -_log(illiquidity)
 
 
 def _history(close: F64) -> F64:
@@ -342,58 +221,72 @@ def _history(close: F64) -> F64:
     return np.cumsum(np.isfinite(close), axis=1).astype(np.float64)
 
 
-def _nan_panel(like: F64) -> F64:
-    return np.full_like(like, np.nan)
-
-
-def investor_features(inp: GradeInputs) -> dict[str, dict[str, F64]]:
-    """Fundamentals, risk and valuation features of the Investor Grade (higher is better)."""
+def _investor_features(inp: GradeInputs, r: F64) -> Iterator[Feature]:
+    """Fundamentals, risk and valuation features of the Investor Grade, one panel at a time."""
     c = inp.close
-    nan = _nan_panel(c)
+    nan = np.full_like(c, np.nan)
     mcap = inp.market_cap if inp.market_cap is not None else nan
+    tvl = inp.tvl if inp.tvl is not None else nan
     rank = inp.rank if inp.rank is not None else nan
     supply = inp.supply if inp.supply is not None else nan
-    tvl = inp.tvl if inp.tvl is not None else nan
     activity = inp.activity if inp.activity is not None else nan
     dv = _dollar_volume(inp)
-    r = simple_returns(c)
+    yield "fundamentals", "market_cap", _log(mcap)
+    yield "fundamentals", "rank_trend", _lag(rank, 180) - rank
+    yield "fundamentals", "liquidity_depth", rolling_mean(_log(dv), 90, 60)
+    yield "fundamentals", "turnover", rolling_mean(_log(_ratio(dv, mcap)), 90, 30)
+    del dv
+    yield "fundamentals", "age", np.minimum(_history(c), 4 * 365.0)
+    yield "fundamentals", "dilution", -_log_change(supply, 365)
+    yield "fundamentals", "tvl_growth", _log_change(tvl, 90)
+    yield "fundamentals", "activity_growth", _log_change(activity, 90)
     mean365, _, down365 = rolling_moments(r, 365, 180)
-    return {
-        "fundamentals": {
-            "market_cap": _log(mcap),
-            "rank_trend": _lag(rank, 180) - rank,
-            "liquidity_depth": rolling_mean(_log(dv), 90, 60),
-            "turnover": rolling_mean(_log(_ratio(dv, mcap)), 90, 30),
-            "age": np.minimum(_history(c), 4 * 365.0),
-            "dilution": -_log_change(supply, 365),
-            "tvl_growth": _log_change(tvl, 90),
-            "activity_growth": _log_change(activity, 90),
-        },
-        "risk": {
-            "sortino_365": _ratio(mean365, down365),
-            "max_drawdown_365": window_max_drawdown(c, 365),
-            "downside_dev_365": -down365,
-        },
-        "valuation": {
-            "below_trend": -_log(_ratio(c, sma(c, 200))),
-            "ath_drawdown": -drawdown_from_ath(c),
-            "mcap_to_tvl": -_log(_ratio(mcap, tvl)),
-        },
-    }
+    yield "risk", "sortino_365", _ratio(mean365, down365)
+    del mean365
+    yield "risk", "max_drawdown_365", window_max_drawdown(c, 365)
+    yield "risk", "downside_dev_365", -down365
+    del down365
+    yield "valuation", "below_trend", -_log(_ratio(c, sma(c, 200)))
+    yield "valuation", "ath_drawdown", -drawdown_from_ath(c)
+    yield "valuation", "mcap_to_tvl", -_log(_ratio(mcap, tvl))
+
+
+def _check_shapes(inp: GradeInputs) -> None:
+    shape = inp.close.shape
+    for name in (
+        "high",
+        "low",
+        "volume",
+        "quote_volume",
+        "market_cap",
+        "rank",
+        "supply",
+        "tvl",
+        "activity",
+    ):
+        arr = getattr(inp, name)
+        if arr is not None and arr.shape != shape:
+            raise UserInputError(f"{name} must have the close panel's shape {shape}")
+
+
+def feature_stream(inp: GradeInputs) -> Iterator[Feature]:
+    """Every feature of both grades, grouped by sub-grade in `SUB_GRADES` order.
+
+    Panels are produced one after another and dropped by this generator once yielded, so a
+    consumer that ranks each and lets it go holds one feature panel at a time.
+    """
+    _check_shapes(inp)
+    r = simple_returns(inp.close)
+    yield from _trader_features(inp, r)
+    yield from _investor_features(inp, r)
 
 
 def grade_features(inp: GradeInputs) -> dict[str, dict[str, F64]]:
-    """All features of both grades by sub-grade; validates the panel shapes."""
-    shape = inp.close.shape
-    for name in ("high", "low", "volume", "quote_volume", "market_cap", "rank", "supply"):
-        arr = getattr(inp, name)
-        if arr is not None and arr.shape != shape:
-            raise UserInputError(f"{name} must have the close panel's shape {shape}")
-    for name in ("tvl", "activity"):
-        arr = getattr(inp, name)
-        if arr is not None and arr.shape != shape:
-            raise UserInputError(f"{name} must have the close panel's shape {shape}")
-    return {**trader_features(inp), **investor_features(inp)}
+    """All features of both grades by sub-grade (every panel at once: for small panels)."""
+    out: dict[str, dict[str, F64]] = {}
+    for sub, name, panel in feature_stream(inp):
+        out.setdefault(sub, {})[name] = panel
+    return out
 
 
 class Masks(NamedTuple):
@@ -413,6 +306,16 @@ def eligibility(inp: GradeInputs, cfg: GradeConfig) -> Masks:
     return Masks(has & (hist >= cfg.trader_history), has & (hist >= cfg.investor_history))
 
 
+def _grades(sub: dict[str, F64], cfg: GradeConfig) -> Grades:
+    trader = weighted({k: sub[k] for k in TRADER_SUBS}, cfg.trader_weights)
+    investor = weighted({k: sub[k] for k in INVESTOR_SUBS}, cfg.investor_weights)
+    return Grades(trader, investor, sub)
+
+
+def _mask_of(masks: Masks, sub: str) -> B1:
+    return masks.trader if sub in TRADER_SUBS else masks.investor
+
+
 def grades_from_features(
     features: dict[str, dict[str, F64]], masks: Masks, cfg: GradeConfig
 ) -> Grades:
@@ -421,21 +324,26 @@ def grades_from_features(
     Works on any set of day columns: pass features and masks sliced to one day to grade
     that day alone (the result equals that column of the full computation).
     """
-    sub: dict[str, F64] = {}
-    for name in TRADER_SUBS:
-        sub[name] = combine(features[name], masks.trader, cfg)
-    for name in INVESTOR_SUBS:
-        sub[name] = combine(features[name], masks.investor, cfg)
-    trader = weighted({k: sub[k] for k in TRADER_SUBS}, cfg.trader_weights)
-    investor = weighted({k: sub[k] for k in INVESTOR_SUBS}, cfg.investor_weights)
-    return Grades(trader, investor, sub)
+    sub = {n: combine(features[n].values(), _mask_of(masks, n), cfg) for n in SUB_GRADES}
+    return _grades(sub, cfg)
 
 
-def compute_grades(inp: GradeInputs, cfg: GradeConfig | None = None) -> Grades:
-    """Trader and Investor Grades (and sub-grades) for every token and day."""
+def compute_grades(inp: GradeInputs, cfg: GradeConfig | None = None, first_day: int = 0) -> Grades:
+    """Trader and Investor Grades (and sub-grades) for every token, days `first_day` on.
+
+    Features use the whole history given; only days from `first_day` are ranked, so the
+    result equals those columns of the full computation. One feature panel at a time is
+    alive besides the six sub-grades.
+    """
     cfg = cfg or GradeConfig()
     inp = _as_panels(inp)
-    return grades_from_features(grade_features(inp), eligibility(inp, cfg), cfg)
+    full = eligibility(inp, cfg)
+    masks = Masks(full.trader[:, first_day:], full.investor[:, first_day:])
+    sub: dict[str, F64] = {}
+    stream = feature_stream(inp)
+    for name, group in itertools.groupby(stream, key=lambda f: f[0]):
+        sub[name] = combine((f[2][:, first_day:] for f in group), _mask_of(masks, name), cfg)
+    return _grades(sub, cfg)
 
 
 def _as_panels(inp: GradeInputs) -> GradeInputs:

@@ -180,9 +180,6 @@ class GradeRun:
     """Grades for the whole panel, with the panel they were computed on."""
 
     panel: Panel
-    inputs: method.GradeInputs
-    features: dict[str, dict[str, F64]]
-    masks: method.Masks
     grades: method.Grades
 
 
@@ -201,16 +198,9 @@ def compute_days(
     Every grade of day t depends on data up to t (tested), so this equals those columns of
     the whole computation bit for bit; workers can split the days between them.
     """
-    cfg = cfg or method.GradeConfig()
     sub = panel.columns(0, hi)
-    inputs = grade_inputs(ctx, sub)
-    features = method.grade_features(inputs)
-    masks = method.eligibility(inputs, cfg)
-    if lo > 0:
-        features = {g: {k: v[:, lo:] for k, v in fs.items()} for g, fs in features.items()}
-        masks = method.Masks(masks.trader[:, lo:], masks.investor[:, lo:])
-    grades = method.grades_from_features(features, masks, cfg)
-    return GradeRun(panel.columns(lo, hi), inputs, features, masks, grades)
+    grades = method.compute_grades(grade_inputs(ctx, sub), cfg, first_day=lo)
+    return GradeRun(panel.columns(lo, hi), grades)
 
 
 def compute_all(ctx: Context, cfg: method.GradeConfig | None = None) -> GradeRun:

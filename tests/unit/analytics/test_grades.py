@@ -1,12 +1,10 @@
-"""Trader/Investor Grades: ranking equals scipy, sub-grades add up, no look-ahead."""
+"""Trader/Investor Grades: sub-grades add up, day ranges equal the whole, no look-ahead."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.stats import rankdata
 
 from coinlens.analytics import grades as g
 
@@ -29,51 +27,6 @@ def _inputs(seed: int, n_tokens: int = SHAPE[0], n_days: int = SHAPE[1]) -> g.Gr
         rank=np.argsort(np.argsort(-cap, axis=0), axis=0).astype(float) + 1,
         supply=cap / w.close,
     )
-
-
-def test_percentile_rank_equals_scipy_rankdata_per_column() -> None:
-    rng = np.random.default_rng(3)
-    x = np.round(rng.normal(size=(40, 25)), 1)  # rounding makes ties
-    x[rng.random(x.shape) < 0.2] = np.nan
-    x[0, 0] = np.inf
-    pct = g.percentile_rank(x)
-    for j in range(x.shape[1]):
-        ok = np.isfinite(x[:, j])
-        ref = 100 * (rankdata(x[ok, j]) - 1) / (ok.sum() - 1)
-        np.testing.assert_allclose(pct[ok, j], ref, rtol=0, atol=1e-12)
-        assert np.isnan(pct[~ok, j]).all()
-
-
-def test_percentile_rank_needs_min_count() -> None:
-    x = np.array([[1.0, 1.0], [2.0, np.nan], [3.0, np.nan]])
-    pct = g.percentile_rank(x, min_count=3)
-    np.testing.assert_array_equal(pct[:, 0], [0.0, 50.0, 100.0])
-    assert np.isnan(pct[:, 1]).all()
-
-
-def test_rolling_moments_equal_a_plain_loop() -> None:
-    r = np.random.default_rng(1).normal(0, 0.05, (3, 60))
-    r[1, 10:20] = np.nan
-    mean, sd, down = g.rolling_moments(r, 15, 5)
-    for i in range(3):
-        for t in range(60):
-            win = r[i, max(0, t - 14) : t + 1]
-            win = win[np.isfinite(win)]
-            if win.size < 5:
-                assert np.isnan(mean[i, t])
-                continue
-            assert mean[i, t] == pytest.approx(win.mean(), abs=1e-12)
-            assert sd[i, t] == pytest.approx(win.std(ddof=1), rel=1e-9)
-            assert down[i, t] == pytest.approx(np.sqrt(np.mean(np.minimum(win, 0) ** 2)), rel=1e-9)
-
-
-def test_window_max_drawdown_equals_a_plain_loop() -> None:
-    c = np.array([[10.0, 12.0, 6.0, np.nan, 9.0, 3.0, 4.0]])
-    mdd = g.window_max_drawdown(c, 3)
-    assert mdd[0, 2] == pytest.approx(-0.5)
-    assert np.isnan(mdd[0, 3])
-    assert mdd[0, 4] == 0.0  # window days 2..4 (6, gap, 9): the fall from 12 has left it
-    assert mdd[0, 5] == pytest.approx(3 / 9 - 1)
 
 
 def test_grades_are_the_weighted_sum_of_their_sub_grades() -> None:
@@ -120,6 +73,25 @@ def test_one_day_equals_that_column_of_the_full_computation() -> None:
     )
     np.testing.assert_array_equal(one.trader[:, 0], full.trader[:, t])
     np.testing.assert_array_equal(one.investor[:, 0], full.investor[:, t])
+
+
+def test_grades_from_a_first_day_equal_those_columns_of_the_full_computation() -> None:
+    inp = _inputs(9)
+    full = g.compute_grades(inp)
+    late = g.compute_grades(inp, first_day=150)
+    np.testing.assert_array_equal(late.trader, full.trader[:, 150:])
+    np.testing.assert_array_equal(late.investor, full.investor[:, 150:])
+    for sub in g.SUB_GRADES:
+        np.testing.assert_array_equal(late.sub[sub], full.sub[sub][:, 150:])
+
+
+def test_streamed_grades_equal_grades_from_all_features_at_once() -> None:
+    inp = _inputs(10)
+    cfg = g.GradeConfig()
+    at_once = g.grades_from_features(g.grade_features(inp), g.eligibility(inp, cfg), cfg)
+    streamed = g.compute_grades(inp, cfg)
+    np.testing.assert_array_equal(streamed.trader, at_once.trader)
+    np.testing.assert_array_equal(streamed.investor, at_once.investor)
 
 
 def test_bands() -> None:
