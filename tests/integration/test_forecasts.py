@@ -119,6 +119,19 @@ def test_token_parts_store_what_one_prediction_stores(ctx: Context) -> None:
     assert _stored(ctx) == whole
 
 
+def test_predicting_in_token_chunks_stores_what_one_pass_stores(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load(ctx, days=500)
+    first = forecasts.run_forecasts(ctx, SMALL)
+    whole = _stored(ctx)
+    with ctx.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM forecasts"))
+    monkeypatch.setattr(forecasts, "PREDICT_CHUNK", 4)  # 11 tokens: chunks of 4, 4 and 3
+    assert forecasts.predict_latest(ctx, first.model_id) == (11, len(whole) // 2)
+    assert _stored(ctx) == whole
+
+
 def test_parts_defer_to_the_join_when_a_retrain_is_due(ctx: Context) -> None:
     _load(ctx, days=500)
     assert forecasts.predict_part(ctx, 0, 2) is None  # no model yet: the join trains

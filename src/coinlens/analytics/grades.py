@@ -186,6 +186,21 @@ def _relative_strength(close: F64, r: F64, benchmark: int | None) -> F64:
     return out
 
 
+SIGNAL_CHUNK = 1024  # tokens per `compute_signals` call: it keeps 8 indicator panels
+
+
+def _signal_score(inp: GradeInputs) -> F64:
+    """The signal score of `analytics.signals` (per token, so computed a chunk at a time)."""
+    out = np.empty_like(inp.close)
+    for a in range(0, out.shape[0], SIGNAL_CHUNK):
+        rows = slice(a, a + SIGNAL_CHUNK)
+        signals, _ = compute_signals(
+            inp.high[rows], inp.low[rows], inp.close[rows], inp.volume[rows]
+        )
+        out[rows] = signals.score
+    return out
+
+
 Feature = tuple[str, str, F64]
 """(sub-grade, feature name, tokens × days panel), higher is better."""
 
@@ -199,7 +214,7 @@ def _trader_features(inp: GradeInputs, r: F64) -> Iterator[Feature]:
     del e50
     yield "technical", "rsi", rsi(c, 14)
     yield "technical", "macd", _ratio(macd(c).hist, c)
-    yield "technical", "signal_score", compute_signals(inp.high, inp.low, c, inp.volume)[0].score
+    yield "technical", "signal_score", _signal_score(inp)
     mean30, sd30, _ = rolling_moments(r, 30, 20)
     yield "quant", "sharpe_30", _ratio(mean30, sd30)
     del mean30
