@@ -6,8 +6,10 @@ from datetime import date
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from coinlens.domain.errors import DataUnavailable, NotFound, ValidationFailed
+from coinlens.services import grades as grades_service
 from coinlens.services.context import Context
 from coinlens.services.grades import LeaderboardQuery, get_grades, leaderboard, run_grades
 from coinlens.storage import repo
@@ -107,6 +109,20 @@ def test_day_parts_store_what_one_run_stores(ctx: Context, parts: int) -> None:
 
     assert (whole.written, whole.dropped) == (0, 0)
     assert whole.unchanged == sum(r.days for r in reports)
+
+
+def test_writes_in_batches_store_what_one_write_stores(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed(ctx)
+    monkeypatch.setattr(grades_service, "WRITE_BATCH", 50)  # a batch every few days
+    batched = run_grades(ctx)
+    with ctx.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT COUNT(*), COUNT(DISTINCT day) FROM grades")).one()
+    assert tuple(stored) == (batched.rows, batched.days)
+    monkeypatch.undo()
+    again = run_grades(ctx)  # one unbatched run agrees with every stored digest
+    assert (again.written, again.unchanged) == (0, batched.days)
 
 
 def test_token_grades_add_up(ctx: Context) -> None:

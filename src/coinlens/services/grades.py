@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal, NamedTuple, cast
@@ -55,6 +56,7 @@ CHAIN_OF = {
     "AVAX": "avalanche",
     "BNB": "bsc",
 }
+WRITE_BATCH = 50_000  # grade rows per write: a first run of 10,000 tokens writes millions
 TVL_METRIC = "tvl_usd"
 ACTIVITY_METRIC = "tx_count"
 
@@ -88,11 +90,12 @@ def _epoch_day(d: Any) -> int:
 
 
 class CapPanels(NamedTuple):
-    """Market cap, rank and circulating supply, point in time, tokens × days."""
+    """Market cap, rank and circulating supply, point in time, tokens × days (None: no
+    snapshot for any token; the features then treat them as unknown everywhere)."""
 
-    market_cap: F64
-    rank: F64
-    supply: F64
+    market_cap: F64 | None
+    rank: F64 | None
+    supply: F64 | None
 
 
 def cap_panels(ctx: Context, panel: Panel) -> CapPanels:
@@ -109,8 +112,7 @@ def cap_panels(ctx: Context, panel: Panel) -> CapPanels:
         found = [r for r in conn.execute(q) if int(r[0]) in row_of]
     shape = panel.close.shape
     if not found:
-        nan = np.full(shape, np.nan)
-        return CapPanels(nan, nan.copy(), nan.copy())
+        return CapPanels(None, None, None)
     rows = np.array([row_of[int(r[0])] for r in found], dtype=np.int64)
     cols = np.array([_epoch_day(r[1]) for r in found], dtype=np.int64) - int(panel.days[0])
 
@@ -123,15 +125,15 @@ def cap_panels(ctx: Context, panel: Panel) -> CapPanels:
     return CapPanels(market_cap=panel_of(3), rank=panel_of(2), supply=panel_of(4))
 
 
-def chain_panel(ctx: Context, panel: Panel, metric: str) -> F64:
-    """A chain metric (e.g. TVL) on the rows of the tokens that map to that chain."""
+def chain_panel(ctx: Context, panel: Panel, metric: str) -> F64 | None:
+    """A chain metric (e.g. TVL) on the rows of the tokens that map to that chain (None: no
+    token maps to a chain with that metric)."""
     rows_by_chain: dict[str, list[int]] = {}
     for i, symbol in enumerate(panel.symbols):
         if symbol in CHAIN_OF:
             rows_by_chain.setdefault(CHAIN_OF[symbol], []).append(i)
-    grid = np.full(panel.close.shape, np.nan)
     if not rows_by_chain:
-        return grid
+        return None
     q = (
         sa.select(metrics.c.entity, metrics.c.date, metrics.c.value)
         .where(metrics.c.metric == metric, metrics.c.entity.in_(list(rows_by_chain)))
@@ -139,6 +141,9 @@ def chain_panel(ctx: Context, panel: Panel, metric: str) -> F64:
     )
     with ctx.engine.connect() as conn:
         points = conn.execute(q).all()
+    if not points:
+        return None
+    grid = np.full(panel.close.shape, np.nan)
     n_days = len(panel.days)
     for entity, day, value in points:
         col = _epoch_day(day) - int(panel.days[0])
@@ -224,17 +229,16 @@ class GradesReport:
     seconds: float = 0.0
 
 
-def _day_blocks(run: GradeRun) -> dict[int, tuple[NDArray[np.int64], F64]]:
-    """day → (token ids, values rounded to 0.01: trader, investor, then the six sub-grades)."""
+def _day_blocks(run: GradeRun) -> Iterator[tuple[int, NDArray[np.int64], F64]]:
+    """Per graded day: (day, token ids, values rounded to 0.01: trader, investor, then the
+    six sub-grades), one day at a time."""
     g = run.grades
-    stack = np.stack([g.trader, g.investor, *(g.sub[k] for k in method.SUB_GRADES)])
-    stack = np.round(stack, 2).astype(np.float64)
-    blocks: dict[int, tuple[NDArray[np.int64], F64]] = {}
-    for j, day in enumerate(run.panel.days):
-        rows = np.flatnonzero(np.isfinite(stack[0, :, j]))
+    panels = [g.trader, g.investor, *(g.sub[k] for k in method.SUB_GRADES)]
+    for j, day in enumerate(run.panel.days.tolist()):
+        column = np.asarray(np.round(np.stack([p[:, j] for p in panels]), 2), dtype=np.float64)
+        rows = np.flatnonzero(np.isfinite(column[0]))
         if rows.size:
-            blocks[int(day)] = (run.panel.token_ids[rows], stack[:, rows, j])
-    return blocks
+            yield day, run.panel.token_ids[rows], column[:, rows]
 
 
 def _digest(ids: NDArray[np.int64], values: F64) -> str:
@@ -272,29 +276,50 @@ def run_grades(
     started = time.perf_counter()
     panel = read_daily_panel(ctx.engine, ctx.cache_dir)
     lo, hi = day_range(len(panel.days), part, parts)
-    blocks = _day_blocks(compute_days(ctx, panel, lo, hi, cfg)) if hi > lo else {}
     first = int(panel.days[lo]) if part > 0 else -(2**62)  # part 0 and the last part also
     last = int(panel.days[hi]) if part < parts - 1 else 2**62  # own days off the panel's ends
-    report = GradesReport(days=len(blocks))
+    report = GradesReport()
+    blocks = _day_blocks(compute_days(ctx, panel, lo, hi, cfg)) if hi > lo else iter(())
     with ctx.engine.begin() as conn:
         stored = {d: v for d, v in grades_repo.day_digests(conn).items() if first <= d < last}
-        changed: dict[int, tuple[str, int]] = {}
-        rows: list[dict[str, Any]] = []
-        for day, (ids, values) in blocks.items():
+        seen: set[int] = set()
+        batch = _Batch(conn)
+        for day, ids, values in blocks:
+            seen.add(day)
             digest = _digest(ids, values)
             if stored.get(day) == digest:
                 report.unchanged += 1
                 continue
-            changed[day] = (digest, int(ids.size))
-            rows.extend(_rows(day, ids, values))
-        gone = sorted(set(stored) - set(blocks))
+            batch.add(day, digest, ids, values)
+            report.written += 1
+            report.rows += int(ids.size)
+        batch.flush()
+        gone = sorted(set(stored) - seen)
         if gone:
             grades_repo.drop_days(conn, gone)
-        if changed:
-            grades_repo.replace_days(conn, rows, changed)
-    report.written, report.dropped, report.rows = len(changed), len(gone), len(rows)
+    report.days, report.dropped = len(seen), len(gone)
     report.seconds = time.perf_counter() - started
     return report
+
+
+class _Batch:
+    """Changed days' rows, written every WRITE_BATCH rows (not all days' rows at once)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.rows: list[dict[str, Any]] = []
+        self.digests: dict[int, tuple[str, int]] = {}
+
+    def add(self, day: int, digest: str, ids: NDArray[np.int64], values: F64) -> None:
+        self.digests[day] = (digest, int(ids.size))
+        self.rows.extend(_rows(day, ids, values))
+        if len(self.rows) >= WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.digests:
+            grades_repo.replace_days(self.conn, self.rows, self.digests)
+        self.rows, self.digests = [], {}
 
 
 # --- queries -------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ inside one consistent database snapshot, so a snapshot holds exactly its version
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -151,18 +150,29 @@ def _fetch_sqlite(conn: Connection) -> NDArray[np.float64]:
     return flat.reshape(-1, 8)
 
 
-def _fetch_postgres(conn: Connection) -> NDArray[np.float64]:
-    buf = io.BytesIO()
-    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cur.copy(f"COPY ({_SQL}) TO STDOUT WITH (FORMAT csv)") as copy:
-        for chunk in copy:
-            buf.write(chunk)
-    if buf.tell() == 0:
-        return np.empty((0, 8))
-    buf.seek(0)
+def _fetch_postgres(conn: Connection, spool: Path) -> pa.Table:
+    """COPY the rows as CSV into a spool file (not memory: 10,000 tokens × 3 years is ~1 GB
+    of text) and parse it with its column types, straight into the snapshot's table."""
     names = ["token_id", "day", *FIELDS]
-    table = pacsv.read_csv(buf, read_options=pacsv.ReadOptions(column_names=names))
-    return np.column_stack([table.column(n).to_numpy().astype(np.float64) for n in names])
+    cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    spool.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with spool.open("wb") as out, cur.copy(f"COPY ({_SQL}) TO STDOUT WITH (FORMAT csv)") as cp:
+            for chunk in cp:
+                out.write(chunk)
+        if spool.stat().st_size == 0:
+            return _as_table(np.empty((0, 8)))
+        types = {"token_id": pa.int64(), "day": pa.int64(), **dict.fromkeys(FIELDS, pa.float64())}
+        table = pacsv.read_csv(
+            spool,
+            read_options=pacsv.ReadOptions(column_names=names),
+            convert_options=pacsv.ConvertOptions(column_types=types),
+        )
+    finally:
+        spool.unlink(missing_ok=True)
+    qv = table.column("quote_volume").to_numpy()
+    unknown = np.where(qv < 0, np.nan, qv)  # quote volume < 0 means unknown
+    return table.set_column(names.index("quote_volume"), "quote_volume", pa.array(unknown))
 
 
 def _as_table(arr: NDArray[np.float64]) -> pa.Table:
@@ -177,9 +187,10 @@ def _as_table(arr: NDArray[np.float64]) -> pa.Table:
     )
 
 
-def _rebuild(conn: Connection) -> pa.Table:
-    fetch = _fetch_postgres if conn.dialect.name == "postgresql" else _fetch_sqlite
-    return _as_table(fetch(conn))
+def _rebuild(conn: Connection, spool: Path) -> pa.Table:
+    if conn.dialect.name == "postgresql":
+        return _fetch_postgres(conn, spool)
+    return _as_table(_fetch_sqlite(conn))
 
 
 # --- incremental merge ----------------------------------------------------------------------
@@ -304,6 +315,7 @@ def _load(path: Path) -> pa.Table | None:
 
 
 def _bring_up_to_date(conn: Connection, path: Path, version: int) -> pa.Table:
+    """The snapshot table of `version`: the previous snapshot merged, or a rebuild."""
     previous = _previous(path)
     if previous is not None:
         old = _load(previous)
@@ -313,14 +325,19 @@ def _bring_up_to_date(conn: Connection, path: Path, version: int) -> pa.Table:
             return merged
     primaries = _primaries(conn)  # read in the same database snapshot as the rows
     log.info("panel.snapshot", mode="rebuilt", version=version)
-    return _with_primaries(_rebuild(conn), primaries)
+    return _with_primaries(_rebuild(conn, _unique(path, ".csv")), primaries)
+
+
+def _unique(path: Path, suffix: str) -> Path:
+    """A scratch file beside `path`, unique per process and thread."""
+    return path.with_suffix(f".{os.getpid()}.{threading.get_ident()}{suffix}")
 
 
 def _write_snapshot(table: pa.Table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # unique per writer: processes may share a data dir, and threads of one process (a
     # request and the overview warm-up) may rebuild the same snapshot at once
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp = _unique(path, ".tmp")
     # prices barely compress: lz4 without float dictionaries or statistics writes ~2.5x and
     # reads ~3x faster than zstd for a few % more disk (4M rows: 0.35 s / 0.18 s, 194 MB)
     pq.write_table(
@@ -333,22 +350,38 @@ def _write_snapshot(table: pa.Table, path: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def _to_panel(table: pa.Table, names: dict[int, str], version: int) -> Panel:
-    token_col = table.column("token_id").to_numpy()
-    day_col = table.column("day").to_numpy()
-    if len(token_col) == 0:
-        raise DataUnavailable("no daily candles loaded yet: run `coinlens up` or `coinlens import`")
-    present = np.zeros(int(token_col.max()) + 1, dtype=bool)
-    present[token_col] = True
-    ids = np.flatnonzero(present)  # sorted token ids, without a sort
-    first = int(day_col.min())
-    days = np.arange(first, int(day_col.max()) + 1, dtype=np.int64)
-    cell = (np.cumsum(present) - 1)[token_col] * len(days) + (day_col - first)
-    out = {}
-    for name in FIELDS:
-        grid = np.full((len(ids), len(days)), np.nan)
-        grid.ravel()[cell] = table.column(name).to_numpy(zero_copy_only=False)
-        out[name] = grid
+def _to_panel(path: Path, names: dict[int, str], version: int) -> Panel | None:
+    """The snapshot at `path` scattered into tokens × days grids, one column at a time (the
+    whole long table at once doubled the memory of a read); None if it is gone."""
+    try:
+        snapshot = pq.ParquetFile(path)
+    except FileNotFoundError:  # replaced by a newer version meanwhile
+        return None
+    with snapshot:
+        keys = snapshot.read(columns=["token_id", "day"])
+        token_col = keys.column("token_id").to_numpy()
+        day_col = keys.column("day").to_numpy()
+        if len(token_col) == 0:
+            raise DataUnavailable(
+                "no daily candles loaded yet: run `coinlens up` or `coinlens import`"
+            )
+        present = np.zeros(int(token_col.max()) + 1, dtype=bool)
+        present[token_col] = True
+        ids = np.flatnonzero(present)  # sorted token ids, without a sort
+        first = int(day_col.min())
+        days = np.arange(first, int(day_col.max()) + 1, dtype=np.int64)
+        cell = (np.cumsum(present) - 1)[token_col]
+        cell *= len(days)
+        cell += day_col - first
+        del keys, token_col, day_col
+        out = {}
+        for name in FIELDS:
+            grid = np.full((len(ids), len(days)), np.nan)
+            column = snapshot.read(columns=[name]).column(name)
+            grid.ravel()[cell] = column.to_numpy(zero_copy_only=False)
+            out[name] = grid
+    del column
+    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
     return Panel(
         token_ids=ids.astype(np.int64),
         symbols=[names.get(int(i), str(i)) for i in ids],
@@ -377,13 +410,16 @@ def read_daily_panel(engine: Engine, cache_dir: Path) -> Panel:
         hit = _LAST.get("panel")
         if hit is not None and hit[0] == (str(path), names):
             return hit[1]  # same candles version, same tokens: the panel this process built
-        table = _load(path)
-        stale = table is None
-        if table is None:
+        _LAST.clear()  # do not pin the old panel while the new one is built
+        panel = _to_panel(path, names, version) if path.exists() else None
+        if panel is None:
             table = _bring_up_to_date(conn, path, version)
-    if stale:
+    if panel is None:
         _write_snapshot(table, path)
-    panel = _to_panel(table, names, version)
+        del table  # read back column by column: the long table and the grids never coexist
+        panel = _to_panel(path, names, version)
+        if panel is None:  # a newer version's writer removed ours meanwhile: read that one
+            return read_daily_panel(engine, cache_dir)
     for arr in (panel.days, panel.token_ids, *(getattr(panel, f) for f in FIELDS)):
         arr.flags.writeable = False  # shared by every later reader of this version
     _LAST["panel"] = ((str(path), names), panel)
