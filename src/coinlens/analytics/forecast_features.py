@@ -9,7 +9,7 @@ random-walk scale of an h-day log return.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,35 +153,53 @@ def _volume_z(volume: F64) -> F64:
     return np.clip(z, -6.0, 6.0)
 
 
-def _token_features(volume: F64, lc: F64, log_ret: F64) -> list[F64]:
+def _token_features(volume: F64, lc: F64, log_ret: F64) -> Iterator[F64]:
+    """The TOKEN_FEATURES panels in order, one at a time."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        feats = [lc - _lag(lc, k) for k in RETURN_LAGS]
-        feats += [rolling_std(log_ret, w, max(5, int(w * 0.6))) for w in VOL_WINDOWS]
+        for k in RETURN_LAGS:
+            yield lc - _lag(lc, k)
+        for w in VOL_WINDOWS:
+            yield rolling_std(log_ret, w, max(5, int(w * 0.6)))
         price = np.exp(lc)
-        feats.append(np.where(np.isfinite(lc), wilder_rsi(lc) / 100.0 - 0.5, np.nan))
-        feats.append(lc - np.log(_ewm(price, 2.0 / 21.0, 20)))
-        feats.append(lc - np.log(_sma(price, 200)))
-        feats.append(lc - np.fmax.accumulate(np.where(np.isfinite(lc), lc, -np.inf), axis=1))
-        feats.append(_volume_z(volume))
+        yield np.where(np.isfinite(lc), wilder_rsi(lc) / 100.0 - 0.5, np.nan)
+        yield lc - np.log(_ewm(price, 2.0 / 21.0, 20))
+        yield lc - np.log(_sma(price, 200))
+        del price
+        yield lc - np.fmax.accumulate(np.where(np.isfinite(lc), lc, -np.inf), axis=1)
+        yield _volume_z(volume)
         age = np.cumsum(np.isfinite(lc), axis=1).astype(np.float64)
-        feats.append(np.where(np.isfinite(lc), np.log1p(age), np.nan))
-    return feats
+        yield np.where(np.isfinite(lc), np.log1p(age), np.nan)
 
 
-def _market_features(lc: F64, log_ret: F64, btc: int, eth: int | None) -> list[F64]:
-    b = lc[btc]
+def _market_rows(close: F64, btc: int, eth: int | None) -> list[F64]:
+    """The MARKET_FEATURES series (one value per day, shared by every token)."""
+    rows_of = [btc] if eth is None else [btc, eth]
+    lc, observed = ffill_log_close(close[rows_of])
+    log_ret = np.where(observed, lc - _lag(lc, 1), np.nan)
+    b = lc[0]
     rows = [
         b - _lag(b[None, :], 7)[0],
         b - _lag(b[None, :], 30)[0],
-        rolling_std(log_ret[btc][None, :], 30, 20)[0],
+        rolling_std(log_ret[:1], 30, 20)[0],
         b - np.fmax.accumulate(np.where(np.isfinite(b), b, -np.inf)),
     ]
     if eth is not None:
-        e = lc[eth]
+        e = lc[1]
         rows.append(e - _lag(e[None, :], 30)[0])
     else:
         rows.append(np.full_like(b, np.nan))
-    return [np.broadcast_to(r, lc.shape) for r in rows]
+    return rows
+
+
+FEATURE_CHUNK = 1024
+"""Tokens whose features are computed at once: every feature is per token (or a shared
+market series), so chunks change no value, only the memory (a few panels of one chunk)."""
+
+
+def _put(dst: NDArray[np.float32], feature: F64) -> None:
+    v = np.asarray(feature, dtype=np.float32)
+    v[~np.isfinite(v)] = np.nan
+    dst[...] = v
 
 
 def build_features(
@@ -196,26 +214,41 @@ def build_features(
     `market_rows` = (BTC row, ETH row or None) adds BTC/ETH market-state features;
     `extra` adds point-in-time panels (e.g. grades) under their names.
     """
-    lc, observed = ffill_log_close(np.asarray(close, dtype=np.float64))
-    log_ret = np.where(observed, lc - _lag(lc, 1), np.nan)
-    feats = _token_features(np.asarray(volume, dtype=np.float64), lc, log_ret)
-    names = list(TOKEN_FEATURES)
-    if market_rows is not None:
-        feats += _market_features(lc, log_ret, market_rows[0], market_rows[1])
-        names += MARKET_FEATURES
-    for name, panel in (extra or {}).items():
-        feats.append(np.asarray(panel, dtype=np.float64))
-        names.append(name)
-    values = np.stack([np.asarray(f, dtype=np.float32) for f in feats], axis=2)
-    values[~np.isfinite(values)] = np.nan
-    sigma = trailing_sigma(log_ret)
+    close = np.asarray(close, dtype=np.float64)
+    volume = np.asarray(volume, dtype=np.float64)
+    market = [] if market_rows is None else _market_rows(close, *market_rows)
+    names = (
+        *TOKEN_FEATURES,
+        *(MARKET_FEATURES if market_rows is not None else ()),
+        *(extra or {}),
+    )
+    shape = close.shape
+    values = np.empty((*shape, len(names)), dtype=np.float32)
+    log_close, sigma, vol_ratio = (np.empty(shape) for _ in range(3))
+    observed = np.empty(shape, dtype=bool)
+    for a in range(0, shape[0], FEATURE_CHUNK):
+        rows = slice(a, a + FEATURE_CHUNK)
+        lc, obs = ffill_log_close(close[rows])
+        log_ret = np.where(obs, lc - _lag(lc, 1), np.nan)
+        k = 0
+        for k, feature in enumerate(_token_features(volume[rows], lc, log_ret)):
+            _put(values[rows, :, k], feature)
+        for series in market:
+            k += 1
+            _put(values[rows, :, k], np.broadcast_to(series, lc.shape))
+        for panel in (extra or {}).values():
+            k += 1
+            _put(values[rows, :, k], np.asarray(panel, dtype=np.float64)[rows])
+        log_close[rows], observed[rows] = lc, obs
+        sigma[rows] = trailing_sigma(log_ret)
+        vol_ratio[rows] = long_vol_ratio(log_ret, sigma[rows])
     return FeaturePanel(
         values=values,
         names=tuple(names),
-        log_close=lc,
+        log_close=log_close,
         observed=observed,
         sigma=sigma,
-        vol_ratio=long_vol_ratio(log_ret, sigma),
+        vol_ratio=vol_ratio,
     )
 
 

@@ -177,14 +177,13 @@ def predict_latest(
     """
     panel = panel or read_daily_panel(ctx.engine, ctx.cache_dir)
     k, parts = part
-    if parts > 1:
-        panel = panel.take(np.flatnonzero(panel.token_ids % parts == k).astype(np.int64))
+    mine = np.flatnonzero(panel.token_ids % parts == k).astype(np.int64)
     with ctx.engine.connect() as conn:
         model_row = repo.get_model(conn, model_id)
     if model_row is None or model_row["artifact"] is None:
         raise NotFound(f"no trained model {model_id!r}")
     model = fc.QuantileModel.from_bytes(model_row["artifact"])
-    idx, predicted, baseline = _predict_chunked(panel, model)
+    idx, predicted, baseline = _predict_chunked(panel, mine, model)
     if len(idx) == 0:
         return 0, 0
     rows = _rows(panel, idx, predicted, model_id)
@@ -194,26 +193,27 @@ def predict_latest(
     return len(idx), len(rows)
 
 
-PREDICT_CHUNK = 2048
+PREDICT_CHUNK = 1024
 """Tokens whose full-history features are built at once when predicting (features are per
 token, so chunks change nothing but the memory: 10,000 tokens at once held ~1.5 GB)."""
 
 
 def _predict_chunked(
-    panel: Panel, model: fc.QuantileModel
+    panel: Panel, rows: np.ndarray[Any, np.dtype[np.int64]], model: fc.QuantileModel
 ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], dict[int, Any], dict[int, Any]]:
-    """Origins (token row, day column), model and random-walk quantiles, PREDICT_CHUNK tokens
-    at a time; the same arrays as one pass over the whole panel."""
+    """Origins (panel row, day column) among `rows`, model and random-walk quantiles,
+    PREDICT_CHUNK tokens at a time; the same arrays as one pass over those rows."""
     boosters = fc.load_boosters(model)
     idx_parts, model_parts, rw_parts = [], [], []
-    for a in range(0, len(panel.token_ids), PREDICT_CHUNK):
-        chunk = panel.take(np.arange(a, min(a + PREDICT_CHUNK, len(panel.token_ids))))
+    for a in range(0, len(rows), PREDICT_CHUNK):
+        chunk_rows = rows[a : a + PREDICT_CHUNK]
+        chunk = panel.take(chunk_rows)
         fp = features_for(chunk)
         idx = prediction_origins(chunk, fp)
         if len(idx):
             model_parts.append(fc.predict(model, fp, idx, boosters))
             rw_parts.append(fc.predict_random_walk(fp, idx, fc.HORIZONS))
-            idx_parts.append(idx + np.array([a, 0]))
+            idx_parts.append(np.stack([chunk_rows[idx[:, 0]], idx[:, 1]], axis=1))
     if not idx_parts:
         return np.empty((0, 2), dtype=np.int64), {}, {}
 
