@@ -1,12 +1,13 @@
 """Writes and reads of the analytics outputs: token_analytics, signal_events, backtests.
 
-Writes are bulk and idempotent; `replace_signal_events` deletes and re-inserts the given
-tokens' events, so callers run it inside the same transaction as the other writes.
+Writes are bulk and idempotent; `replace_signal_events` makes the given tokens' stored
+events equal the given ones (writing only the differences), so callers run it inside the
+same transaction as the other writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,15 +34,43 @@ def delete_token_analytics_except(conn: Connection, keep: Sequence[int]) -> int:
     return int(result.rowcount or 0)
 
 
+_EVENT_FIELDS = ("from_signal", "to_signal", "price", "score")
+
+
+def _missing_as_none(values: Iterable[Any]) -> tuple[Any, ...]:
+    """Event fields compared as stored: a missing score is None whether given as None or
+    NaN (SQLite stores NaN as NULL, and NaN != NaN would make every such event differ)."""
+    return tuple(None if isinstance(v, float) and v != v else v for v in values)
+
+
 def replace_signal_events(
     conn: Connection, token_ids: Sequence[int], rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Replace every event of `token_ids` with `rows` (call inside one transaction)."""
+    """Make the events of `token_ids` exactly `rows` (call inside one transaction).
+
+    Only the differences are written: events stored but no longer wanted, or changed, are
+    deleted; new or changed ones inserted. A full recompute mostly finds the same history,
+    and rewriting ~100,000 unchanged events per 1,250 tokens cost 3.8 s of database time.
+    """
+    wanted = {
+        (int(r["token_id"]), int(r["day"])): _missing_as_none(map(r.get, _EVENT_FIELDS))
+        for r in rows
+    }
+    stored: dict[tuple[int, int], tuple[Any, ...]] = {}
+    columns = [signal_events.c.token_id, signal_events.c.day]
+    columns += [signal_events.c[f] for f in _EVENT_FIELDS]
     for i in range(0, len(token_ids), _CHUNK):
         part = list(token_ids[i : i + _CHUNK])
-        conn.execute(signal_events.delete().where(signal_events.c.token_id.in_(part)))
-    for i in range(0, len(rows), _CHUNK):
-        conn.execute(signal_events.insert(), list(rows[i : i + _CHUNK]))
+        q = sa.select(*columns).where(signal_events.c.token_id.in_(part))
+        for t, d, *values in conn.execute(q):
+            stored[(t, d)] = _missing_as_none(values)
+    stale = [key for key, value in stored.items() if wanted.get(key) != value]
+    fresh = [r for r, (k, v) in zip(rows, wanted.items(), strict=True) if stored.get(k) != v]
+    key = sa.tuple_(signal_events.c.token_id, signal_events.c.day)
+    for i in range(0, len(stale), _CHUNK):
+        conn.execute(signal_events.delete().where(key.in_(stale[i : i + _CHUNK])))
+    for i in range(0, len(fresh), _CHUNK):
+        conn.execute(signal_events.insert(), list(fresh[i : i + _CHUNK]))
 
 
 def upsert_signal_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
