@@ -17,7 +17,7 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,37 +350,30 @@ def _write_snapshot(table: pa.Table, path: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def _to_panel(path: Path, names: dict[int, str], version: int) -> Panel | None:
-    """The snapshot at `path` scattered into tokens × days grids, one column at a time (the
-    whole long table at once doubled the memory of a read); None if it is gone."""
-    try:
-        snapshot = pq.ParquetFile(path)
-    except FileNotFoundError:  # replaced by a newer version meanwhile
-        return None
-    with snapshot:
-        keys = snapshot.read(columns=["token_id", "day"])
-        token_col = keys.column("token_id").to_numpy()
-        day_col = keys.column("day").to_numpy()
-        if len(token_col) == 0:
-            raise DataUnavailable(
-                "no daily candles loaded yet: run `coinlens up` or `coinlens import`"
-            )
-        present = np.zeros(int(token_col.max()) + 1, dtype=bool)
-        present[token_col] = True
-        ids = np.flatnonzero(present)  # sorted token ids, without a sort
-        first = int(day_col.min())
-        days = np.arange(first, int(day_col.max()) + 1, dtype=np.int64)
-        cell = (np.cumsum(present) - 1)[token_col]
-        cell *= len(days)
-        cell += day_col - first
-        del keys, token_col, day_col
-        out = {}
-        for name in FIELDS:
-            grid = np.full((len(ids), len(days)), np.nan)
-            column = snapshot.read(columns=[name]).column(name)
-            grid.ravel()[cell] = column.to_numpy(zero_copy_only=False)
-            out[name] = grid
-    del column
+def _to_panel(
+    column: Callable[[str], pa.ChunkedArray], names: dict[int, str], version: int
+) -> Panel:
+    """The long table scattered into tokens × days grids, one column at a time: `column(n)`
+    hands over column n (read from the snapshot file, or popped from a table no one else
+    holds), so the long table and all the grids never coexist in memory."""
+    token_col = column("token_id").to_numpy()
+    day_col = column("day").to_numpy()
+    if len(token_col) == 0:
+        raise DataUnavailable("no daily candles loaded yet: run `coinlens up` or `coinlens import`")
+    present = np.zeros(int(token_col.max()) + 1, dtype=bool)
+    present[token_col] = True
+    ids = np.flatnonzero(present)  # sorted token ids, without a sort
+    first = int(day_col.min())
+    days = np.arange(first, int(day_col.max()) + 1, dtype=np.int64)
+    cell = (np.cumsum(present) - 1)[token_col]
+    cell *= len(days)
+    cell += day_col - first
+    del token_col, day_col
+    out = {}
+    for name in FIELDS:
+        grid = np.full((len(ids), len(days)), np.nan)
+        grid.ravel()[cell] = column(name).to_numpy(zero_copy_only=False)
+        out[name] = grid
     pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
     return Panel(
         token_ids=ids.astype(np.int64),
@@ -389,6 +382,16 @@ def _to_panel(path: Path, names: dict[int, str], version: int) -> Panel | None:
         version=version,
         **out,
     )
+
+
+def _read_snapshot(path: Path, names: dict[int, str], version: int) -> Panel | None:
+    """The panel of the snapshot file at `path`, or None if it is gone."""
+    try:
+        snapshot = pq.ParquetFile(path)
+    except FileNotFoundError:  # replaced by a newer version meanwhile
+        return None
+    with snapshot:
+        return _to_panel(lambda n: snapshot.read(columns=[n]).column(n), names, version)
 
 
 # The last panel this process built, by snapshot path (database + candles version) and
@@ -411,15 +414,14 @@ def read_daily_panel(engine: Engine, cache_dir: Path) -> Panel:
         if hit is not None and hit[0] == (str(path), names):
             return hit[1]  # same candles version, same tokens: the panel this process built
         _LAST.clear()  # do not pin the old panel while the new one is built
-        panel = _to_panel(path, names, version) if path.exists() else None
+        panel = _read_snapshot(path, names, version) if path.exists() else None
         if panel is None:
             table = _bring_up_to_date(conn, path, version)
     if panel is None:
         _write_snapshot(table, path)
-        del table  # read back column by column: the long table and the grids never coexist
-        panel = _to_panel(path, names, version)
-        if panel is None:  # a newer version's writer removed ours meanwhile: read that one
-            return read_daily_panel(engine, cache_dir)
+        columns = {n: table.column(n) for n in table.column_names}
+        del table  # each column is freed once scattered into its grid
+        panel = _to_panel(columns.pop, names, version)
     for arr in (panel.days, panel.token_ids, *(getattr(panel, f) for f in FIELDS)):
         arr.flags.writeable = False  # shared by every later reader of this version
     _LAST["panel"] = ((str(path), names), panel)
