@@ -39,6 +39,8 @@ log = structlog.get_logger(__name__)
 
 DAY = 86_400
 FIELDS = ("open", "high", "low", "close", "volume", "quote_volume")
+RELEASE_ROWS = 2_000_000  # hand Arrow's freed pages back from this many rows on: ~300 MB at
+# 10,000 tokens × 3 years; the release itself costs ~0.3 s, too much for small live panels
 MAX_MERGED_SHARE = 0.5  # rebuild in full when more of the old rows than this would be replaced
 _ALL_DAYS = -(2**31)  # "from the first day": before any candle
 _NONE, _EVERY = np.iinfo(np.int64).min, np.iinfo(np.int64).max  # keep-before days
@@ -374,7 +376,8 @@ def _to_panel(
         grid = np.full((len(ids), len(days)), np.nan)
         grid.ravel()[cell] = column(name).to_numpy(zero_copy_only=False)
         out[name] = grid
-    pa.default_memory_pool().release_unused()  # Arrow's allocator keeps freed pages otherwise
+    if len(cell) >= RELEASE_ROWS:  # Arrow's allocator keeps freed pages otherwise
+        pa.default_memory_pool().release_unused()
     return Panel(
         token_ids=ids.astype(np.int64),
         symbols=[names.get(int(i), str(i)) for i in ids],
