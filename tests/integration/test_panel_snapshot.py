@@ -107,6 +107,13 @@ def mids(ctx: Context) -> dict[str, int]:
     return mids
 
 
+def test_unknown_quote_volume_reads_as_nan(ctx: Context, mids: dict[str, int]) -> None:
+    panel, _ = _read(ctx)
+    eth = panel.quote_volume[panel.row("ETH")]
+    days = np.arange(30)
+    np.testing.assert_array_equal(eth, np.where(days % 3, np.nan, 1000.0 + days))
+
+
 def test_bulk_write_counts_and_is_idempotent(ctx: Context) -> None:
     with ctx.engine.begin() as conn:
         mids = _seed(conn, ["ETH", "BTC", "PEPE"])

@@ -131,6 +131,8 @@ def _sorted_keys(a: F64, mask: B1 | None) -> tuple[U64, int]:
 
 
 def _as_input(x: ArrayLike) -> F64:
+    """A 2-D float64 view; unlike `as_panel`, a sliced (non-contiguous) panel is not copied:
+    the kernels index it as it is, and the grades rank day-range slices of full panels."""
     arr = np.asarray(x, dtype=np.float64)
     return arr if arr.ndim == 2 else as_panel(arr)
 

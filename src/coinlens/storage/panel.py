@@ -172,19 +172,23 @@ def _fetch_postgres(conn: Connection, spool: Path) -> pa.Table:
         )
     finally:
         spool.unlink(missing_ok=True)
-    qv = table.column("quote_volume").to_numpy()
-    unknown = np.where(qv < 0, np.nan, qv)  # quote volume < 0 means unknown
-    return table.set_column(names.index("quote_volume"), "quote_volume", pa.array(unknown))
+    qv = _known_quote_volume(table.column("quote_volume").to_numpy())
+    return table.set_column(names.index("quote_volume"), "quote_volume", pa.array(qv))
+
+
+def _known_quote_volume(qv: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The queries return an unknown quote volume as -1 (COALESCE): NaN here."""
+    return np.where(qv < 0, np.nan, qv)
 
 
 def _as_table(arr: NDArray[np.float64]) -> pa.Table:
     """Long-format rows (token id, day, FIELDS; quote volume < 0 meaning unknown) as a table."""
-    arr[arr[:, 7] < 0, 7] = np.nan
     return pa.table(
         {
             "token_id": arr[:, 0].astype(np.int64),
             "day": arr[:, 1].astype(np.int64),
-            **{name: arr[:, 2 + i] for i, name in enumerate(FIELDS)},
+            **{name: arr[:, 2 + i] for i, name in enumerate(FIELDS[:-1])},
+            "quote_volume": _known_quote_volume(arr[:, 7]),
         }
     )
 
@@ -417,7 +421,7 @@ def read_daily_panel(engine: Engine, cache_dir: Path) -> Panel:
         if hit is not None and hit[0] == (str(path), names):
             return hit[1]  # same candles version, same tokens: the panel this process built
         _LAST.clear()  # do not pin the old panel while the new one is built
-        panel = _read_snapshot(path, names, version) if path.exists() else None
+        panel = _read_snapshot(path, names, version)
         if panel is None:
             table = _bring_up_to_date(conn, path, version)
     if panel is None:
