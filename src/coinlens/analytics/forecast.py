@@ -32,6 +32,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
+from typing import NamedTuple
 
 import lightgbm as lgb
 import numpy as np
@@ -154,23 +155,32 @@ def to_log_price(log_close: F64, sigma: F64, horizon: int, zq: F64) -> F64:
 
 def origins(fp: FeaturePanel, first: int, last: int, horizon: int, min_age: int) -> I64:
     """(token, day) pairs with an observed close and enough history, first <= day <= last."""
+    return _cells(_origin_cells(fp, first, last, horizon, min_age), fp.observed.shape[1])
+
+
+def _origin_cells(fp: FeaturePanel, first: int, last: int, horizon: int, min_age: int) -> I64:
+    """The `origins` as flat cells token * days + day, ascending (one array, not two)."""
     obs = fp.observed.copy()
     obs[:, : max(first, 0)] = False
     obs[:, last + 1 :] = False
-    age = np.cumsum(np.isfinite(fp.log_close), axis=1)
-    obs &= age >= min_age
+    obs &= np.cumsum(np.isfinite(fp.log_close), axis=1, dtype=np.int32) >= min_age
     # the target needs an observed close h days later
-    target_ok = np.zeros_like(obs)
-    target_ok[:, :-horizon] = fp.observed[:, horizon:]
-    tok, day = np.nonzero(obs & target_ok)
-    return np.stack([tok, day], axis=1).astype(np.int64)
+    obs[:, obs.shape[1] - horizon :] = False
+    obs[:, : obs.shape[1] - horizon] &= fp.observed[:, horizon:]
+    return np.flatnonzero(obs)
+
+
+def _cells(flat: I64, days: int) -> I64:
+    out = np.empty((len(flat), 2), dtype=np.int64)
+    np.divmod(flat, days, out=(out[:, 0], out[:, 1]))
+    return out
 
 
 def _rows(fp: FeaturePanel, idx: I64, horizon: int) -> tuple[NDArray[np.float32], F64]:
     tok, day = idx[:, 0], idx[:, 1]
     y = fp.log_close[tok, day + horizon] - fp.log_close[tok, day]
     zt = y / (fp.sigma[tok, day] * math.sqrt(horizon))
-    return fp.values[tok, day], zt
+    return fp.at(tok, day), zt
 
 
 def _fit(
@@ -351,24 +361,52 @@ def _calibrate(
     return blend, metrics
 
 
-def train_horizon(fp: FeaturePanel, cutoff: int, horizon: int, cfg: ForecastConfig) -> HorizonModel:
-    """Fit, calibrate on the held-out window, and (optionally) refit one horizon's boosters."""
+class Samples(NamedTuple):
+    """A horizon's training origins: first fit, calibration window, refit (or None)."""
+
+    fit: I64
+    cal: I64
+    refit: I64 | None
+
+
+def samples(fp: FeaturePanel, cutoff: int, horizon: int, cfg: ForecastConfig) -> Samples:
+    """The (token, day) origins `train_horizon` fits and calibrates on (seeded sampling:
+    needs only the log close and `observed`, so the features can be built for these alone)."""
     rng = np.random.default_rng(cfg.seed + horizon)
     calib_last = cutoff - horizon
     calib_first = calib_last - cfg.calib_days + 1
-    fit_idx = origins(fp, 0, calib_first - horizon - 1, horizon, cfg.min_age)
-    cal_idx = origins(fp, calib_first, calib_last, horizon, cfg.min_age)
-    if len(fit_idx) < 2 * cfg.min_data_in_leaf or len(cal_idx) < 100:
+    days = fp.observed.shape[1]
+    fit_cells = _origin_cells(fp, 0, calib_first - horizon - 1, horizon, cfg.min_age)
+    cal_cells = _origin_cells(fp, calib_first, calib_last, horizon, cfg.min_age)
+    if len(fit_cells) < 2 * cfg.min_data_in_leaf or len(cal_cells) < 100:
         raise ValueError(f"not enough history to train horizon {horizon}d before the cut-off")
-    boosters = _fit(*_rows(fp, _subsample(fit_idx, cfg.max_rows, rng), horizon), cfg, horizon)
-    cal = _subsample(cal_idx, cfg.max_rows, rng)
+    fit = _cells(_subsample(fit_cells, cfg.max_rows, rng), days)
+    cal = _cells(_subsample(cal_cells, cfg.max_rows, rng), days)
+    del fit_cells, cal_cells
+    refit = None
+    if cfg.refit:
+        every = _origin_cells(fp, 0, calib_last, horizon, cfg.min_age)
+        refit = _cells(_subsample(every, cfg.max_rows, rng), days)
+    return Samples(fit, cal, refit)
+
+
+def training_cells(fp: FeaturePanel, cutoff: int, cfg: ForecastConfig | None = None) -> I64:
+    """Every (token, day) whose features `train` reads (for `build_features(only=...)`)."""
+    c = cfg or ForecastConfig()
+    parts = [idx for h in c.horizons for idx in samples(fp, cutoff, h, c) if idx is not None]
+    return np.concatenate(parts) if parts else np.empty((0, 2), dtype=np.int64)
+
+
+def train_horizon(fp: FeaturePanel, cutoff: int, horizon: int, cfg: ForecastConfig) -> HorizonModel:
+    """Fit, calibrate on the held-out window, and (optionally) refit one horizon's boosters."""
+    fit, cal, refit = samples(fp, cutoff, horizon, cfg)
+    boosters = _fit(*_rows(fp, fit, horizon), cfg, horizon)
     xc, zc = _rows(fp, cal, horizon)
     blend, metrics = _calibrate(
         boosters, (xc, zc, fp.vol_ratio[cal[:, 0], cal[:, 1]], cal[:, 1]), horizon, cfg
     )
-    if cfg.refit:
-        all_idx = origins(fp, 0, calib_last, horizon, cfg.min_age)
-        boosters = _fit(*_rows(fp, _subsample(all_idx, cfg.max_rows, rng), horizon), cfg, horizon)
+    if refit is not None:
+        boosters = _fit(*_rows(fp, refit, horizon), cfg, horizon)
     return HorizonModel(
         horizon=horizon,
         boosters=tuple(b.model_to_string() for b in boosters),
@@ -406,7 +444,7 @@ def predict(
         raise ValueError(f"features differ from the model's: {fp.names} vs {model.feature_names}")
     loaded = boosters or load_boosters(model)
     tok, day = idx[:, 0], idx[:, 1]
-    x, lc, sigma = fp.values[tok, day], fp.log_close[tok, day], fp.sigma[tok, day]
+    x, lc, sigma = fp.at(tok, day), fp.log_close[tok, day], fp.sigma[tok, day]
     ratio = fp.vol_ratio[tok, day]
     out = {}
     for hm in model.horizons:

@@ -9,7 +9,7 @@ random-walk scale of an h-day log return.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +37,12 @@ MARKET_FEATURES = ("btc_ret_7d", "btc_ret_30d", "btc_vol_30d", "btc_drawdown", "
 
 @dataclass(frozen=True)
 class FeaturePanel:
-    """Features (tokens × days × features), names, the log close and the RW scale sigma."""
+    """Features, names, the log close and the RW scale sigma (tokens × days each).
+
+    `values` is tokens × days × features, or, when `pairs` is set, pairs × features: the
+    features of those (token, day) cells only (training reads a sample of cells; the whole
+    panel of 10,000 tokens would be ~0.5 GB). Read features with `at`.
+    """
 
     values: NDArray[np.float32]
     names: tuple[str, ...]
@@ -45,6 +50,18 @@ class FeaturePanel:
     observed: NDArray[np.bool_]  # the token has its own close that day
     sigma: F64  # trailing 30-day daily vol (floored; 90-day / 7-day fallbacks)
     vol_ratio: F64  # trailing 365-day vol / sigma, clipped to [0.25, 4]; 1 where unknown
+    pairs: I64 | None = None  # ascending flat cells token * days + day that `values` holds
+
+    def at(self, tok: I64, day: I64) -> NDArray[np.float32]:
+        """Features of the cells (tok[i], day[i]): len(tok) × features."""
+        if self.pairs is None:
+            return self.values[tok, day]
+        flat = np.asarray(tok, dtype=np.int64) * self.log_close.shape[1] + day
+        pos = np.minimum(np.searchsorted(self.pairs, flat), max(len(self.pairs) - 1, 0))
+        if len(flat) and (len(self.pairs) == 0 or not np.array_equal(self.pairs[pos], flat)):
+            raise ValueError("features were not built for some of the requested cells")
+        out: NDArray[np.float32] = self.values[pos]
+        return out
 
 
 def ffill_log_close(close: F64) -> tuple[F64, NDArray[np.bool_]]:
@@ -175,7 +192,7 @@ def _market_rows(close: F64, btc: int, eth: int | None) -> list[F64]:
     """The MARKET_FEATURES series (one value per day, shared by every token)."""
     rows_of = [btc] if eth is None else [btc, eth]
     lc, observed = ffill_log_close(close[rows_of])
-    log_ret = np.where(observed, lc - _lag(lc, 1), np.nan)
+    log_ret = _log_returns(lc, observed)
     b = lc[0]
     rows = [
         b - _lag(b[None, :], 7)[0],
@@ -208,11 +225,15 @@ def build_features(
     *,
     market_rows: tuple[int, int | None] | None = None,
     extra: Mapping[str, F64] | None = None,
+    only: Callable[[FeaturePanel], I64] | None = None,
 ) -> FeaturePanel:
     """Features at every (token, day) from data <= that day.
 
     `market_rows` = (BTC row, ETH row or None) adds BTC/ETH market-state features;
-    `extra` adds point-in-time panels (e.g. grades) under their names.
+    `extra` adds point-in-time panels (e.g. grades) under their names. `only` builds the
+    features of some cells only: it is given the panel without features (log close,
+    observed, sigma, vol ratio are whole) and returns (token, day) rows; the result holds
+    those cells' features (`pairs`), the same values as the whole panel's.
     """
     close = np.asarray(close, dtype=np.float64)
     volume = np.asarray(volume, dtype=np.float64)
@@ -223,33 +244,56 @@ def build_features(
         *(extra or {}),
     )
     shape = close.shape
-    values = np.empty((*shape, len(names)), dtype=np.float32)
     log_close, sigma, vol_ratio = (np.empty(shape) for _ in range(3))
     observed = np.empty(shape, dtype=bool)
     for a in range(0, shape[0], FEATURE_CHUNK):
         rows = slice(a, a + FEATURE_CHUNK)
-        lc, obs = ffill_log_close(close[rows])
-        log_ret = np.where(obs, lc - _lag(lc, 1), np.nan)
-        k = 0
-        for k, feature in enumerate(_token_features(volume[rows], lc, log_ret)):
-            _put(values[rows, :, k], feature)
-        for series in market:
-            k += 1
-            _put(values[rows, :, k], np.broadcast_to(series, lc.shape))
-        for panel in (extra or {}).values():
-            k += 1
-            _put(values[rows, :, k], np.asarray(panel, dtype=np.float64)[rows])
-        log_close[rows], observed[rows] = lc, obs
+        log_close[rows], observed[rows] = ffill_log_close(close[rows])
+        log_ret = _log_returns(log_close[rows], observed[rows])
         sigma[rows] = trailing_sigma(log_ret)
         vol_ratio[rows] = long_vol_ratio(log_ret, sigma[rows])
-    return FeaturePanel(
-        values=values,
-        names=tuple(names),
-        log_close=log_close,
-        observed=observed,
-        sigma=sigma,
-        vol_ratio=vol_ratio,
+    index = FeaturePanel(
+        np.empty((0, len(names)), dtype=np.float32),
+        tuple(names),
+        log_close,
+        observed,
+        sigma,
+        vol_ratio,
+        np.empty(0, dtype=np.int64),
     )
+    pairs = None
+    if only is None:
+        values = np.empty((*shape, len(names)), dtype=np.float32)
+    else:
+        cells = np.asarray(only(index), dtype=np.int64).reshape(-1, 2)
+        pairs = np.unique(cells[:, 0] * shape[1] + cells[:, 1])
+        values = np.empty((len(pairs), len(names)), dtype=np.float32)
+    for a in range(0, shape[0], FEATURE_CHUNK):
+        rows = slice(a, a + FEATURE_CHUNK)
+        lc = log_close[rows]
+        chunk = (
+            values[rows] if pairs is None else np.empty((*lc.shape, len(names)), dtype=np.float32)
+        )
+        k = 0
+        for k, feature in enumerate(
+            _token_features(volume[rows], lc, _log_returns(lc, observed[rows]))
+        ):
+            _put(chunk[:, :, k], feature)
+        for series in market:
+            k += 1
+            _put(chunk[:, :, k], np.broadcast_to(series, lc.shape))
+        for panel in (extra or {}).values():
+            k += 1
+            _put(chunk[:, :, k], np.asarray(panel, dtype=np.float64)[rows])
+        if pairs is not None:  # the chunk's cells among `pairs` (ascending: a contiguous run)
+            lo, hi = np.searchsorted(pairs, [a * shape[1], (a + lc.shape[0]) * shape[1]])
+            tok, day = np.divmod(pairs[lo:hi] - a * shape[1], shape[1])
+            values[lo:hi] = chunk[tok, day]
+    return FeaturePanel(values, tuple(names), log_close, observed, sigma, vol_ratio, pairs)
+
+
+def _log_returns(lc: F64, observed: NDArray[np.bool_]) -> F64:
+    return np.where(observed, lc - _lag(lc, 1), np.nan)
 
 
 def log_return_target(log_close: F64, observed: NDArray[np.bool_], horizon: int) -> F64:

@@ -151,16 +151,25 @@ def _lag(x: F64, n: int) -> F64:
 
 
 def _log_change(x: F64, n: int) -> F64:
+    out = _lag(x, n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.log(x / _lag(x, n))
+        np.divide(x, out, out=out)
+        return np.log(out, out=out)
 
 
 # --- features (higher is better) -----------------------------------------------------------
 
 
 def _log(x: F64) -> F64:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(x > 0, np.log(np.where(x > 0, x, 1.0)), np.nan)
+    """log x where x > 0, NaN elsewhere (one output panel, no temporaries but the mask)."""
+    out = np.full(x.shape, np.nan)
+    np.log(x, out=out, where=x > 0)
+    return out
+
+
+def _neg(x: F64) -> F64:
+    """-x in place (for panels this module just built)."""
+    return np.negative(x, out=x)
 
 
 def _ratio(a: F64, b: F64) -> F64:
@@ -172,8 +181,9 @@ def _dollar_volume(inp: GradeInputs) -> F64:
     dv = inp.close * inp.volume
     if inp.quote_volume is not None:
         qv = inp.quote_volume
-        dv = np.where(np.isfinite(qv) & (qv > 0), qv, dv)
-    return np.where(dv > 0, dv, np.nan)
+        np.copyto(dv, qv, where=np.isfinite(qv) & (qv > 0))
+    dv[~(dv > 0)] = np.nan
+    return dv
 
 
 def _relative_strength(close: F64, r: F64, benchmark: int | None) -> F64:
@@ -182,8 +192,8 @@ def _relative_strength(close: F64, r: F64, benchmark: int | None) -> F64:
     if benchmark is None:
         return lr30
     beta = rolling_beta(r, r[benchmark], 90, 30)
-    out: F64 = lr30 - beta * lr30[benchmark]
-    return out
+    np.multiply(beta, lr30[benchmark], out=beta)
+    return np.subtract(lr30, beta, out=lr30)
 
 
 SIGNAL_CHUNK = 1024  # tokens per `compute_signals` call: it keeps 8 indicator panels
@@ -218,17 +228,18 @@ def _trader_features(inp: GradeInputs, r: F64) -> Iterator[Feature]:
     mean30, sd30, _ = rolling_moments(r, 30, 20)
     yield "quant", "sharpe_30", _ratio(mean30, sd30)
     del mean30
-    yield "quant", "vol_regime", -_ratio(sd30, rolling_moments(r, 180, 60)[1])
+    yield "quant", "vol_regime", _neg(_ratio(sd30, rolling_moments(r, 180, 60)[1]))
     del sd30
     yield "quant", "rs_btc", _relative_strength(c, r, inp.benchmark)
     dv = _log(_dollar_volume(inp))
     dv30 = rolling_mean(dv, 30, 20)
     yield "liquidity", "dollar_volume_30", dv30
-    yield "liquidity", "volume_trend", rolling_mean(dv, 7, 5) - dv30
-    del dv30
-    with np.errstate(invalid="ignore", divide="ignore"):
-        illiquidity = rolling_mean(np.abs(r) / np.exp(dv), 30, 20)
-    yield "liquidity", "amihud_30", -_log(illiquidity)
+    trend = rolling_mean(dv, 7, 5)
+    yield "liquidity", "volume_trend", np.subtract(trend, dv30, out=trend)
+    del dv30, trend
+    with np.errstate(invalid="ignore", divide="ignore"):  # |r| / dollar volume, in dv's place
+        per_dollar = np.divide(np.abs(r), np.exp(dv, out=dv), out=dv)
+    yield "liquidity", "amihud_30", _neg(_log(rolling_mean(per_dollar, 30, 20)))
 
 
 def _history(close: F64) -> F64:
@@ -237,33 +248,39 @@ def _history(close: F64) -> F64:
 
 
 def _investor_features(inp: GradeInputs, r: F64) -> Iterator[Feature]:
-    """Fundamentals, risk and valuation features of the Investor Grade, one panel at a time."""
+    """Fundamentals, risk and valuation features of the Investor Grade, one panel at a time.
+
+    A feature whose input is absent (no caps, no chain data) is not built: it would be NaN
+    everywhere, which ranks as missing, so skipping it changes no grade.
+    """
     c = inp.close
-    nan = np.full_like(c, np.nan)
-    mcap = inp.market_cap if inp.market_cap is not None else nan
-    tvl = inp.tvl if inp.tvl is not None else nan
-    rank = inp.rank if inp.rank is not None else nan
-    supply = inp.supply if inp.supply is not None else nan
-    activity = inp.activity if inp.activity is not None else nan
+    mcap, tvl = inp.market_cap, inp.tvl
     dv = _dollar_volume(inp)
-    yield "fundamentals", "market_cap", _log(mcap)
-    yield "fundamentals", "rank_trend", _lag(rank, 180) - rank
+    if mcap is not None:
+        yield "fundamentals", "market_cap", _log(mcap)
+    if inp.rank is not None:
+        yield "fundamentals", "rank_trend", _lag(inp.rank, 180) - inp.rank
     yield "fundamentals", "liquidity_depth", rolling_mean(_log(dv), 90, 60)
-    yield "fundamentals", "turnover", rolling_mean(_log(_ratio(dv, mcap)), 90, 30)
+    if mcap is not None:
+        yield "fundamentals", "turnover", rolling_mean(_log(_ratio(dv, mcap)), 90, 30)
     del dv
     yield "fundamentals", "age", np.minimum(_history(c), 4 * 365.0)
-    yield "fundamentals", "dilution", -_log_change(supply, 365)
-    yield "fundamentals", "tvl_growth", _log_change(tvl, 90)
-    yield "fundamentals", "activity_growth", _log_change(activity, 90)
+    if inp.supply is not None:
+        yield "fundamentals", "dilution", _neg(_log_change(inp.supply, 365))
+    if tvl is not None:
+        yield "fundamentals", "tvl_growth", _log_change(tvl, 90)
+    if inp.activity is not None:
+        yield "fundamentals", "activity_growth", _log_change(inp.activity, 90)
     mean365, _, down365 = rolling_moments(r, 365, 180)
     yield "risk", "sortino_365", _ratio(mean365, down365)
     del mean365
     yield "risk", "max_drawdown_365", window_max_drawdown(c, 365)
-    yield "risk", "downside_dev_365", -down365
+    yield "risk", "downside_dev_365", _neg(down365)
     del down365
-    yield "valuation", "below_trend", -_log(_ratio(c, sma(c, 200)))
-    yield "valuation", "ath_drawdown", -drawdown_from_ath(c)
-    yield "valuation", "mcap_to_tvl", -_log(_ratio(mcap, tvl))
+    yield "valuation", "below_trend", _neg(_log(_ratio(c, sma(c, 200))))
+    yield "valuation", "ath_drawdown", _neg(drawdown_from_ath(c))
+    if mcap is not None and tvl is not None:
+        yield "valuation", "mcap_to_tvl", _neg(_log(_ratio(mcap, tvl)))
 
 
 def _check_shapes(inp: GradeInputs) -> None:

@@ -169,7 +169,8 @@ def drawdown_from_ath(close: ArrayLike) -> F64:
     c = as_panel(close)
     ath = np.fmax.accumulate(c, axis=1)
     with np.errstate(invalid="ignore"):
-        return c / ath - 1
+        np.divide(c, ath, out=ath)
+    return np.subtract(ath, 1, out=ath)
 
 
 def max_drawdown(close: ArrayLike) -> F64:

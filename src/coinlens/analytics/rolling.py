@@ -54,7 +54,9 @@ def rolling_mean(x: F64, window: int, min_obs: int) -> F64:
     """Mean of the finite values in the last `window` days (NaN below `min_obs`)."""
     s, n = rolling_sum(x, window)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n >= min_obs, s / n, np.nan)
+        np.divide(s, n, out=s)
+    s[n < min_obs] = np.nan
+    return s
 
 
 @njit_ieee

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 
@@ -10,7 +11,7 @@ import pytest
 from scipy.stats import binomtest
 
 from coinlens.analytics import forecast as fc
-from coinlens.analytics import scoring
+from coinlens.analytics import forecast_features, scoring
 from coinlens.analytics.forecast_features import build_features
 
 SMALL = fc.ForecastConfig(
@@ -59,6 +60,40 @@ def test_trained_forecast_ignores_data_after_cutoff(panel: tuple[np.ndarray, np.
         results.append(fc.predict(fc.train(fp, col, SMALL), fp, idx))
     for h in SMALL.horizons:
         np.testing.assert_array_equal(results[0][h], results[1][h])
+
+
+def test_features_of_some_cells_equal_those_of_the_whole_panel(
+    panel: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    close, volume = panel
+    whole = build_features(close, volume)
+    monkeypatch.setattr(forecast_features, "FEATURE_CHUNK", 7)  # cells across 5 chunks
+    rng = np.random.default_rng(4)
+    cells = np.stack([rng.integers(0, 30, 500), rng.integers(0, 400, 500)], axis=1)
+    some = build_features(close, volume, only=lambda index: np.concatenate([cells, cells[:9]]))
+    assert some.values.shape[0] == len(np.unique(cells[:, 0] * 400 + cells[:, 1]))
+    tok, day = cells[:, 0], cells[:, 1]
+    np.testing.assert_array_equal(some.at(tok, day), whole.values[tok, day])
+    for name in ("log_close", "observed", "sigma", "vol_ratio"):
+        np.testing.assert_array_equal(getattr(some, name), getattr(whole, name))
+    missing = np.setdiff1d(np.arange(30 * 400), some.pairs)[:1]
+    with pytest.raises(ValueError, match="not built"):
+        some.at(missing // 400, missing % 400)
+
+
+def test_training_on_its_sampled_cells_equals_training_on_the_whole_panel(
+    panel: tuple[np.ndarray, np.ndarray],
+) -> None:
+    close, volume = panel
+    whole = build_features(close, volume)
+    observed = whole.observed & (np.cumsum(np.isfinite(whole.log_close), axis=1) >= 30)
+    observed[:, -7:] = False
+    observed[:, :-7] &= whole.observed[:, 7:]
+    np.testing.assert_array_equal(fc.origins(whole, 0, 399, 7, 30), np.argwhere(observed))
+    cfg = dataclasses.replace(SMALL, max_rows=1_000)  # samples: 6 × 1,000 of 12,000 cells
+    sampled = build_features(close, volume, only=lambda index: fc.training_cells(index, 399, cfg))
+    assert sampled.values.shape[0] <= 6_000
+    assert fc.train(sampled, 399, cfg).to_bytes() == fc.train(whole, 399, cfg).to_bytes()
 
 
 def test_quantiles_are_monotone_and_model_round_trips(

@@ -137,3 +137,18 @@ def test_no_look_ahead(t: int, seed: int) -> None:
         )
     for sub in g.SUB_GRADES:
         np.testing.assert_array_equal(res.sub[sub][:, : t + 1], BASE_GRADES.sub[sub][:, : t + 1])
+
+
+def test_absent_inputs_grade_like_inputs_missing_everywhere() -> None:
+    """Features of absent caps/chain data are skipped, not built as NaN panels: same grades."""
+    base = _inputs(11)
+    nan = np.full(SHAPE, np.nan)
+    absent = g.GradeInputs(base.close, base.high, base.low, base.volume, benchmark=0)
+    missing = g.GradeInputs(
+        base.close, base.high, base.low, base.volume, nan, 0, None, nan, nan, nan, nan, nan
+    )
+    a, m = g.compute_grades(absent), g.compute_grades(missing)
+    assert np.isfinite(a.investor).sum() > 100
+    np.testing.assert_array_equal(a.investor, m.investor)
+    for sub in g.SUB_GRADES:
+        np.testing.assert_array_equal(a.sub[sub], m.sub[sub])
