@@ -165,8 +165,9 @@ def _origin_cells(fp: FeaturePanel, first: int, last: int, horizon: int, min_age
     obs[:, last + 1 :] = False
     obs &= np.cumsum(np.isfinite(fp.log_close), axis=1, dtype=np.int32) >= min_age
     # the target needs an observed close h days later
-    obs[:, obs.shape[1] - horizon :] = False
-    obs[:, : obs.shape[1] - horizon] &= fp.observed[:, horizon:]
+    end = max(obs.shape[1] - horizon, 0)  # no target day inside the panel from here on
+    obs[:, end:] = False
+    obs[:, :end] &= fp.observed[:, horizon:]
     return np.flatnonzero(obs)
 
 

@@ -90,6 +90,7 @@ def test_training_on_its_sampled_cells_equals_training_on_the_whole_panel(
     observed[:, -7:] = False
     observed[:, :-7] &= whole.observed[:, 7:]
     np.testing.assert_array_equal(fc.origins(whole, 0, 399, 7, 30), np.argwhere(observed))
+    assert fc.origins(whole, 0, 399, 500, 30).shape == (0, 2)  # no target day in the panel
     cfg = dataclasses.replace(SMALL, max_rows=1_000)  # samples: 6 × 1,000 of 12,000 cells
     sampled = build_features(close, volume, only=lambda index: fc.training_cells(index, 399, cfg))
     assert sampled.values.shape[0] <= 6_000
