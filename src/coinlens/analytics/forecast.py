@@ -38,7 +38,7 @@ import lightgbm as lgb
 import numpy as np
 from numpy.typing import NDArray
 
-from coinlens.analytics.forecast_features import FeaturePanel
+from coinlens.analytics.forecast_features import FeaturePanel, split_cells
 from coinlens.analytics.scoring import pinball
 
 F64 = NDArray[np.float64]
@@ -155,7 +155,7 @@ def to_log_price(log_close: F64, sigma: F64, horizon: int, zq: F64) -> F64:
 
 def origins(fp: FeaturePanel, first: int, last: int, horizon: int, min_age: int) -> I64:
     """(token, day) pairs with an observed close and enough history, first <= day <= last."""
-    return _cells(_origin_cells(fp, first, last, horizon, min_age), fp.observed.shape[1])
+    return split_cells(_origin_cells(fp, first, last, horizon, min_age), fp.observed.shape[1])
 
 
 def _origin_cells(fp: FeaturePanel, first: int, last: int, horizon: int, min_age: int) -> I64:
@@ -169,12 +169,6 @@ def _origin_cells(fp: FeaturePanel, first: int, last: int, horizon: int, min_age
     obs[:, end:] = False
     obs[:, :end] &= fp.observed[:, horizon:]
     return np.flatnonzero(obs)
-
-
-def _cells(flat: I64, days: int) -> I64:
-    out = np.empty((len(flat), 2), dtype=np.int64)
-    np.divmod(flat, days, out=(out[:, 0], out[:, 1]))
-    return out
 
 
 def _rows(fp: FeaturePanel, idx: I64, horizon: int) -> tuple[NDArray[np.float32], F64]:
@@ -381,13 +375,13 @@ def samples(fp: FeaturePanel, cutoff: int, horizon: int, cfg: ForecastConfig) ->
     cal_cells = _origin_cells(fp, calib_first, calib_last, horizon, cfg.min_age)
     if len(fit_cells) < 2 * cfg.min_data_in_leaf or len(cal_cells) < 100:
         raise ValueError(f"not enough history to train horizon {horizon}d before the cut-off")
-    fit = _cells(_subsample(fit_cells, cfg.max_rows, rng), days)
-    cal = _cells(_subsample(cal_cells, cfg.max_rows, rng), days)
+    fit = split_cells(_subsample(fit_cells, cfg.max_rows, rng), days)
+    cal = split_cells(_subsample(cal_cells, cfg.max_rows, rng), days)
     del fit_cells, cal_cells
     refit = None
     if cfg.refit:
         every = _origin_cells(fp, 0, calib_last, horizon, cfg.min_age)
-        refit = _cells(_subsample(every, cfg.max_rows, rng), days)
+        refit = split_cells(_subsample(every, cfg.max_rows, rng), days)
     return Samples(fit, cal, refit)
 
 

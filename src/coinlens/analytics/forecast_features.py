@@ -56,12 +56,24 @@ class FeaturePanel:
         """Features of the cells (tok[i], day[i]): len(tok) × features."""
         if self.pairs is None:
             return self.values[tok, day]
-        flat = np.asarray(tok, dtype=np.int64) * self.log_close.shape[1] + day
+        flat = flat_cells(tok, day, self.log_close.shape[1])
         pos = np.minimum(np.searchsorted(self.pairs, flat), max(len(self.pairs) - 1, 0))
         if len(flat) and (len(self.pairs) == 0 or not np.array_equal(self.pairs[pos], flat)):
             raise ValueError("features were not built for some of the requested cells")
         out: NDArray[np.float32] = self.values[pos]
         return out
+
+
+def flat_cells(tok: I64, day: I64, days: int) -> I64:
+    """Cells (tok[i], day[i]) of a tokens × `days` panel as flat indices token * days + day."""
+    return np.asarray(tok, dtype=np.int64) * days + day
+
+
+def split_cells(flat: I64, days: int) -> I64:
+    """Flat cells back to (token, day) rows: the inverse of `flat_cells`."""
+    out = np.empty((len(flat), 2), dtype=np.int64)
+    np.divmod(flat, days, out=(out[:, 0], out[:, 1]))
+    return out
 
 
 def ffill_log_close(close: F64) -> tuple[F64, NDArray[np.bool_]]:
@@ -252,21 +264,14 @@ def build_features(
         log_ret = _log_returns(log_close[rows], observed[rows])
         sigma[rows] = trailing_sigma(log_ret)
         vol_ratio[rows] = long_vol_ratio(log_ret, sigma[rows])
-    index = FeaturePanel(
-        np.empty((0, len(names)), dtype=np.float32),
-        tuple(names),
-        log_close,
-        observed,
-        sigma,
-        vol_ratio,
-        np.empty(0, dtype=np.int64),
-    )
     pairs = None
     if only is None:
         values = np.empty((*shape, len(names)), dtype=np.float32)
-    else:
+    else:  # the panel without features, for `only` to pick its cells from
+        no_values, no_cells = np.empty((0, len(names)), dtype=np.float32), np.empty(0, np.int64)
+        index = FeaturePanel(no_values, names, log_close, observed, sigma, vol_ratio, no_cells)
         cells = np.asarray(only(index), dtype=np.int64).reshape(-1, 2)
-        pairs = np.unique(cells[:, 0] * shape[1] + cells[:, 1])
+        pairs = np.unique(flat_cells(cells[:, 0], cells[:, 1], shape[1]))
         values = np.empty((len(pairs), len(names)), dtype=np.float32)
     for a in range(0, shape[0], FEATURE_CHUNK):
         rows = slice(a, a + FEATURE_CHUNK)
@@ -287,8 +292,8 @@ def build_features(
             _put(chunk[:, :, k], np.asarray(panel, dtype=np.float64)[rows])
         if pairs is not None:  # the chunk's cells among `pairs` (ascending: a contiguous run)
             lo, hi = np.searchsorted(pairs, [a * shape[1], (a + lc.shape[0]) * shape[1]])
-            tok, day = np.divmod(pairs[lo:hi] - a * shape[1], shape[1])
-            values[lo:hi] = chunk[tok, day]
+            cells = split_cells(pairs[lo:hi] - a * shape[1], shape[1])
+            values[lo:hi] = chunk[cells[:, 0], cells[:, 1]]
     return FeaturePanel(values, tuple(names), log_close, observed, sigma, vol_ratio, pairs)
 
 
