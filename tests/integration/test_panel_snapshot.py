@@ -6,12 +6,16 @@ calendar and values, NaN where a token has no candle).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+import structlog
 from structlog.testing import capture_logs
 
 from coinlens.services.context import Context
@@ -74,9 +78,23 @@ def _write(ctx: Context, rows: dict[int, list[dict[str, Any]]]) -> repo.WriteCou
 
 def _read(ctx: Context) -> tuple[Panel, list[str]]:
     """The panel and how its snapshot was made ("merged", "rebuilt"; none if reused)."""
-    with capture_logs() as logs:
+    with _info_logs() as logs:
         panel = read_daily_panel(ctx.engine, ctx.cache_dir)
     return panel, [e["mode"] for e in logs if e["event"] == "panel.snapshot"]
+
+
+@contextmanager
+def _info_logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """structlog's captured events, info included whatever level an earlier test in this
+    process configured (an app built with log level WARNING filters info events out before
+    `capture_logs` sees them: these tests then failed or passed by xdist's test order)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.configure(**saved)
 
 
 def _assert_equals_rebuild(ctx: Context, panel: Panel, tmp_path: Path) -> None:
