@@ -73,6 +73,8 @@ def test_a_row_decided_at_once_equals_its_requests_one_by_one(
         assert [(s.remaining, s.reset * 1_000_000) for s in d.states] == [
             (max(0, r), pytest.approx(t, abs=1e-3)) for r, t in states
         ]
+        # the advertised limit: fewest remaining, then the longest reset
+        assert d.binding == min(d.states, key=lambda s: (s.remaining, -s.reset))
 
 
 def test_after_the_burst_one_request_per_emission_interval() -> None:

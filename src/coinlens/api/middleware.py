@@ -230,7 +230,9 @@ class ApiMiddleware:
         principal: Principal | None = None
         if raw is not None:
             try:
-                principal = await self._verify(runtime, raw)
+                principal = self._recently_verified(runtime, raw)
+                if principal is None:
+                    principal = await self._verify(runtime, raw)
             except KeyRejected as exc:
                 return self._auth_problem(scope, exc.reason, exc.detail)
             except sa.exc.DBAPIError as exc:  # the key store is down: a 503, as for any route
@@ -266,15 +268,18 @@ class ApiMiddleware:
             self._maybe_flush(runtime)
         return None
 
-    async def _verify(self, runtime: Runtime, raw: str) -> Principal:
-        """A key verified here moments ago; else format and checksum first (no I/O), then
-        the cached row or one shared database read."""
+    def _recently_verified(self, runtime: Runtime, raw: str) -> Principal | None:
+        """A key verified here moments ago (most requests: no coroutine, no I/O)."""
         verifier = runtime.verifier
         known = verifier.recently_verified(raw)
-        if known is not None:
-            if verifier.due(known.lookup_id):
-                self._load_row(verifier, known.lookup_id)  # not awaited: the row is still fresh
-            return known
+        if known is not None and verifier.due(known.lookup_id):
+            self._load_row(verifier, known.lookup_id)  # not awaited: the row is still fresh
+        return known
+
+    async def _verify(self, runtime: Runtime, raw: str) -> Principal:
+        """Format and checksum first (no I/O), then the cached row or one shared database
+        read."""
+        verifier = runtime.verifier
         lookup = parse_key(raw)
         hit = verifier.cached(lookup)
         if hit is not None:
@@ -296,20 +301,20 @@ class ApiMiddleware:
         if not done.cancelled() and done.exception() is not None:  # seen by awaiting callers
             log.warning("auth.key_reload_failed", error=type(done.exception()).__name__)
 
-    async def _limit(
+    def _limit(
         self,
         runtime: Runtime,
         scope: Scope,
         headers: dict[bytes, bytes],
         principal: Principal | None,
-    ) -> Decision:
+    ) -> asyncio.Future[Decision]:
         if principal is not None:
             limits = self._plan_limits(principal.plan)
-            return await runtime.limiter.hit(f"acct:{principal.account}", limits)
+            return runtime.limiter.hit(f"acct:{principal.account}", limits)
         peer = (scope.get("client") or ("unknown", 0))[0]
         ip = client_ip(peer, headers.get(b"x-forwarded-for"), self.settings.trusted_proxies)
         scope["coinlens.client"] = ip
-        return await runtime.limiter.hit(f"ip:{ip}", self._plan_limits("anonymous"))
+        return runtime.limiter.hit(f"ip:{ip}", self._plan_limits("anonymous"))
 
     def _plan_limits(self, plan: str) -> tuple[Limit, ...]:
         limits = self._limits.get(plan)
@@ -387,24 +392,27 @@ class ApiMiddleware:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
     ) -> None:
         method, path = scope["method"], scope["path"]
-        control = cache_control_for(method, path).encode()
         if method not in {"GET", "HEAD"}:
+            control = cache_control_for(method, path).encode()
             await self.app(scope, receive, _add_headers(send, [(b"cache-control", control)]))
             return
         inm = headers.get(b"if-none-match", b"").decode("latin-1")
-        # the Link header of a cached page names the host it was asked through
-        host, query = headers.get(b"host", b""), scope["query_string"]
-        key = f"{scope['scheme']}://{host!r}{scope.get('root_path', '')}{path}?{query!r}"
+        key, hit, rebuild = "", None, False
         eligible = self.cache.eligible(method, path)
-        hit, rebuild = self.cache.lookup(key) if eligible else (None, False)
+        if eligible:
+            # the Link header of a cached page names the host it was asked through
+            host, query = headers.get(b"host", b""), scope["query_string"]
+            key = f"{scope['scheme']}://{host!r}{scope.get('root_path', '')}{path}?{query!r}"
+            hit, rebuild = self.cache.lookup(key)
         if hit is not None:
             scope["coinlens.route"] = hit.route
             if inm and etag_matches(inm, hit.etag):
-                await _send_not_modified(send, hit.etag, control)
+                await _send_not_modified(send, hit.etag, hit.control)
                 return
             await send({"type": "http.response.start", "status": 200, "headers": hit.start})
             await send({"type": "http.response.body", "body": hit.body})
             return
+        control = cache_control_for(method, path).encode()
         try:
             await self._render(scope, receive, send, (key, eligible, control, inm))
         finally:
