@@ -105,8 +105,12 @@ def _insert_events(conn: Connection, events: list[dict[str, Any]]) -> dict[int, 
     """Insert events, skipping (rule, version) pairs already stored; event id by rule id."""
     out: dict[int, int] = {}
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    # executemany + RETURNING: compiled once and cached (a 500-row VALUES literal is not)
-    stmt = insert(alert_events).on_conflict_do_nothing(index_elements=["rule_id", "rule_version"])
+    # executemany + RETURNING: compiled once and cached (a 500-row VALUES literal is not).
+    # No conflict target: the idempotency key is a function of (rule, version), so a clash
+    # on either unique index is the same event. With the (rule_id, rule_version) target only,
+    # PostgreSQL let a racing evaluator's insert fail on the key's index (UniqueViolation)
+    # instead of skipping it.
+    stmt = insert(alert_events).on_conflict_do_nothing()
     stmt = stmt.returning(alert_events.c.id, alert_events.c.rule_id)
     for i in range(0, len(events), _CHUNK):
         for ev_id, rule_id in conn.execute(stmt, events[i : i + _CHUNK]):
