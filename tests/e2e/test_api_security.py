@@ -279,6 +279,12 @@ def test_bodies_are_limited_and_unknown_fields_refused(tmp_path: Path) -> None:
         big = client.post("/v1/keys", content=b'{"name": "' + b"x" * 500 + b'"}')
         assert big.status_code == 413
         assert big.headers["content-type"] == "application/problem+json"
+        # no Content-Length: the streamed body is counted as it arrives
+        chunks = iter([b'{"name": "', b"x" * 500, b'"}'])
+        streamed = client.post("/v1/keys", content=chunks)
+        assert streamed.request.headers["transfer-encoding"] == "chunked"
+        assert streamed.status_code == 413
+        assert streamed.headers["content-type"] == "application/problem+json"
         extra = client.post("/v1/keys", json={"name": "n", "role": "root"})
         assert extra.status_code == 422
         assert extra.json()["type"] == PROBLEM + "validation-failed"

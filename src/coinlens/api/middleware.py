@@ -195,7 +195,8 @@ class ApiMiddleware:
         if refusal is not None:
             await refusal(scope, receive, send)
             return
-        receive = self._limit_body(receive)
+        if _may_have_body(scope, headers):
+            receive = self._limit_body(receive)
         idem = headers.get(b"idempotency-key")
         if scope["method"] == "POST" and idem is not None and runtime is not None:
             principal = scope.get("state", {}).get("principal")
@@ -263,7 +264,8 @@ class ApiMiddleware:
                 headers={"Retry-After": str(wait)},
             )
         if principal is not None:
-            scope["state"] = {**scope.get("state", {}), "principal": principal}
+            # the server gives every request its own shallow copy of the state (ASGI spec)
+            scope.setdefault("state", {})["principal"] = principal
             runtime.meter.record(principal.key_id, time.time())
             self._maybe_flush(runtime)
         return None
@@ -463,6 +465,14 @@ class ApiMiddleware:
             await _send_cached(send, body, kept, etag, control, inm)
 
         await self.app(scope, receive, capture)
+
+
+def _may_have_body(scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    """Whether a request body can follow: an HTTP/1.x request without Content-Length or
+    Transfer-Encoding has none (RFC 9112 6.3), so most GETs skip the body-size guard."""
+    if scope.get("http_version") not in ("1.0", "1.1"):
+        return True
+    return b"content-length" in headers or b"transfer-encoding" in headers
 
 
 async def _server_error(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
