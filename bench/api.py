@@ -1,21 +1,22 @@
 """API benchmark: our hot endpoints next to a bare Starlette "hello" app, same server, one run.
 
-Both apps run under the same uvicorn settings (`--workers N --no-access-log --log-level
-warning`, httptools, `--loop auto` — uvloop when installed, as `coinlens serve` runs — or the
-loop given with `--loop`) on loopback, both started, measured in alternation: `--rounds`
-rounds of bare, then each endpoint, one at a time; figures are medians over the rounds and
-each ratio compares a round with the bare run just before it. A load generator in a
-separate process (on uvloop when installed) drives C keep-alive connections with raw
-HTTP/1.1 (one request in flight per connection), parses each answer from one read buffer,
-and records every latency. Data: the real embedded dataset, loaded once
-into a throwaway SQLite file, grades computed; our requests carry an API key and pass the
-rate limiter (Redis at 127.0.0.1:6379 when reachable, else the in-process limiter).
+Both apps run under the same server settings (`--workers N --no-access-log --log-level
+warning`, `--loop auto` — uvloop when installed, as `coinlens serve` runs — or the loop
+given with `--loop`; uvicorn with httptools, or `--server granian` for the comparison) on
+loopback, both started, measured in alternation: `--rounds` rounds of bare, then each
+endpoint, one at a time; figures are medians over the rounds and each ratio compares a
+round with the bare run just before it. A load generator in a separate process (on uvloop
+when installed) drives C keep-alive connections with raw HTTP/1.1 (one request in flight
+per connection), parses each answer from one read buffer, and records every latency.
+Data: the real embedded dataset, loaded once into a throwaway SQLite file, grades
+computed; our requests carry an API key and pass the rate limiter (Redis at
+127.0.0.1:6379 when reachable, else the in-process limiter).
 
 Targets: GET /v1/tokens/ETH ≥ 0.5× bare req/s and p99 ≤ 10 ms at 64 connections;
 GET /v1/grades?limit=100 ≥ 0.25× bare req/s and p99 ≤ 20 ms.
 
 Run: .venv/bin/python bench/api.py [--seconds 5 --rounds 3 --connections 64 --workers 1 2
-     --loop auto]
+     --loop auto --server uvicorn|granian]
 """
 
 from __future__ import annotations
@@ -157,29 +158,23 @@ def free_port() -> int:
 
 
 def serve(
-    target: str, workers: int, env: dict[str, str], app_dir: Path, loop: str = "auto"
+    target: str,
+    workers: int,
+    env: dict[str, str],
+    app_dir: Path,
+    loop: str = "auto",
+    server: str = "uvicorn",
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start uvicorn with the shared settings; wait until it answers."""
+    """Start the server with the shared settings; wait until it answers."""
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        target,
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--loop",
-        loop,
-        "--http",
-        "httptools",
-        "--app-dir",
-        str(app_dir),
-    ]
+    common = ["--port", str(port), "--workers", str(workers), "--no-access-log"]
+    common += ["--log-level", "warning", "--loop", loop]
+    if server == "granian":  # its Rust HTTP/1.1 stack, ASGI interface, asyncio tasks
+        cmd = [sys.executable, "-m", "granian", "--interface", "asgi", "--host", "127.0.0.1"]
+        cmd += [*common, "--http", "1", "--working-dir", str(app_dir), target]
+    else:
+        cmd = [sys.executable, "-m", "uvicorn", target, *common, "--http", "httptools"]
+        cmd += ["--app-dir", str(app_dir)]
     if target == OURS:
         cmd.append("--factory")
     proc = subprocess.Popen(cmd, env=env)
@@ -247,8 +242,8 @@ def compare(workers: int, env: dict[str, str], work: Path, key: str, args: Any) 
     figure's median (and each round's ratio to the bare run just before it) keeps the
     comparison between the two apps fair when the load shifts during the benchmark.
     """
-    bare_proc, bare_port = serve(BARE, workers, env, work, args.loop)
-    ours_proc, ours_port = serve(OURS, workers, env, work, args.loop)
+    bare_proc, bare_port = serve(BARE, workers, env, work, args.loop, args.server)
+    ours_proc, ours_port = serve(OURS, workers, env, work, args.loop, args.server)
     runs: dict[str, list[dict[str, float]]] = {"bare": [], **{n: [] for n, _, _ in ENDPOINTS}}
     try:
         for _ in range(args.rounds):
@@ -293,6 +288,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
+    parser.add_argument(
+        "--server",
+        choices=["uvicorn", "granian"],
+        default="uvicorn",
+        help="uvicorn (httptools; what `coinlens serve` runs) or granian (pip install granian)",
+    )
     args = parser.parse_args()
     redis_url = _redis_url()
     work = Path(tempfile.mkdtemp(prefix="coinlens-bench-api-"))
@@ -310,7 +311,7 @@ def main() -> None:
     print(
         f"limiter: {'Redis ' + redis_url if redis_url else 'in-process'}; "
         f"{args.connections} connections, {args.rounds} rounds of {args.seconds:.0f} s, "
-        f"{os.cpu_count()} CPUs, loop {args.loop}; load average {_load()}"
+        f"{os.cpu_count()} CPUs, {args.server}, loop {args.loop}; load average {_load()}"
     )
     rows = [row for workers in args.workers for row in compare(workers, env, work, key, args)]
     report(rows)
