@@ -1,13 +1,14 @@
 """API benchmark: our hot endpoints next to a bare Starlette "hello" app, same server, one run.
 
 Both apps run under the same server settings (`--workers N --no-access-log --log-level
-warning`, `--loop auto` — uvloop when installed, as `coinlens serve` runs — or the loop
-given with `--loop`; uvicorn with httptools, or `--server granian` for the comparison) on
-loopback, both started, measured in alternation: `--rounds` rounds of bare, then each
-endpoint, one at a time; figures are medians over the rounds and each ratio compares a
-round with the bare run just before it. A load generator in a separate process (on uvloop
-when installed) drives C keep-alive connections with raw HTTP/1.1 (one request in flight
-per connection), parses each answer from one read buffer, and records every latency.
+warning`, uvicorn's proxy headers off, `--loop auto` — uvloop when installed, as `coinlens
+serve` runs — or the loop given with `--loop`; uvicorn with httptools, or `--server granian`
+for the comparison) on loopback, both started, measured in alternation: `--rounds` rounds
+of bare, then each endpoint, one at a time; figures are medians over the rounds and each
+ratio compares a round with the bare run just before it. A load generator in a separate
+process (on uvloop when installed) drives C keep-alive connections with raw HTTP/1.1 (one
+request in flight per connection), parses each answer from one read buffer, and records
+every latency.
 Data: the real embedded dataset, loaded once into a throwaway SQLite file, grades
 computed; our requests carry an API key and pass the rate limiter (Redis at
 127.0.0.1:6379 when reachable, else the in-process limiter).
@@ -174,7 +175,7 @@ def serve(
         cmd += [*common, "--http", "1", "--working-dir", str(app_dir), target]
     else:
         cmd = [sys.executable, "-m", "uvicorn", target, *common, "--http", "httptools"]
-        cmd += ["--app-dir", str(app_dir)]
+        cmd += ["--no-proxy-headers", "--app-dir", str(app_dir)]  # as `coinlens serve`
     if target == OURS:
         cmd.append("--factory")
     proc = subprocess.Popen(cmd, env=env)

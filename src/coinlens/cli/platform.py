@@ -95,6 +95,9 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
             port=port,
             log_level=level,
             access_log=False,  # the API logs each request itself (JSON, with request id)
+            # X-Forwarded-For is the API's to judge (COINLENS_TRUSTED_PROXIES): uvicorn's own
+            # handling trusts 127.0.0.1 by default and would rewrite the client address
+            proxy_headers=False,
             timeout_graceful_shutdown=GRACE_SECONDS,
         )
         return
@@ -104,6 +107,7 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
         port=port,
         log_level=level,
         access_log=False,
+        proxy_headers=False,
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
 
