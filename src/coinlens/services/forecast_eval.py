@@ -118,6 +118,19 @@ def _direction(y: F64, q: F64, lc: F64, day: NDArray[np.int64], h: int) -> dict[
     }
 
 
+def _block_ratios(
+    num: F64, den: F64, block: NDArray[np.int64], draws: int, seed: int
+) -> tuple[F64, F64, F64]:
+    """Per-block sums of `num` and `den`, and sum(num) / sum(den) over `draws` resamples of
+    whole blocks (with replacement)."""
+    ids, inv = np.unique(block, return_inverse=True)
+    n = np.bincount(inv, weights=num).astype(np.float64)
+    d = np.bincount(inv, weights=den).astype(np.float64)
+    pick = np.random.default_rng(seed).integers(0, len(ids), (draws, len(ids)))
+    ratio: F64 = n[pick].sum(axis=1) / d[pick].sum(axis=1)
+    return n, d, ratio
+
+
 def block_bootstrap_skill(
     loss: tuple[F64, F64], block: NDArray[np.int64], draws: int = 2000, seed: int = 0
 ) -> tuple[float, float, int]:
@@ -128,12 +141,21 @@ def block_bootstrap_skill(
     and, at 30/90 days, overlap their neighbours' target periods, so the interval is still
     somewhat too narrow; it shows how far one quarter can move the headline skill.
     """
-    ids, inv = np.unique(block, return_inverse=True)
-    lm, lr = np.bincount(inv, weights=loss[0]), np.bincount(inv, weights=loss[1])
-    pick = np.random.default_rng(seed).integers(0, len(ids), (draws, len(ids)))
-    skill = 1.0 - lm[pick].sum(axis=1) / lr[pick].sum(axis=1)
-    lo, hi = np.quantile(skill, [0.05, 0.95])
+    lm, lr, ratio = _block_ratios(loss[0], loss[1], block, draws, seed)
+    lo, hi = np.quantile(1.0 - ratio, [0.05, 0.95])
     return float(lo), float(hi), int((lm > lr).sum())
+
+
+def block_bootstrap_coverage(
+    inside: NDArray[np.bool_], block: NDArray[np.int64], draws: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """5 % and 95 % bootstrap quantiles of an interval's coverage, resampling whole retraining
+    blocks as `block_bootstrap_skill` does (and as narrow for the same reasons): how far
+    the measured coverage could move with other quarters of history."""
+    hits = np.asarray(inside, dtype=np.float64)
+    _, _, share = _block_ratios(hits, np.ones_like(hits), block, draws, seed)
+    lo, hi = np.quantile(share, [0.05, 0.95])
+    return float(lo), float(hi)
 
 
 def _split_metrics(y: F64, q: tuple[F64, F64], part: NDArray[np.bool_]) -> dict[str, float]:
@@ -172,9 +194,13 @@ def horizon_metrics(c: Collected, h: int, holdout_col: int | None = None) -> dic
     rows = (fc.row_pinball(y, qm), fc.row_pinball(y, qr))
     lo, hi, worse = block_bootstrap_skill(rows, np.concatenate(c.block))
     out.update(skill_lo=lo, skill_hi=hi, blocks_worse=worse, blocks=len(c.block))
+    blocks = np.concatenate(c.block)
     for level, k in zip(LEVELS, (2, 1, 0), strict=True):
         out[f"coverage_{level}_model"] = scoring.coverage(y, qm[:, k], qm[:, -1 - k])
         out[f"coverage_{level}_rw"] = scoring.coverage(y, qr[:, k], qr[:, -1 - k])
+        inside = (y >= qm[:, k]) & (y <= qm[:, -1 - k])
+        lo_c, hi_c = block_bootstrap_coverage(inside, blocks)
+        out.update({f"coverage_{level}_lo": lo_c, f"coverage_{level}_hi": hi_c})
     out.update(_direction(y, qm, lc, day, h))
     if holdout_col is not None:
         held = day + h >= holdout_col

@@ -72,6 +72,25 @@ def _horizon_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _coverage_table(result: dict[str, Any]) -> list[str]:
+    lines = [
+        "Model coverage with its 90 % interval, resampling whole retraining blocks as for the "
+        "skill (as narrow, for the same reasons): how far other quarters of history could "
+        "move each figure.",
+        "",
+        "| horizon | cov 50 | cov 80 | cov 90 |",
+        "|---|---|---|---|",
+    ]
+    for h, m in result["horizons"].items():
+        cells = [
+            f"{_pct(m[f'coverage_{lv}_model'])} ({_pct(m[f'coverage_{lv}_lo'])} … "
+            f"{_pct(m[f'coverage_{lv}_hi'])})"
+            for lv in (50, 80, 90)
+        ]
+        lines.append(f"| {h}d | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _split_table(result: dict[str, Any]) -> list[str]:
     cfg = result["config"]
     lines = [
@@ -138,6 +157,8 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
         "too narrow.",
         "",
         *_horizon_table(result),
+        "",
+        *_coverage_table(result),
         "",
         *_split_table(result),
         "",

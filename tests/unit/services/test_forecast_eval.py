@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from coinlens.analytics import forecast as fc
-from coinlens.services.forecast_eval import Collected, block_bootstrap_skill, horizon_metrics
+from coinlens.services.forecast_eval import (
+    Collected,
+    block_bootstrap_coverage,
+    block_bootstrap_skill,
+    horizon_metrics,
+)
 
 
 def test_block_bootstrap_brackets_the_skill_and_counts_losing_blocks() -> None:
@@ -30,6 +35,17 @@ def test_one_block_has_a_degenerate_interval() -> None:
     assert lo == pytest.approx(0.25)
     assert hi == pytest.approx(0.25)
     assert worse == 0
+
+
+def test_block_bootstrap_coverage_spans_the_blocks_own_coverages() -> None:
+    block = np.repeat(np.arange(10), 40)
+    # blocks alternate 30 % and 70 % of rows inside: 50 % overall
+    inside = (np.arange(len(block)) % 40) < np.where(block % 2 == 0, 12, 28)
+    lo, hi = block_bootstrap_coverage(inside, block)
+    assert 0.3 <= lo < 0.5 < hi <= 0.7
+    # every block at 60 %: no spread to resample
+    same = (np.arange(len(block)) % 40) < 24
+    assert block_bootstrap_coverage(same, block) == pytest.approx((0.6, 0.6))
 
 
 def test_metrics_split_development_and_held_out_rows() -> None:
