@@ -192,9 +192,9 @@ def horizon_metrics(c: Collected, h: int, holdout_col: int | None = None) -> dic
     }
     out["crps_skill"] = scoring.skill(out["crps_model"], out["crps_rw"])
     rows = (fc.row_pinball(y, qm), fc.row_pinball(y, qr))
-    lo, hi, worse = block_bootstrap_skill(rows, np.concatenate(c.block))
-    out.update(skill_lo=lo, skill_hi=hi, blocks_worse=worse, blocks=len(c.block))
     blocks = np.concatenate(c.block)
+    lo, hi, worse = block_bootstrap_skill(rows, blocks)
+    out.update(skill_lo=lo, skill_hi=hi, blocks_worse=worse, blocks=len(c.block))
     for level, k in zip(LEVELS, (2, 1, 0), strict=True):
         out[f"coverage_{level}_model"] = scoring.coverage(y, qm[:, k], qm[:, -1 - k])
         out[f"coverage_{level}_rw"] = scoring.coverage(y, qr[:, k], qr[:, -1 - k])
