@@ -36,11 +36,16 @@ def skill(score: float, reference: float) -> float:
     return 1.0 - score / reference if reference > 0 else float("nan")
 
 
+def inside(y: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> NDArray[np.bool_]:
+    """Which outcomes lie inside [lo, hi]."""
+    yy = np.asarray(y, dtype=np.float64)
+    return (yy >= np.asarray(lo)) & (yy <= np.asarray(hi))
+
+
 def coverage(y: ArrayLike, lo: ArrayLike, hi: ArrayLike) -> float:
     """Share of outcomes inside [lo, hi]."""
-    yy = np.asarray(y, dtype=np.float64)
-    inside = (yy >= np.asarray(lo)) & (yy <= np.asarray(hi))
-    return float(inside.mean()) if yy.size else float("nan")
+    hits = inside(y, lo, hi)
+    return float(hits.mean()) if hits.size else float("nan")
 
 
 def binomial_test(k: int, n: int, p: float = 0.5) -> float:

@@ -196,10 +196,10 @@ def horizon_metrics(c: Collected, h: int, holdout_col: int | None = None) -> dic
     lo, hi, worse = block_bootstrap_skill(rows, blocks)
     out.update(skill_lo=lo, skill_hi=hi, blocks_worse=worse, blocks=len(c.block))
     for level, k in zip(LEVELS, (2, 1, 0), strict=True):
-        out[f"coverage_{level}_model"] = scoring.coverage(y, qm[:, k], qm[:, -1 - k])
+        hits = scoring.inside(y, qm[:, k], qm[:, -1 - k])
+        out[f"coverage_{level}_model"] = float(hits.mean())  # rows > 0: the bootstrap needs them
         out[f"coverage_{level}_rw"] = scoring.coverage(y, qr[:, k], qr[:, -1 - k])
-        inside = (y >= qm[:, k]) & (y <= qm[:, -1 - k])
-        lo_c, hi_c = block_bootstrap_coverage(inside, blocks)
+        lo_c, hi_c = block_bootstrap_coverage(hits, blocks)
         out.update({f"coverage_{level}_lo": lo_c, f"coverage_{level}_hi": hi_c})
     out.update(_direction(y, qm, lc, day, h))
     if holdout_col is not None:
