@@ -10,7 +10,6 @@ Screenshots (desktop and phone) go to tests/artifacts/.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from coinlens.settings import get_settings
 from coinlens.storage import repo
 from coinlens.storage.db import make_engine, upgrade
 from coinlens.web import auth
+from unit.alerts.alert_receivers import free_port
 
 pytestmark = [pytest.mark.xdist_group("embedded"), pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,12 +51,6 @@ if not Path(CHROMIUM).exists():
 sync_api = pytest.importorskip("playwright.sync_api")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def serve() -> Iterator[Any]:
     """Start uvicorn servers on 127.0.0.1 in threads; stop them all at the end."""
@@ -67,7 +61,7 @@ def serve() -> Iterator[Any]:
     servers: list[tuple[Any, threading.Thread]] = []
 
     def start(data_dir: Path) -> str:
-        port = _free_port()
+        port = free_port()
         settings = get_settings(env="test", data_dir=data_dir, log_level="WARNING")
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
                                 log_level="warning", lifespan="on")  # fmt: skip

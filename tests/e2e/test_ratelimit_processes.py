@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -27,6 +25,8 @@ from coinlens.services.context import build_context
 from coinlens.services.keys import KeySpec, create_key
 from coinlens.settings import get_settings
 from coinlens.storage.tables_keys import usage
+from e2e.api_process import wait_ready
+from unit.alerts.alert_receivers import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 TRIALS, BURST, QUOTA = 20, 200, 100
@@ -41,25 +41,6 @@ PLANS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"API process exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(f"API on port {port} did not start")
-
-
 @contextmanager
 def _servers(data_dir: Path, redis_url: str, codes: list[int]) -> Iterator[list[int]]:
     env = {
@@ -71,7 +52,7 @@ def _servers(data_dir: Path, redis_url: str, codes: list[int]) -> Iterator[list[
         "COINLENS_LOG_LEVEL": "WARNING",
         "COINLENS_RESPONSE_CACHE_SECONDS": "60",
     }
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     command = [sys.executable, "-m", "uvicorn", "coinlens.api.app:create_app", "--factory"]
     procs = [
         subprocess.Popen(
@@ -81,7 +62,7 @@ def _servers(data_dir: Path, redis_url: str, codes: list[int]) -> Iterator[list[
     ]
     try:
         for port, proc in zip(ports, procs, strict=True):
-            _wait_ready(port, proc)
+            wait_ready(port, proc)
         yield ports
     finally:
         for proc in procs:

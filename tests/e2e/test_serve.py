@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from e2e.api_process import wait_ready
+from unit.alerts.alert_receivers import free_port
 
 PLANS = {
     "anonymous": {"per_minute": 3, "per_day": 100},
@@ -26,14 +27,8 @@ PLANS = {
 CLI = [sys.executable, "-c", "from coinlens.cli.main import app; app()"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_serve_ignores_forwarded_for_from_an_unlisted_loopback_peer(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "COINLENS_ENV": "test",
@@ -45,18 +40,8 @@ def test_serve_ignores_forwarded_for_from_an_unlisted_loopback_peer(tmp_path: Pa
     command = [*CLI, "serve", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"coinlens serve exited with {proc.returncode}"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "coinlens serve did not start"
-            time.sleep(0.2)
-        with httpx.Client(base_url=base) as client:
+        wait_ready(port, proc, timeout=60)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
             codes = [
                 client.post(
                     "/v1/keys",
