@@ -83,6 +83,28 @@ def test_a_flushed_script_cache_is_reloaded_without_errors() -> None:
     assert asyncio.run(run()) == ["redis", "redis"]
 
 
+def test_a_dropped_connection_is_reopened_without_falling_back() -> None:
+    """A Redis restart (or a proxy's idle timeout) closes the limiter's connection: the next
+    batch reconnects and is still decided by Redis, exactly."""
+
+    async def run() -> list[tuple[str, bool]]:
+        name = f"limiter-{uuid.uuid4().hex}"  # only this limiter's connection is dropped
+        limiter = RateLimiter(f"{REDIS_URL}?client_name={name}", prefix=f"test:{name}")
+        out = [await limiter.hit("r", HUNDRED)]
+        client = redis.Redis.from_url(REDIS_URL)
+        ids = [c["id"] for c in client.client_list() if c["name"] == name]
+        assert ids
+        for client_id in ids:
+            client.client_kill_filter(_id=client_id)
+        client.close()
+        out += [await limiter.hit("r", HUNDRED) for _ in range(2)]
+        assert limiter.fallbacks == 0
+        await limiter.close()
+        return [(d.backend, d.allowed) for d in out]
+
+    assert asyncio.run(run()) == [("redis", True)] * 3
+
+
 def test_huge_quotas_work_in_redis_too() -> None:
     async def run() -> None:
         limiter = _limiter()
