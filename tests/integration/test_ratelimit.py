@@ -12,7 +12,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from coinlens.api.app import create_app
-from coinlens.services.ratelimit import Limit, RateLimiter
+from coinlens.services.ratelimit import MAX_GROUPS, Limit, RateLimiter
 from coinlens.settings import PlanLimits, Settings, get_settings
 
 pytestmark = pytest.mark.redis
@@ -138,6 +138,24 @@ def test_an_unreachable_redis_falls_back_to_the_local_limiter() -> None:
         assert [d.allowed for d in decisions].count(True) == 100
         assert limiter.fallbacks == 1  # then it waits before trying Redis again
         assert limiter.backend == "local"
+        await limiter.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("url", [REDIS_URL, DOWN_URL], ids=["redis", "down"])
+def test_a_tick_with_more_subjects_than_one_script_run_takes(url: str) -> None:
+    """Over `MAX_GROUPS` subjects at once go to Redis as runs in a row on the one connection;
+    with Redis down, the first failed run sends the rest to the local limiter directly."""
+    n = MAX_GROUPS * 2 + 10
+
+    async def run() -> None:
+        limiter = RateLimiter(url, prefix=f"test:{uuid.uuid4().hex}")
+        decisions = await asyncio.gather(*(limiter.hit(f"s{i}", HUNDRED) for i in range(n)))
+        assert all(d.allowed and d.binding.remaining == 99 for d in decisions)
+        backends = {d.backend for d in decisions}
+        assert backends == ({"redis"} if url == REDIS_URL else {"local"})
+        assert limiter.fallbacks == (0 if url == REDIS_URL else 1)
         await limiter.close()
 
     asyncio.run(run())

@@ -341,12 +341,15 @@ class RateLimiter:
 
     async def _run_batch(self, batch: list[_Group]) -> None:
         try:
-            async with asyncio.timeout(REDIS_TIMEOUT):
-                decided = await self._hit_redis(batch)
+            if time.monotonic() < self._down_until:  # an earlier part of this run failed
+                decided = self._decide_locally(batch)
+            else:
+                async with asyncio.timeout(REDIS_TIMEOUT):
+                    decided = await self._hit_redis(batch)
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             await self._drop_connection()
             self._fall_back(exc)
-            decided = [[self._local.hit(g.keys, g.limits) for _ in g.futures] for g in batch]
+            decided = self._decide_locally(batch)
         except BaseException as exc:  # cancelled, or a bug: no request may wait forever
             await asyncio.shield(self._drop_connection())  # a reply may be half read
             for group in batch:
@@ -358,6 +361,9 @@ class RateLimiter:
             for future, decision in zip(group.futures, decisions, strict=True):
                 if not future.done():  # its request may have been cancelled meanwhile
                     future.set_result(decision)
+
+    def _decide_locally(self, batch: list[_Group]) -> list[list[Decision]]:
+        return [[self._local.hit(g.keys, g.limits) for _ in g.futures] for g in batch]
 
     def _fall_back(self, exc: BaseException) -> None:
         self._down_until = time.monotonic() + REDIS_DOWN_BACKOFF
