@@ -52,6 +52,7 @@ lint: $(DEV_STAMP) ## ruff, formatting, mypy and the import-layer contracts
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/mypy bench scripts
 	$(BIN)/lint-imports
 
 test: $(DEV_STAMP) ## Set up and run lint plus the whole test suite (PostgreSQL at 127.0.0.1:5432)

@@ -206,11 +206,11 @@ def bench_e2e(
     values[:, ev.PRICE] = 101.0
     stop = threading.Event()
     cfg = alerts.worker_config(ctx, poll=0.01, threads=threads)
-    threads = [
+    runners = [
         threading.Thread(target=alerts.run_delivery_worker, args=(ctx, stop, cfg))
         for _ in range(workers if in_process else 0)
     ]
-    for t in threads:
+    for t in runners:
         t.start()
     procs = [] if in_process else _worker_processes(settings, workers, cfg.threads)
     cpu0, kids0 = resource.getrusage(resource.RUSAGE_SELF), _cpu(procs)
@@ -223,7 +223,7 @@ def bench_e2e(
     kids, own = _cpu(procs) - kids0, resource.getrusage(resource.RUSAGE_SELF)
     cpu_own = own.ru_utime + own.ru_stime - cpu0.ru_utime - cpu0.ru_stime
     stop.set()
-    for t in threads:
+    for t in runners:
         t.join()
     for p in procs:
         p.terminate()

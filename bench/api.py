@@ -112,7 +112,9 @@ async def _read(reader: asyncio.StreamReader) -> bytes:
     return chunk
 
 
-def _drive(port: int, request: bytes, conns: int, seconds: float, queue: mp.Queue) -> None:
+def _drive(
+    port: int, request: bytes, conns: int, seconds: float, queue: mp.Queue[list[float]]
+) -> None:
     async def main() -> list[float]:
         out: list[float] = []
         start = time.perf_counter()
@@ -134,7 +136,7 @@ def measure(
     """req/s, p50 and p99 (ms) of GET `path` with `conns` keep-alive connections."""
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n{head}\r\n".encode()
-    queue: mp.Queue = mp.get_context("spawn").Queue()
+    queue: mp.Queue[list[float]] = mp.get_context("spawn").Queue()
     proc = mp.get_context("spawn").Process(
         target=_drive, args=(port, request, conns, seconds, queue)
     )

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def ours(sig: np.ndarray, o: np.ndarray, c: np.ndarray) -> object:
     return backtest(sig, o, c, CFG)
 
 
-def theirs(sig: np.ndarray, o: np.ndarray, c: np.ndarray) -> object:
+def theirs(sig: np.ndarray, o: np.ndarray, c: np.ndarray) -> tuple[Any, ...]:
     # imported here so that our first-call figure does not pay for importing vectorbt
     import pandas as pd
     import vectorbt as vbt

@@ -66,10 +66,11 @@ def main() -> None:
     cfg = g.GradeConfig()
     g.compute_grades(
         g.GradeInputs(
-            **{
-                k: (v[:50, :400] if isinstance(v, np.ndarray) else v)
-                for k, v in inp.__dict__.items()
-            }
+            close=p.close[:50, :400],
+            high=p.high[:50, :400],
+            low=p.low[:50, :400],
+            volume=p.volume[:50, :400],
+            benchmark=0,
         )
     )  # warm the JIT
     t0 = time.perf_counter()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import talib
+from talib._ta_lib import MA_Type
 
 from coinlens.analytics import backtest as bt
 from coinlens.analytics import indicator_state, signals
@@ -52,7 +53,9 @@ def best(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
-def cases(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> dict[str, tuple]:
+def cases(
+    h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray
+) -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
     rows = range(c.shape[0])
     return {
         "RSI(14)": (lambda: ind.rsi(c), lambda: [talib.RSI(c[i], 14) for i in rows]),
@@ -60,7 +63,7 @@ def cases(h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray) -> dict[s
         "MACD(12,26,9)": (lambda: ind.macd(c), lambda: [talib.MACD(c[i]) for i in rows]),
         "BBANDS(20,2)": (
             lambda: ind.bbands(c),
-            lambda: [talib.BBANDS(c[i], 20, 2.0, 2.0, 0) for i in rows],
+            lambda: [talib.BBANDS(c[i], 20, 2.0, 2.0, MA_Type.SMA) for i in rows],
         ),
         "ATR(14)": (
             lambda: ind.atr(h, lo, c),
