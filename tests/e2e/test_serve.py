@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
+import redis
 
 from e2e.api_process import wait_ready
 from unit.alerts.alert_receivers import free_port
@@ -25,9 +27,13 @@ PLANS = {
     "free": {"per_minute": 60, "per_day": 1000},
 }
 CLI = [sys.executable, "-c", "from coinlens.cli.main import app; app()"]
+SERVE_REDIS_DB = 11  # flushed by the 2-worker case; no other test uses it
 
 
-def test_serve_ignores_forwarded_for_from_an_unlisted_loopback_peer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_ignores_forwarded_for_from_an_unlisted_loopback_peer(
+    tmp_path: Path, workers: int, request: pytest.FixtureRequest
+) -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -35,9 +41,15 @@ def test_serve_ignores_forwarded_for_from_an_unlisted_loopback_peer(tmp_path: Pa
         "COINLENS_PLANS": json.dumps(PLANS),
         "COINLENS_LOG_LEVEL": "WARNING",
     }
-    env.pop("COINLENS_REDIS_URL", None)  # the in-process limiter: one process, exact
     env.pop("COINLENS_TRUSTED_PROXIES", None)
+    if workers == 1:
+        env.pop("COINLENS_REDIS_URL", None)  # the in-process limiter: one process, exact
+    else:  # two processes share the loopback peer's bucket in Redis (its own database)
+        base = request.getfixturevalue("redis_url").rsplit("/", 1)[0]
+        env["COINLENS_REDIS_URL"] = f"{base}/{SERVE_REDIS_DB}"
+        redis.Redis.from_url(env["COINLENS_REDIS_URL"]).flushdb()
     command = [*CLI, "serve", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
+    command += ["--workers", str(workers)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
         wait_ready(port, proc, timeout=60)

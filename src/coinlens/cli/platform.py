@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -82,34 +82,23 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
         ("/healthz", "health"),
     ):
         console.print(f"  {what:<18} {base}{path}")
-    level = settings.log_level.lower()
+    server: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,  # the API logs each request itself (JSON, with request id)
+        # X-Forwarded-For is the API's to judge (COINLENS_TRUSTED_PROXIES): uvicorn's own
+        # handling trusts 127.0.0.1 by default and would rewrite the client address
+        "proxy_headers": False,
+        "timeout_graceful_shutdown": GRACE_SECONDS,
+    }
     if workers > 1:  # each worker builds its own app from the environment
         os.environ["COINLENS_DATA_DIR"] = str(settings.data_dir)
         if settings.database_url:
             os.environ["COINLENS_DATABASE_URL"] = settings.database_url
-        uvicorn.run(
-            "coinlens.api.app:create_app",
-            factory=True,
-            workers=workers,
-            host=host,
-            port=port,
-            log_level=level,
-            access_log=False,  # the API logs each request itself (JSON, with request id)
-            # X-Forwarded-For is the API's to judge (COINLENS_TRUSTED_PROXIES): uvicorn's own
-            # handling trusts 127.0.0.1 by default and would rewrite the client address
-            proxy_headers=False,
-            timeout_graceful_shutdown=GRACE_SECONDS,
-        )
+        uvicorn.run("coinlens.api.app:create_app", factory=True, workers=workers, **server)
         return
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=level,
-        access_log=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=GRACE_SECONDS,
-    )
+    uvicorn.run(create_app(settings), **server)
 
 
 Host = Annotated[str | None, typer.Option("--host", help="Bind address (default from settings)")]
