@@ -279,6 +279,10 @@ class RateLimiter:
         self._on_fallback = on_fallback
         self._queue: dict[tuple[str, int], _Group] = {}  # by subject and id of its limits
         self._running: asyncio.Task[None] | None = None  # the batch out at Redis
+        # the event loop of the first request: a limiter serves one loop, as its connection
+        # does (the middleware makes one per lifespan). Looked up once: in Python 3.11
+        # `asyncio.get_running_loop()` makes a getpid() system call on every call.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._flush_due = False
         # subject → (its limits, their Redis keys): built once per subject, not per request
         self._keys: dict[str, tuple[Sequence[Limit], list[str]]] = {}
@@ -310,7 +314,10 @@ class RateLimiter:
         function, not a coroutine: one frame less per request). Never fails for an
         unreachable Redis."""
         keys = self._keys_of(subject, limits)
-        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Decision] = loop.create_future()
         if self._conn is None or time.monotonic() < self._down_until:
             future.set_result(self._local.hit(keys, limits))
             return future
@@ -320,20 +327,21 @@ class RateLimiter:
         group.futures.append(future)
         if not self._flush_due and self._running is None:
             self._flush_due = True  # the batch leaves once this tick is over
-            future.get_loop().call_soon(self._flush)
+            loop.call_soon(self._flush)
         return future
 
     def _flush(self) -> None:
         self._flush_due = False
         queue, self._queue = list(self._queue.values()), {}
-        self._running = asyncio.ensure_future(self._run(queue))
+        assert self._loop is not None  # noqa: S101 - set by the `hit` that scheduled this
+        self._running = self._loop.create_task(self._run(queue))
         self._running.add_done_callback(self._run_done)
 
     def _run_done(self, _run: asyncio.Task[None]) -> None:
         self._running = None
         if self._queue and not self._flush_due:  # requests that arrived meanwhile
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            _run.get_loop().call_soon(self._flush)
 
     async def _run(self, queue: list[_Group]) -> None:
         for i in range(0, len(queue), MAX_GROUPS):  # in turn: the connection is not shared
