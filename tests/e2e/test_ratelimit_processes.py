@@ -54,6 +54,7 @@ def _servers(data_dir: Path, redis_url: str, codes: list[int]) -> Iterator[list[
     }
     ports = [free_port(), free_port()]
     command = [sys.executable, "-m", "uvicorn", "coinlens.api.app:create_app", "--factory"]
+    command.append("--no-proxy-headers")  # as `coinlens serve`: the API reads X-Forwarded-For
     procs = [
         subprocess.Popen(
             [*command, "--port", str(port), "--no-access-log", "--log-level", "warning"], env=env
