@@ -74,7 +74,11 @@ def _fresh_id() -> str:
     """128 random bits in hex, as random as uuid4().hex. The system's randomness is read
     for 256 ids at a time: one `getrandom` system call per request was a measurable share
     of the kernel time an API request costs."""
-    if not _ids:
+    try:
+        return _ids.pop()
+    except IndexError:  # read ahead again; this caller keeps one, so a race cannot drain it
         block = os.urandom(16 * _IDS_PER_READ).hex()
-        _ids.extend([block[i : i + 32] for i in range(0, len(block), 32)])
-    return _ids.pop()
+        fresh = [block[i : i + 32] for i in range(0, len(block), 32)]
+        own = fresh.pop()
+        _ids.extend(fresh)
+        return own
