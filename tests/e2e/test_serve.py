@@ -47,7 +47,8 @@ def test_serve_ignores_forwarded_for_from_an_unlisted_loopback_peer(
     else:  # two processes share the loopback peer's bucket in Redis (its own database)
         base = request.getfixturevalue("redis_url").rsplit("/", 1)[0]
         env["COINLENS_REDIS_URL"] = f"{base}/{SERVE_REDIS_DB}"
-        redis.Redis.from_url(env["COINLENS_REDIS_URL"]).flushdb()
+        with redis.Redis.from_url(env["COINLENS_REDIS_URL"]) as client:
+            client.flushdb()
     command = [*CLI, "serve", "--data-dir", str(tmp_path / "data"), "--port", str(port)]
     command += ["--workers", str(workers)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)

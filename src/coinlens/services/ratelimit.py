@@ -321,9 +321,10 @@ class RateLimiter:
         if self._conn is None or time.monotonic() < self._down_until:
             future.set_result(self._local.hit(keys, limits))
             return future
-        group = self._queue.get((subject, id(limits)))
+        slot = (subject, id(limits))
+        group = self._queue.get(slot)
         if group is None:
-            group = self._queue[(subject, id(limits))] = _Group(keys, limits, [])
+            group = self._queue[slot] = _Group(keys, limits, [])
         group.futures.append(future)
         if not self._flush_due and self._running is None:
             self._flush_due = True  # the batch leaves once this tick is over
