@@ -4,6 +4,6 @@ No I/O, no clock, no database: every function takes arrays and returns arrays, a
 names the reference it is tested against (TA-Lib, vectorbt, or a plain loop).
 """
 
-from coinlens.analytics._jit import set_threads
+from coinlens.analytics._jit import set_threads, threads
 
-__all__ = ["set_threads"]
+__all__ = ["set_threads", "threads"]

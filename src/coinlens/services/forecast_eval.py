@@ -209,8 +209,9 @@ def horizon_metrics(c: Collected, h: int, holdout_col: int | None = None) -> dic
     return out
 
 
-def autoets_quantiles(series: Sequence[F64], horizon: int) -> F64:
-    """AutoETS (season_length=1) quantiles of each series' value `horizon` steps ahead.
+def autoets_quantiles(series: Sequence[F64], horizon: int, n_jobs: int = 1) -> F64:
+    """AutoETS (season_length=1) quantiles of each series' value `horizon` steps ahead,
+    fitted in `n_jobs` processes (statsforecast's own pool).
 
     Returns (n, 7, horizon): p05…p95 from the 90/80/50 % prediction intervals and the mean.
     """
@@ -221,7 +222,7 @@ def autoets_quantiles(series: Sequence[F64], horizon: int) -> F64:
     ids = np.concatenate([np.full(len(s), i) for i, s in enumerate(series)])
     ds = np.concatenate([np.arange(len(s)) for s in series])
     df = pd.DataFrame({"unique_id": ids, "ds": ds, "y": np.concatenate(series)})
-    sf = StatsForecast(models=[AutoETS(season_length=1)], freq=1, n_jobs=1)
+    sf = StatsForecast(models=[AutoETS(season_length=1)], freq=1, n_jobs=n_jobs)
     fcst = sf.forecast(df=df, h=horizon, level=list(LEVELS))
     cols = [f"AutoETS-lo-{lv}" for lv in (90, 80, 50)] + ["AutoETS"]
     cols += [f"AutoETS-hi-{lv}" for lv in LEVELS]

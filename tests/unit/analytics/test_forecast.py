@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import binomtest
 
 from coinlens.analytics import forecast as fc
-from coinlens.analytics import forecast_features, scoring
+from coinlens.analytics import forecast_features, scoring, set_threads, threads
 from coinlens.analytics.forecast_features import build_features
 
 SMALL = fc.ForecastConfig(
@@ -95,6 +95,24 @@ def test_training_on_its_sampled_cells_equals_training_on_the_whole_panel(
     sampled = build_features(close, volume, only=lambda index: fc.training_cells(index, 399, cfg))
     assert sampled.values.shape[0] <= 6_000
     assert fc.train(sampled, 399, cfg).to_bytes() == fc.train(whole, 399, cfg).to_bytes()
+
+
+def test_horizons_trained_side_by_side_give_the_serial_model(
+    panel: tuple[np.ndarray, np.ndarray],
+) -> None:
+    close, volume = panel
+    fp = build_features(close, volume)
+    cfg = dataclasses.replace(SMALL, horizons=(1, 7, 30))
+    before = threads()
+    try:
+        set_threads(1)
+        serial = fc.train(fp, 399, cfg)
+        set_threads(3)
+        side_by_side = fc.train(fp, 399, cfg)
+    finally:
+        set_threads(before)
+    assert [h.horizon for h in side_by_side.horizons] == [1, 7, 30]
+    assert side_by_side.to_bytes() == serial.to_bytes()
 
 
 def test_quantiles_are_monotone_and_model_round_trips(
