@@ -59,6 +59,11 @@ test: $(DEV_STAMP) ## Set up and run lint plus the whole test suite (PostgreSQL 
 	$(MAKE) lint
 	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+evaluate: $(STAMP) ## Load the embedded data, then both full walk-forward evaluations into reports/
+	$(BIN)/coinlens load
+	$(BIN)/coinlens evaluate grades
+	$(BIN)/coinlens evaluate forecasts
+
 dataset: $(DEV_STAMP) ## Rebuild the packaged dataset from ../shared/data
 	$(BIN)/python scripts/build_dataset.py
 
@@ -68,4 +73,4 @@ bench-storage: $(DEV_STAMP) ## Benchmark ingest and panel reads: SQLite, Postgre
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .mypy_cache .ruff_cache
 
-.PHONY: help install dev assets chromium run lint test dataset bench-storage clean
+.PHONY: help install dev assets chromium run lint test evaluate dataset bench-storage clean
