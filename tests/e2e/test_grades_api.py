@@ -104,3 +104,7 @@ def test_evaluate_grades_cli_on_a_short_window(loaded_dir: Path, tmp_path: Path)
     report = (tmp_path / "grades.md").read_text()
     assert "| trader | 7d | out of sample (2024-06-01" in report
     assert "| investor | 90d |" in report
+    for grade in ("trader", "investor"):
+        name = f"grades_{grade}_cumulative_ic.png"
+        assert f"![{name}]({name})" in report
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

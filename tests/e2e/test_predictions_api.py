@@ -133,4 +133,6 @@ def test_cli_predict_and_quick_evaluation(
     assert result.exit_code == 0, result.output
     report = (out / "forecasts.md").read_text()
     assert "pinball skill vs RW" in report
-    assert (out / "forecasts_calibration_90d.svg").exists()
+    for h in (1, 7, 30, 90):
+        assert f"![{h}-day calibration](forecasts_calibration_{h}d.png)" in report
+        assert (out / f"forecasts_calibration_{h}d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

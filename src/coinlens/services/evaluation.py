@@ -23,6 +23,7 @@ from coinlens.analytics import grades as method
 from coinlens.domain.errors import DataUnavailable, UserInputError
 from coinlens.services.context import Context
 from coinlens.services.grades import GradeRun, compute_all
+from coinlens.services.plots import pyplot, save_png
 
 F64 = NDArray[np.float64]
 
@@ -244,37 +245,30 @@ def render_markdown(ev_: Evaluation, plots: list[str]) -> str:
     ]
     for track in ev_.tracks.values():
         lines += _year_table(track)
-    lines += [f"![{p}]({p})" for p in plots] or ["(plots skipped: matplotlib is not installed)"]
+    lines += [f"![{p}]({p})" for p in plots]
     return "\n".join(lines) + "\n"
 
 
 def _plot(ev_: Evaluation, out: Path) -> list[str]:
-    """Cumulative daily IC per grade (PNG); [] when matplotlib is unavailable."""
-    try:
-        import matplotlib as mpl
-
-        mpl.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return []
+    """Cumulative daily IC per grade (PNG)."""
+    plt = pyplot()
     names = []
     dates = ev_.days.astype("datetime64[D]")
     for track in ev_.tracks.values():
         fig, ax = plt.subplots(figsize=(8, 3.2))
         ax.plot(dates, np.cumsum(np.nan_to_num(track.daily_ic)), lw=1.2)
-        ax.axvline(np.datetime64(ev_.split), color="grey", ls="--", lw=0.8)  # type: ignore[arg-type]
+        ax.axvline(np.datetime64(ev_.split), color="grey", ls="--", lw=0.8)
         ax.set_title(f"{track.grade} grade: cumulative daily rank IC vs {track.horizon}d returns")
         ax.set_ylabel("Σ IC")
         fig.tight_layout()
         name = f"grades_{track.grade}_cumulative_ic.png"
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
+        save_png(fig, out / name)
         names.append(name)
     return names
 
 
 def write_report(ev_: Evaluation, out: Path) -> list[Path]:
-    """Write grades.md (and PNG plots when matplotlib is installed) into `out`."""
+    """Write grades.md and its PNG plots into `out`."""
     out.mkdir(parents=True, exist_ok=True)
     plots = _plot(ev_, out)
     md = out / "grades.md"

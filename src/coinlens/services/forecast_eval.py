@@ -4,7 +4,7 @@ At each origin T (quarterly by default) the model is trained on data <= T only, 
 every daily forecast origin t in (T, T + step] whose target t + h has a close. The random
 walk is scored on the same rows; statsforecast AutoETS (season_length=1, on the log close)
 on a subset of tokens at the quarterly origins only, where it is compared with the model and
-the random walk on exactly those rows. Output: reports/forecasts.md + SVG calibration plots.
+the random walk on exactly those rows. Output: reports/forecasts.md + PNG calibration plots.
 """
 
 from __future__ import annotations

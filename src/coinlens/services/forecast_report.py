@@ -1,5 +1,5 @@
-"""Write the forecast walk-forward result as Markdown with hand-made SVG calibration charts
-(matplotlib is not a dependency: a reliability diagram is a few lines of SVG)."""
+"""Write the forecast walk-forward result as Markdown with one PNG calibration chart per
+horizon (matplotlib, `services.plots`)."""
 
 from __future__ import annotations
 
@@ -8,39 +8,70 @@ from pathlib import Path
 from typing import Any
 
 from coinlens.analytics.forecast import QUANTILES
+from coinlens.services.plots import pyplot, save_png
 
-_W, _H, _PAD = 320, 320, 40
-
-
-def _xy(p: float, f: float) -> tuple[float, float]:
-    return _PAD + p * (_W - 2 * _PAD), _H - _PAD - f * (_H - 2 * _PAD)
+LEVELS = (50, 80, 90)  # central intervals whose coverage the target bounds
+TOLERANCE = 0.03  # the target: each coverage within ±3 pp of nominal
 
 
-def calibration_svg(title: str, series: dict[str, list[float]]) -> str:
-    """Reliability diagram: nominal quantile level (x) vs observed frequency below it (y)."""
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
-    x0, y0 = _xy(0, 0)
-    x1, y1 = _xy(1, 1)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" font-size="11">',
-        f'<rect width="{_W}" height="{_H}" fill="white"/>',
-        f'<text x="{_W / 2}" y="16" text-anchor="middle">{title}</text>',
-        f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y1}" stroke="#999" stroke-dasharray="4"/>',
-        f'<line x1="{x0}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/>',
-        f'<line x1="{x0}" y1="{y0}" x2="{x0}" y2="{y1}" stroke="black"/>',
-        f'<text x="{_W / 2}" y="{_H - 8}" text-anchor="middle">nominal level</text>',
-        f'<text x="10" y="{_H / 2}" transform="rotate(-90 10 {_H / 2})" '
-        'text-anchor="middle">observed share below</text>',
-    ]
-    for i, (name, freq) in enumerate(series.items()):
-        pts = " ".join(
-            f"{x:.1f},{y:.1f}" for x, y in (_xy(p, f) for p, f in zip(QUANTILES, freq, strict=True))
+def calibration_png(path: Path, horizon: int, m: dict[str, Any]) -> None:
+    """Two panels for one horizon: the reliability diagram (nominal quantile level vs the
+    observed share of outcomes below it, model and random walk) and each central interval's
+    coverage with its block-bootstrap 90 % interval against the nominal ± 3 pp band."""
+    plt = pyplot()
+    fig, (rel, cov) = plt.subplots(1, 2, figsize=(8.4, 3.8))
+    rel.plot([0, 1], [0, 1], color="#999", ls="--", lw=0.8, label="perfect")
+    for name, key, color in (
+        ("model", "freq_model", "#1f77b4"),
+        ("random walk", "freq_rw", "#d62728"),
+    ):
+        rel.plot(QUANTILES, m[key], marker="o", ms=3.5, lw=1.6, color=color, label=name)
+    rel.set(
+        xlim=(0, 1), ylim=(0, 1), xlabel="nominal quantile level", ylabel="observed share below"
+    )
+    rel.set_title(f"{horizon}-day horizon: reliability ({m['rows']:,} rows)", fontsize=10)
+    rel.grid(alpha=0.3)
+    rel.legend(loc="upper left", fontsize=8)
+    x = range(len(LEVELS))
+    for i, lv in enumerate(LEVELS):
+        label = "nominal ± 3 pp" if i == 0 else None
+        cov.fill_between(
+            [i - 0.4, i + 0.4],
+            lv / 100 - TOLERANCE,
+            lv / 100 + TOLERANCE,
+            color="#ccc",
+            label=label,
         )
-        c = colors[i % len(colors)]
-        parts.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2"/>')
-        parts.append(f'<text x="{x0 + 8}" y="{y1 + 14 * (i + 1)}" fill="{c}">{name}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+        cov.hlines(lv / 100, i - 0.4, i + 0.4, color="#666", lw=0.8)
+    model = [m[f"coverage_{lv}_model"] for lv in LEVELS]
+    err = [
+        [v - m[f"coverage_{lv}_lo"] for v, lv in zip(model, LEVELS, strict=True)],
+        [m[f"coverage_{lv}_hi"] - v for v, lv in zip(model, LEVELS, strict=True)],
+    ]
+    cov.errorbar(
+        [i - 0.1 for i in x],
+        model,
+        yerr=err,
+        fmt="o",
+        color="#1f77b4",
+        capsize=3,
+        label="model (block-bootstrap 90 %)",
+    )
+    cov.plot(
+        [i + 0.1 for i in x],
+        [m[f"coverage_{lv}_rw"] for lv in LEVELS],
+        "s",
+        color="#d62728",
+        ms=4,
+        label="random walk",
+    )
+    cov.set_xticks(list(x), [f"{lv} % interval" for lv in LEVELS])
+    cov.set(ylim=(0.3, 1.0), ylabel="share of outcomes inside")
+    cov.set_title("central-interval coverage", fontsize=10)
+    cov.grid(axis="y", alpha=0.3)
+    cov.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    save_png(fig, path)
 
 
 def _pct(v: float) -> str:
@@ -131,7 +162,7 @@ def _ets_table(result: dict[str, Any]) -> list[str]:
 
 
 def write_report(result: dict[str, Any], out_dir: Path) -> Path:
-    """reports/forecasts.md plus one calibration SVG per horizon; returns the Markdown path."""
+    """reports/forecasts.md plus one calibration PNG per horizon; returns the Markdown path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg = result["config"]
     lines = [
@@ -171,11 +202,8 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
         "",
     ]
     for h, m in result["horizons"].items():
-        name = f"forecasts_calibration_{h}d.svg"
-        svg = calibration_svg(
-            f"{h}-day horizon", {"model": m["freq_model"], "random walk": m["freq_rw"]}
-        )
-        (out_dir / name).write_text(svg, encoding="utf-8")
+        name = f"forecasts_calibration_{h}d.png"
+        calibration_png(out_dir / name, h, m)
         lines.append(f"![{h}-day calibration]({name})")
     path = out_dir / "forecasts.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
