@@ -49,6 +49,7 @@ I64 = NDArray[np.int64]
 QUANTILES = (0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95)
 QUANTILE_NAMES = ("p05", "p10", "p25", "p50", "p75", "p90", "p95")
 HORIZONS = (1, 7, 30, 90)
+INTERVALS = (50, 80, 90)  # central intervals (%) they bound: p25-p75, p10-p90, p05-p95
 Z = np.array([NormalDist().inv_cdf(q) for q in QUANTILES])
 MEDIAN = QUANTILES.index(0.5)
 

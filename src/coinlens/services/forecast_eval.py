@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from coinlens.analytics import forecast as fc
 from coinlens.analytics import scoring
+from coinlens.analytics.forecast import INTERVALS
 from coinlens.analytics.forecast_features import FeaturePanel, build_features
 from coinlens.services.context import Context
 from coinlens.services.forecast_report import write_report
@@ -29,7 +30,6 @@ from coinlens.services.forecasts import MIN_HISTORY, day_to_date
 from coinlens.storage.panel import Panel, read_daily_panel
 
 F64 = NDArray[np.float64]
-LEVELS = (50, 80, 90)
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def block_bootstrap_coverage(
 def _split_metrics(y: F64, q: tuple[F64, F64], part: NDArray[np.bool_]) -> dict[str, float]:
     """Skill and the three coverages of the model on the rows in `part` (NaN when empty)."""
     out = {"rows": float(part.sum()), "pinball_skill": math.nan}
-    out.update({f"coverage_{level}_model": math.nan for level in LEVELS})
+    out.update({f"coverage_{level}_model": math.nan for level in INTERVALS})
     if not part.any():
         return out
     yp, qm, qr = y[part], q[0][part], q[1][part]
@@ -169,7 +169,7 @@ def _split_metrics(y: F64, q: tuple[F64, F64], part: NDArray[np.bool_]) -> dict[
     out["pinball_skill"] = scoring.skill(
         loss_m, float(scoring.pinball(yp, qr, fc.QUANTILES).mean())
     )
-    for level, k in zip(LEVELS, (2, 1, 0), strict=True):
+    for level, k in zip(INTERVALS, (2, 1, 0), strict=True):
         out[f"coverage_{level}_model"] = scoring.coverage(yp, qm[:, k], qm[:, -1 - k])
     return out
 
@@ -195,7 +195,7 @@ def horizon_metrics(c: Collected, h: int, holdout_col: int | None = None) -> dic
     blocks = np.concatenate(c.block)
     lo, hi, worse = block_bootstrap_skill(rows, blocks)
     out.update(skill_lo=lo, skill_hi=hi, blocks_worse=worse, blocks=len(c.block))
-    for level, k in zip(LEVELS, (2, 1, 0), strict=True):
+    for level, k in zip(INTERVALS, (2, 1, 0), strict=True):
         hits = scoring.inside(y, qm[:, k], qm[:, -1 - k])
         out[f"coverage_{level}_model"] = float(hits.mean())  # rows > 0: the bootstrap needs them
         out[f"coverage_{level}_rw"] = scoring.coverage(y, qr[:, k], qr[:, -1 - k])
@@ -223,9 +223,9 @@ def autoets_quantiles(series: Sequence[F64], horizon: int, n_jobs: int = 1) -> F
     ds = np.concatenate([np.arange(len(s)) for s in series])
     df = pd.DataFrame({"unique_id": ids, "ds": ds, "y": np.concatenate(series)})
     sf = StatsForecast(models=[AutoETS(season_length=1)], freq=1, n_jobs=n_jobs)
-    fcst = sf.forecast(df=df, h=horizon, level=list(LEVELS))
+    fcst = sf.forecast(df=df, h=horizon, level=list(INTERVALS))
     cols = [f"AutoETS-lo-{lv}" for lv in (90, 80, 50)] + ["AutoETS"]
-    cols += [f"AutoETS-hi-{lv}" for lv in LEVELS]
+    cols += [f"AutoETS-hi-{lv}" for lv in INTERVALS]
     vals = fcst.sort_values(["unique_id", "ds"])[cols].to_numpy(dtype=np.float64)
     return np.sort(vals.reshape(len(series), horizon, 7), axis=2).transpose(0, 2, 1)
 

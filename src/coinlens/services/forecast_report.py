@@ -4,13 +4,13 @@ horizon (matplotlib, `services.plots`)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
-from coinlens.analytics.forecast import QUANTILES
+from coinlens.analytics.forecast import INTERVALS, QUANTILES
 from coinlens.services.plots import pyplot, save_png
 
-LEVELS = (50, 80, 90)  # central intervals whose coverage the target bounds
 TOLERANCE = 0.03  # the target: each coverage within ±3 pp of nominal
 
 
@@ -32,8 +32,8 @@ def calibration_png(path: Path, horizon: int, m: dict[str, Any]) -> None:
     rel.set_title(f"{horizon}-day horizon: reliability ({m['rows']:,} rows)", fontsize=10)
     rel.grid(alpha=0.3)
     rel.legend(loc="upper left", fontsize=8)
-    x = range(len(LEVELS))
-    for i, lv in enumerate(LEVELS):
+    x = range(len(INTERVALS))
+    for i, lv in enumerate(INTERVALS):
         label = "nominal ± 3 pp" if i == 0 else None
         cov.fill_between(
             [i - 0.4, i + 0.4],
@@ -43,10 +43,10 @@ def calibration_png(path: Path, horizon: int, m: dict[str, Any]) -> None:
             label=label,
         )
         cov.hlines(lv / 100, i - 0.4, i + 0.4, color="#666", lw=0.8)
-    model = [m[f"coverage_{lv}_model"] for lv in LEVELS]
+    model = [m[f"coverage_{lv}_model"] for lv in INTERVALS]
     err = [
-        [v - m[f"coverage_{lv}_lo"] for v, lv in zip(model, LEVELS, strict=True)],
-        [m[f"coverage_{lv}_hi"] - v for v, lv in zip(model, LEVELS, strict=True)],
+        [v - m[f"coverage_{lv}_lo"] for v, lv in zip(model, INTERVALS, strict=True)],
+        [m[f"coverage_{lv}_hi"] - v for v, lv in zip(model, INTERVALS, strict=True)],
     ]
     cov.errorbar(
         [i - 0.1 for i in x],
@@ -57,16 +57,19 @@ def calibration_png(path: Path, horizon: int, m: dict[str, Any]) -> None:
         capsize=3,
         label="model (block-bootstrap 90 %)",
     )
+    rw = [m[f"coverage_{lv}_rw"] for lv in INTERVALS]
     cov.plot(
         [i + 0.1 for i in x],
-        [m[f"coverage_{lv}_rw"] for lv in LEVELS],
+        rw,
         "s",
         color="#d62728",
         ms=4,
         label="random walk",
     )
-    cov.set_xticks(list(x), [f"{lv} % interval" for lv in LEVELS])
-    cov.set(ylim=(0.3, 1.0), ylabel="share of outcomes inside")
+    cov.set_xticks(list(x), [f"{lv} % interval" for lv in INTERVALS])
+    shown = [v for v in (*(m[f"coverage_{lv}_lo"] for lv in INTERVALS), *rw) if math.isfinite(v)]
+    low = min([0.3, *(v - 0.05 for v in shown)])  # lower only when a short run needs it
+    cov.set(ylim=(low, 1.0), ylabel="share of outcomes inside")
     cov.set_title("central-interval coverage", fontsize=10)
     cov.grid(axis="y", alpha=0.3)
     cov.legend(loc="lower right", fontsize=8)
@@ -89,7 +92,7 @@ def _horizon_table(result: dict[str, Any]) -> list[str]:
     for h, m in result["horizons"].items():
         cov = [
             f"{_pct(m[f'coverage_{lv}_model'])} / {_pct(m[f'coverage_{lv}_rw'])}"
-            for lv in (50, 80, 90)
+            for lv in INTERVALS
         ]
         lines.append(
             f"| {h}d | {m['rows']:,} | {m['pinball_skill']:+.4f} | "
@@ -116,7 +119,7 @@ def _coverage_table(result: dict[str, Any]) -> list[str]:
         cells = [
             f"{_pct(m[f'coverage_{lv}_model'])} ({_pct(m[f'coverage_{lv}_lo'])} … "
             f"{_pct(m[f'coverage_{lv}_hi'])})"
-            for lv in (50, 80, 90)
+            for lv in INTERVALS
         ]
         lines.append(f"| {h}d | " + " | ".join(cells) + " |")
     return lines
