@@ -338,7 +338,7 @@ def evaluate_forecasts(
     out_dir: Path = Path("reports"),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the walk-forward on the loaded data and write reports/forecasts.md + SVGs."""
+    """Run the walk-forward on the loaded data and write reports/forecasts.md + PNG charts."""
     panel = read_daily_panel(ctx.engine, ctx.cache_dir)
     result = run_walk_forward(panel, cfg or EvalConfig(), progress)
     result["report"] = str(write_report(result, out_dir))
