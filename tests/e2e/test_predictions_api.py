@@ -6,14 +6,28 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from coinlens.analytics.forecast import ForecastConfig
 from coinlens.cli.main import app
+from coinlens.client import models as sdk_models
+from coinlens.domain.forecasts import TrackRecord
 from coinlens.services import analytics_queries, forecasts
 from coinlens.services.context import Context, build_context
+from coinlens.services.forecast_eval import (
+    EvalConfig,
+    is_full_run,
+    record_track,
+    run_walk_forward,
+    track_record,
+)
 from coinlens.settings import get_settings
+from coinlens.storage import forecasts_repo as fc_repo
+from coinlens.storage.panel import read_daily_panel
+from coinlens.storage.tables import utcnow
+from coinlens.storage.tables_forecasts import evaluations
 
 pytestmark = pytest.mark.xdist_group("embedded")
 
@@ -127,12 +141,63 @@ def test_cli_predict_and_quick_evaluation(
     assert "bear" in result.output
     assert "key levels as of" in result.output
     out = tmp_path / "reports"
+    with loaded_ctx.engine.connect() as conn:
+        before = fc_repo.latest_evaluation(conn, forecasts.EVALUATION_KIND)
     result = runner.invoke(
         app, ["evaluate", "forecasts", "--quick", "--out", str(out), "--ets-tokens", "0"], env=env
     )
     assert result.exit_code == 0, result.output
+    assert "not stored as the track record" in result.output
+    with loaded_ctx.engine.connect() as conn:  # a quick run is a report, not the track record
+        assert fc_repo.latest_evaluation(conn, forecasts.EVALUATION_KIND) == before
     report = (out / "forecasts.md").read_text()
     assert "pinball skill vs RW" in report
     for h in (1, 7, 30, 90):
         assert f"![{h}-day calibration](forecasts_calibration_{h}d.png)" in report
         assert (out / f"forecasts_calibration_{h}d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_full_walk_forward_is_served_as_the_track_record(
+    client: TestClient, loaded_ctx: Context
+) -> None:
+    with loaded_ctx.engine.begin() as conn:  # this test owns the table
+        conn.execute(sa.delete(evaluations))
+    assert "No track record stored" in client.get("/t/ETH").text
+    assert all(m["track_record"] is None for m in client.get("/v1/models").json())
+
+    # a short real walk-forward (two retrains, small model), kept as a full run keeps its own
+    panel = read_daily_panel(loaded_ctx.engine, loaded_ctx.cache_dir)
+    cfg = EvalConfig(start=dt.date(2024, 6, 1), end=dt.date(2024, 9, 30), ets_tokens=0, model=FAST)
+    assert not is_full_run(cfg)
+    result = run_walk_forward(panel, cfg)
+    record = track_record(result, utcnow(), "reports/forecasts.md")
+    record_track(loaded_ctx, record)
+
+    assert record.retrains == len(result["origins"]) == 2
+    assert record.data_end == dt.date(2025, 9, 30)
+    h30 = next(h for h in record.horizons if h.horizon == 30)
+    m30 = result["horizons"][30]
+    assert h30.rows == m30["rows"]
+    assert h30.pinball_skill == pytest.approx(m30["pinball_skill"])
+    assert [c.level for c in h30.coverage] == [50, 80, 90]
+    assert h30.coverage[1].observed == pytest.approx(m30["coverage_80_model"])
+
+    served = {m["kind"]: m for m in client.get("/v1/models").json()}
+    assert served["random-walk"]["track_record"] is None
+    got = TrackRecord.model_validate(served["lgbm-quantile"]["track_record"])
+    assert got == record
+    predictions = client.get("/v1/tokens/ETH/predictions").json()
+    assert TrackRecord.model_validate(predictions["model"]["track_record"]) == record
+    sdk = sdk_models.ModelInfo.model_validate(served["lgbm-quantile"])
+    assert sdk.track_record is not None
+    assert sdk.track_record.horizons[2].coverage[1].level == 80
+
+    page = client.get("/t/ETH").text
+    table = page[
+        page.index('id="track-record"') : page.index("</table>", page.index('id="track-record"'))
+    ]
+    assert "80 % held" in table
+    held_80 = h30.coverage[1].observed
+    assert held_80 is not None
+    assert f"{100 * held_80:.1f}%" in table
+    assert "retrained 2 times" in page

@@ -71,6 +71,10 @@ def forecasts_command(
             f"(p={m['direction_p_value']:.3g})"
         )
     console.print(f"report: {result['report']}")
+    if result["recorded"]:
+        console.print("track record stored: /v1/models and the predictions now carry it")
+    else:
+        console.print("not stored as the track record (a quick, development or partial run)")
 
 
 @evaluate_app.command("grades")

@@ -293,6 +293,38 @@ class HorizonForecast(Model):
     baseline: Quantiles | None = None
 
 
+class CoverageRecord(Model):
+    level: int
+    observed: float | None = None
+    low: float | None = None
+    high: float | None = None
+    random_walk: float | None = None
+
+
+class HorizonRecord(Model):
+    horizon: int
+    rows: int
+    pinball_skill: float | None = None
+    skill_low: float | None = None
+    skill_high: float | None = None
+    coverage: list[CoverageRecord] = Field(default_factory=list)
+    held_out_skill: float | None = None
+    direction_accuracy: float | None = None
+    direction_p_value: float | None = None
+
+
+class TrackRecord(Model):
+    evaluated_at: dt.datetime
+    data_end: dt.date
+    first_origin: dt.date
+    last_origin: dt.date
+    retrains: int
+    step_days: int
+    held_out_from: dt.date
+    horizons: list[HorizonRecord]
+    report: str
+
+
 class ModelInfo(Model):
     model_id: str
     kind: str
@@ -300,6 +332,7 @@ class ModelInfo(Model):
     cutoff: dt.date
     features: list[str]
     metrics: dict[str, Any]
+    track_record: TrackRecord | None = None
 
 
 class Predictions(Model):

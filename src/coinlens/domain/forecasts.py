@@ -33,6 +33,58 @@ class HorizonForecast(DomainModel):
     )
 
 
+class CoverageRecord(DomainModel):
+    """How often one central interval held the outcome in the walk-forward."""
+
+    level: int = Field(description="Nominal coverage in percent (50, 80 or 90)")
+    observed: float | None = Field(description="Share of outcomes inside the interval")
+    low: float | None = Field(
+        description="5th percentile of `observed` over block-bootstrap resamples of the "
+        "retraining quarters (quarters share market moves: if anything too narrow)"
+    )
+    high: float | None = Field(description="95th percentile of the same resamples")
+    random_walk: float | None = Field(description="The random-walk baseline's share, same rows")
+
+
+class HorizonRecord(DomainModel):
+    """Out-of-sample accuracy of one horizon's forecasts."""
+
+    horizon: int = Field(description="Days ahead")
+    rows: int = Field(description="Scored (token, origin day) forecasts")
+    pinball_skill: float | None = Field(
+        description="1 - mean pinball loss / the random walk's on the same rows; > 0 beats it"
+    )
+    skill_low: float | None = Field(description="Block-bootstrap 5th percentile of the skill")
+    skill_high: float | None = Field(description="Block-bootstrap 95th percentile of the skill")
+    coverage: list[CoverageRecord]
+    held_out_skill: float | None = Field(
+        description="Pinball skill on targets from `held_out_from` on (chose no parameter)"
+    )
+    direction_accuracy: float | None = Field(
+        description="Share of moves whose sign the median called, where it moved"
+    )
+    direction_p_value: float | None = Field(
+        description="Binomial test on non-overlapping origins (ignores co-moving tokens)"
+    )
+
+
+class TrackRecord(DomainModel):
+    """The forecasting method's walk-forward track record (`coinlens evaluate forecasts`):
+    retrained every `step_days` with data up to each origin only, scored on what followed."""
+
+    evaluated_at: AwareDatetime
+    data_end: dt.date = Field(description="Last day of data the evaluation saw")
+    first_origin: dt.date
+    last_origin: dt.date
+    retrains: int
+    step_days: int
+    held_out_from: dt.date = Field(
+        description="Targets from this day on were used for no design choice"
+    )
+    horizons: list[HorizonRecord]
+    report: str = Field(description="The full report the run wrote, and its method")
+
+
 class ModelInfo(DomainModel):
     """One trained forecast model: version, cut-off, features and measured accuracy."""
 
@@ -42,6 +94,11 @@ class ModelInfo(DomainModel):
     cutoff: dt.date = Field(description="Last day of data the model was trained on")
     features: list[str]
     metrics: dict[str, Any] = Field(description="Accuracy measured on held-out data")
+    track_record: TrackRecord | None = Field(
+        default=None,
+        description="The method's latest full walk-forward evaluation (quantile models only; "
+        "null until `coinlens evaluate forecasts` has run on this installation)",
+    )
 
 
 class Predictions(DomainModel):

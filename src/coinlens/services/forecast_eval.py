@@ -24,10 +24,13 @@ from coinlens.analytics import forecast as fc
 from coinlens.analytics import scoring
 from coinlens.analytics.forecast import INTERVALS
 from coinlens.analytics.forecast_features import FeaturePanel, build_features
+from coinlens.domain.forecasts import CoverageRecord, HorizonRecord, TrackRecord
 from coinlens.services.context import Context
 from coinlens.services.forecast_report import write_report
-from coinlens.services.forecasts import MIN_HISTORY, day_to_date
+from coinlens.services.forecasts import EVALUATION_KIND, MIN_HISTORY, day_to_date
+from coinlens.storage import forecasts_repo as repo
 from coinlens.storage.panel import Panel, read_daily_panel
+from coinlens.storage.tables import utcnow
 
 F64 = NDArray[np.float64]
 
@@ -332,14 +335,93 @@ def _ets_metrics(rows: list[tuple[F64, F64, F64]]) -> dict[str, float]:
     }
 
 
+def is_full_run(cfg: EvalConfig) -> bool:
+    """Whether a run evaluates the production method over the whole window: only such runs
+    become the track record served next to the models (quick, development, partial and
+    market-feature runs are reports only)."""
+    return (
+        cfg.model == fc.ForecastConfig()
+        and cfg.score_until is None
+        and cfg.max_origins is None
+        and not cfg.market_features
+    )
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def track_record(result: dict[str, Any], evaluated_at: dt.datetime, report: str) -> TrackRecord:
+    """The headline figures of a walk-forward result (`run_walk_forward`)."""
+    cfg: EvalConfig = result["config"]
+    horizons = []
+    for h, m in result["horizons"].items():
+        coverage = [
+            CoverageRecord(
+                level=lv,
+                observed=_finite(m[f"coverage_{lv}_model"]),
+                low=_finite(m.get(f"coverage_{lv}_lo")),
+                high=_finite(m.get(f"coverage_{lv}_hi")),
+                random_walk=_finite(m.get(f"coverage_{lv}_rw")),
+            )
+            for lv in INTERVALS
+        ]
+        held = m.get("held_out") or {}
+        horizons.append(
+            HorizonRecord(
+                horizon=int(h),
+                rows=int(m["rows"]),
+                pinball_skill=_finite(m.get("pinball_skill")),
+                skill_low=_finite(m.get("skill_lo")),
+                skill_high=_finite(m.get("skill_hi")),
+                coverage=coverage,
+                held_out_skill=_finite(held.get("pinball_skill")) if held.get("rows") else None,
+                direction_accuracy=_finite(m.get("direction_accuracy")),
+                direction_p_value=_finite(m.get("direction_p_value")),
+            )
+        )
+    origins = [dt.date.fromisoformat(o) for o in result["origins"]]
+    return TrackRecord(
+        evaluated_at=evaluated_at,
+        data_end=dt.date.fromisoformat(result["data_end"]),
+        first_origin=origins[0],
+        last_origin=origins[-1],
+        retrains=len(origins),
+        step_days=cfg.step_days,
+        held_out_from=cfg.holdout_from,
+        horizons=horizons,
+        report=report,
+    )
+
+
+def record_track(ctx: Context, record: TrackRecord) -> None:
+    """Keep `record` as the forecasting method's newest track record."""
+    summary = record.model_dump(mode="json", exclude={"evaluated_at", "data_end"})
+    with ctx.engine.begin() as conn:
+        repo.save_evaluation(
+            conn,
+            {
+                "kind": EVALUATION_KIND,
+                "evaluated_at": record.evaluated_at,
+                "data_end_day": (record.data_end - dt.date(1970, 1, 1)).days,
+                "summary": summary,
+            },
+        )
+
+
 def evaluate_forecasts(
     ctx: Context,
     cfg: EvalConfig | None = None,
     out_dir: Path = Path("reports"),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the walk-forward on the loaded data and write reports/forecasts.md + PNG charts."""
+    """Run the walk-forward on the loaded data and write reports/forecasts.md + PNG charts;
+    a full run (`is_full_run`) is also stored as the track record `/v1/models` serves."""
+    cfg = cfg or EvalConfig()
     panel = read_daily_panel(ctx.engine, ctx.cache_dir)
-    result = run_walk_forward(panel, cfg or EvalConfig(), progress)
+    result = run_walk_forward(panel, cfg, progress)
     result["report"] = str(write_report(result, out_dir))
+    result["recorded"] = is_full_run(cfg) and bool(result["origins"])
+    if result["recorded"]:
+        record_track(ctx, track_record(result, utcnow(), "reports/forecasts.md"))
     return result

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import structlog
+from sqlalchemy.engine import Connection
 
 from coinlens.analytics import forecast as fc
 from coinlens.analytics.forecast_features import FeaturePanel, build_features
@@ -30,6 +31,7 @@ from coinlens.domain.forecasts import (
     Quantiles,
     Scenario,
     Scenarios,
+    TrackRecord,
 )
 from coinlens.services import analytics_queries
 from coinlens.services import scenario_levels as sl
@@ -42,6 +44,7 @@ log = structlog.get_logger(__name__)
 
 KIND = "lgbm-quantile"
 RW_KIND = "random-walk"
+EVALUATION_KIND = "forecasts"  # `evaluations` rows of the quantile models' walk-forward
 MIN_HISTORY = 200
 RETRAIN_DAYS = 7
 STALE_DAYS = 7  # a token whose last close is older than this at the panel's end is not predicted
@@ -268,8 +271,9 @@ def predict_part(ctx: Context, part: int, parts: int) -> str | None:
     return model_id
 
 
-def model_info(row: dict[str, Any]) -> ModelInfo:
-    """A stored model row as a domain model."""
+def model_info(row: dict[str, Any], record: TrackRecord | None = None) -> ModelInfo:
+    """A stored model row as a domain model; a quantile model carries the method's track
+    record when one is stored."""
     return ModelInfo(
         model_id=row["model_id"],
         kind=row["kind"],
@@ -277,13 +281,29 @@ def model_info(row: dict[str, Any]) -> ModelInfo:
         cutoff=day_to_date(row["cutoff_day"]),
         features=list(row["features"]),
         metrics=dict(row["metrics"]),
+        track_record=record if row["kind"] == KIND else None,
+    )
+
+
+def latest_track_record(conn: Connection) -> TrackRecord | None:
+    """The newest stored full walk-forward evaluation of the quantile models, or None."""
+    row = repo.latest_evaluation(conn, EVALUATION_KIND)
+    if row is None:
+        return None
+    return TrackRecord.model_validate(
+        {
+            **row["summary"],
+            "evaluated_at": row["evaluated_at"],
+            "data_end": day_to_date(row["data_end_day"]),
+        }
     )
 
 
 def list_models(ctx: Context) -> list[ModelInfo]:
     """Every stored model, newest first, with its measured accuracy."""
     with ctx.engine.connect() as conn:
-        return [model_info(r) for r in repo.list_models(conn)]
+        record = latest_track_record(conn)
+        return [model_info(r, record) for r in repo.list_models(conn)]
 
 
 def check_level(level: float) -> None:
@@ -305,6 +325,7 @@ class TokenForecast:
     horizons: tuple[int, ...]
     prices: np.ndarray[Any, np.dtype[np.float64]]  # (H, 7)
     baseline: np.ndarray[Any, np.dtype[np.float64]] | None
+    record: TrackRecord | None = None  # the method's track record, if one is stored
 
 
 def _history_reason(ctx: Context, symbol: str, token_id: int) -> str:
@@ -336,6 +357,7 @@ def latest_forecast(ctx: Context, symbol: str) -> TokenForecast:
         if rows:
             base = repo.baseline_forecasts(conn, token["id"], rows[0]["origin_day"], RW_KIND)
         last = repo.close_on(conn, token["id"], rows[0]["origin_day"]) if rows else None
+        record = latest_track_record(conn) if rows else None
     if not rows or model is None or last is None:
         raise DataUnavailable(_history_reason(ctx, token["symbol"], token["id"]))
     by_h = {r["horizon"]: r for r in base}
@@ -348,6 +370,7 @@ def latest_forecast(ctx: Context, symbol: str) -> TokenForecast:
         horizons=tuple(int(r["horizon"]) for r in rows),
         prices=_matrix(rows),
         baseline=baseline,
+        record=record,
     )
 
 
@@ -369,7 +392,7 @@ def get_predictions(ctx: Context, symbol: str) -> Predictions:
         for i, h in enumerate(f.horizons)
     ]
     warnings = []
-    model = model_info(f.model)
+    model = model_info(f.model, f.record)
     if (origin - model.cutoff).days >= RETRAIN_DAYS:
         warnings.append(f"model cut-off {model.cutoff} is {(origin - model.cutoff).days} days old")
     return Predictions(

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from coinlens.storage.repo import upsert
 from coinlens.storage.tables import candles, markets, tokens
-from coinlens.storage.tables_forecasts import forecasts, models
+from coinlens.storage.tables_forecasts import evaluations, forecasts, models
 
 QUANTILE_COLUMNS = ("p05", "p10", "p25", "p50", "p75", "p90", "p95")
 
@@ -47,6 +47,22 @@ def list_models(conn: Connection) -> list[dict[str, Any]]:
         sa.select(*cols).order_by(models.c.cutoff_day.desc(), models.c.trained_at.desc())
     )
     return [dict(r._mapping) for r in rows]
+
+
+def save_evaluation(conn: Connection, row: Mapping[str, Any]) -> None:
+    """Keep one evaluation run (kind, evaluated_at, data_end_day, summary)."""
+    conn.execute(sa.insert(evaluations), [dict(row)])
+
+
+def latest_evaluation(conn: Connection, kind: str) -> dict[str, Any] | None:
+    """The newest evaluation of `kind`, or None."""
+    row = conn.execute(
+        sa.select(evaluations)
+        .where(evaluations.c.kind == kind)
+        .order_by(evaluations.c.evaluated_at.desc(), evaluations.c.id.desc())
+        .limit(1)
+    ).first()
+    return dict(row._mapping) if row is not None else None
 
 
 def replace_forecasts(

@@ -1,4 +1,5 @@
-"""Tables for forecast models (versioned artifacts) and their quantile forecasts."""
+"""Tables for forecast models (versioned artifacts), their quantile forecasts and the
+method's walk-forward evaluations."""
 
 from __future__ import annotations
 
@@ -34,4 +35,16 @@ forecasts = sa.Table(
     sa.Column("p75", sa.Float, nullable=False),
     sa.Column("p90", sa.Float, nullable=False),
     sa.Column("p95", sa.Float, nullable=False),
+)
+
+evaluations = sa.Table(
+    "evaluations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False, comment="what was evaluated: forecasts"),
+    sa.Column("evaluated_at", UtcDateTime, nullable=False),
+    sa.Column("data_end_day", sa.Integer, nullable=False, comment="last epoch day evaluated"),
+    sa.Column("summary", sa.JSON, nullable=False, comment="headline out-of-sample figures"),
+    sa.Index("ix_evaluations_kind_evaluated_at", "kind", "evaluated_at"),
+    comment="full walk-forward evaluations of a method (quick and development runs not kept)",
 )
