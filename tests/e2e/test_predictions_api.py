@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from coinlens.services import analytics_queries, forecasts
 from coinlens.services.context import Context, build_context
 from coinlens.services.forecast_eval import (
     EvalConfig,
-    is_full_run,
+    evaluate_forecasts,
     record_track,
     run_walk_forward,
     track_record,
@@ -158,21 +159,27 @@ def test_cli_predict_and_quick_evaluation(
 
 
 def test_a_full_walk_forward_is_served_as_the_track_record(
-    client: TestClient, loaded_ctx: Context
+    client: TestClient, loaded_ctx: Context, tmp_path: Path
 ) -> None:
     with loaded_ctx.engine.begin() as conn:  # this test owns the table
         conn.execute(sa.delete(evaluations))
     assert "No track record stored" in client.get("/t/ETH").text
     assert all(m["track_record"] is None for m in client.get("/v1/models").json())
 
-    # a short real walk-forward (two retrains, small model), kept as a full run keeps its own
+    # a record of another method (a smaller model) is never shown next to these models
+    short = EvalConfig(start=dt.date(2024, 6, 1), end=dt.date(2024, 9, 30), ets_tokens=0)
     panel = read_daily_panel(loaded_ctx.engine, loaded_ctx.cache_dir)
-    cfg = EvalConfig(start=dt.date(2024, 6, 1), end=dt.date(2024, 9, 30), ets_tokens=0, model=FAST)
-    assert not is_full_run(cfg)
-    result = run_walk_forward(panel, cfg)
-    record = track_record(result, utcnow(), "reports/forecasts.md")
-    record_track(loaded_ctx, record)
+    other = run_walk_forward(panel, dataclasses.replace(short, model=FAST))
+    record_track(loaded_ctx, track_record(other, utcnow(), "elsewhere.md"))
+    assert all(m["track_record"] is None for m in client.get("/v1/models").json())
 
+    # the production method over a short window (two retrains): stored, then served
+    result = evaluate_forecasts(loaded_ctx, short, tmp_path)
+    assert result["recorded"]
+    with loaded_ctx.engine.connect() as conn:
+        record = forecasts.latest_track_record(conn)
+    assert record is not None
+    assert record.method == forecasts.PRODUCTION_METHOD
     assert record.retrains == len(result["origins"]) == 2
     assert record.data_end == dt.date(2025, 9, 30)
     h30 = next(h for h in record.horizons if h.horizon == 30)

@@ -26,6 +26,8 @@ Method (see docs/predictions.md):
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import zlib
@@ -431,6 +433,13 @@ def train(fp: FeaturePanel, cutoff: int, cfg: ForecastConfig | None = None) -> Q
         with ThreadPoolExecutor(n_threads) as pool:
             horizons = tuple(pool.map(lambda h: train_horizon(fp, cutoff, h, c), c.horizons))
     return QuantileModel(feature_names=fp.names, cutoff=cutoff, horizons=horizons)
+
+
+def method_id(cfg: ForecastConfig, feature_names: Sequence[str]) -> str:
+    """Fingerprint of a method's settings and feature list: a track record measured under one
+    method is shown only next to models made by the same one."""
+    doc = json.dumps([dataclasses.asdict(cfg), list(feature_names)], sort_keys=True)
+    return hashlib.sha1(doc.encode(), usedforsecurity=False).hexdigest()[:12]
 
 
 def load_boosters(model: QuantileModel) -> dict[int, tuple[lgb.Booster, ...]]:

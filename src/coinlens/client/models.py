@@ -323,6 +323,7 @@ class TrackRecord(Model):
     held_out_from: dt.date
     horizons: list[HorizonRecord]
     report: str
+    method: str | None = None
 
 
 class ModelInfo(Model):

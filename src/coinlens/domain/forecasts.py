@@ -83,6 +83,7 @@ class TrackRecord(DomainModel):
     )
     horizons: list[HorizonRecord]
     report: str = Field(description="The full report the run wrote, and its method")
+    method: str = Field(description="Fingerprint of the model settings and features evaluated")
 
 
 class ModelInfo(DomainModel):
@@ -97,7 +98,8 @@ class ModelInfo(DomainModel):
     track_record: TrackRecord | None = Field(
         default=None,
         description="The method's latest full walk-forward evaluation (quantile models only; "
-        "null until `coinlens evaluate forecasts` has run on this installation)",
+        "null until `coinlens evaluate forecasts` has run on this installation, or when the "
+        "method changed since)",
     )
 
 

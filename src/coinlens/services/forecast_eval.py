@@ -391,6 +391,7 @@ def track_record(result: dict[str, Any], evaluated_at: dt.datetime, report: str)
         held_out_from=cfg.holdout_from,
         horizons=horizons,
         report=report,
+        method=fc.method_id(cfg.model, result["features"]),
     )
 
 

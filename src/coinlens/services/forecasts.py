@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from coinlens.analytics import forecast as fc
-from coinlens.analytics.forecast_features import FeaturePanel, build_features
+from coinlens.analytics.forecast_features import TOKEN_FEATURES, FeaturePanel, build_features
 from coinlens.domain.errors import DataUnavailable, NotFound, Problem, ValidationFailed
 from coinlens.domain.forecasts import (
     HorizonForecast,
@@ -45,6 +45,7 @@ log = structlog.get_logger(__name__)
 KIND = "lgbm-quantile"
 RW_KIND = "random-walk"
 EVALUATION_KIND = "forecasts"  # `evaluations` rows of the quantile models' walk-forward
+PRODUCTION_METHOD = fc.method_id(fc.ForecastConfig(), TOKEN_FEATURES)
 MIN_HISTORY = 200
 RETRAIN_DAYS = 7
 STALE_DAYS = 7  # a token whose last close is older than this at the panel's end is not predicted
@@ -286,9 +287,10 @@ def model_info(row: dict[str, Any], record: TrackRecord | None = None) -> ModelI
 
 
 def latest_track_record(conn: Connection) -> TrackRecord | None:
-    """The newest stored full walk-forward evaluation of the quantile models, or None."""
+    """The newest stored full walk-forward evaluation of the quantile models, or None (also
+    when it measured another method than the one `train_model` runs now)."""
     row = repo.latest_evaluation(conn, EVALUATION_KIND)
-    if row is None:
+    if row is None or row["summary"].get("method") != PRODUCTION_METHOD:
         return None
     return TrackRecord.model_validate(
         {

@@ -100,11 +100,15 @@ def test_track_record_keeps_the_headline_figures_and_none_for_undefined_ones() -
         "horizons": {h: m},
         "origins": ["2024-01-01", "2024-04-01", "2024-07-01"],
         "data_end": "2025-09-30",
+        "features": ["ret_1d"],
     }
     at = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
     record = track_record(result, at, "reports/forecasts.md")
     assert (record.first_origin, record.last_origin) == (dt.date(2024, 1, 1), dt.date(2024, 7, 1))
     assert record.retrains == 3
+    assert record.method == fc.method_id(fc.ForecastConfig(), ["ret_1d"])
+    assert record.method != fc.method_id(fc.ForecastConfig(n_trees=10), ["ret_1d"])
+    assert record.method != fc.method_id(fc.ForecastConfig(), ["ret_1d", "ret_3d"])
     assert record.held_out_from == dt.date(2024, 10, 1)
     (hr,) = record.horizons
     assert (hr.horizon, hr.rows) == (h, n)
