@@ -336,9 +336,9 @@ def _ets_metrics(rows: list[tuple[F64, F64, F64]]) -> dict[str, float]:
 
 
 def is_full_run(cfg: EvalConfig) -> bool:
-    """Whether a run evaluates the production method over the whole window: only such runs
-    become the track record served next to the models (quick, development, partial and
-    market-feature runs are reports only)."""
+    """Whether a run evaluates the production method, scoring every origin of its window:
+    only such runs become the track record served next to the models (quick, development,
+    partial and market-feature runs are reports only; the record names its window)."""
     return (
         cfg.model == fc.ForecastConfig()
         and cfg.score_until is None
@@ -424,5 +424,5 @@ def evaluate_forecasts(
     result["report"] = str(write_report(result, out_dir))
     result["recorded"] = is_full_run(cfg) and bool(result["origins"])
     if result["recorded"]:
-        record_track(ctx, track_record(result, utcnow(), "reports/forecasts.md"))
+        record_track(ctx, track_record(result, utcnow(), result["report"]))
     return result
