@@ -25,6 +25,7 @@ from coinlens.analytics import scoring
 from coinlens.analytics.forecast import INTERVALS
 from coinlens.analytics.forecast_features import FeaturePanel, build_features
 from coinlens.domain.forecasts import CoverageRecord, HorizonRecord, TrackRecord
+from coinlens.services.analytics_queries import to_day
 from coinlens.services.context import Context
 from coinlens.services.forecast_report import write_report
 from coinlens.services.forecasts import EVALUATION_KIND, MIN_HISTORY, day_to_date
@@ -404,7 +405,7 @@ def record_track(ctx: Context, record: TrackRecord) -> None:
             {
                 "kind": EVALUATION_KIND,
                 "evaluated_at": record.evaluated_at,
-                "data_end_day": (record.data_end - dt.date(1970, 1, 1)).days,
+                "data_end_day": to_day(record.data_end),
                 "summary": summary,
             },
         )

@@ -327,7 +327,6 @@ class TokenForecast:
     horizons: tuple[int, ...]
     prices: np.ndarray[Any, np.dtype[np.float64]]  # (H, 7)
     baseline: np.ndarray[Any, np.dtype[np.float64]] | None
-    record: TrackRecord | None = None  # the method's track record, if one is stored
 
 
 def _history_reason(ctx: Context, symbol: str, token_id: int) -> str:
@@ -359,7 +358,6 @@ def latest_forecast(ctx: Context, symbol: str) -> TokenForecast:
         if rows:
             base = repo.baseline_forecasts(conn, token["id"], rows[0]["origin_day"], RW_KIND)
         last = repo.close_on(conn, token["id"], rows[0]["origin_day"]) if rows else None
-        record = latest_track_record(conn) if rows else None
     if not rows or model is None or last is None:
         raise DataUnavailable(_history_reason(ctx, token["symbol"], token["id"]))
     by_h = {r["horizon"]: r for r in base}
@@ -372,7 +370,6 @@ def latest_forecast(ctx: Context, symbol: str) -> TokenForecast:
         horizons=tuple(int(r["horizon"]) for r in rows),
         prices=_matrix(rows),
         baseline=baseline,
-        record=record,
     )
 
 
@@ -394,7 +391,9 @@ def get_predictions(ctx: Context, symbol: str) -> Predictions:
         for i, h in enumerate(f.horizons)
     ]
     warnings = []
-    model = model_info(f.model, f.record)
+    with ctx.engine.connect() as conn:  # only the predictions carry it (not scenarios, alerts)
+        record = latest_track_record(conn)
+    model = model_info(f.model, record)
     if (origin - model.cutoff).days >= RETRAIN_DAYS:
         warnings.append(f"model cut-off {model.cutoff} is {(origin - model.cutoff).days} days old")
     return Predictions(
