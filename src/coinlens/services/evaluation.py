@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from coinlens.analytics import evaluation as ev
 from coinlens.analytics import grades as method
 from coinlens.domain.errors import DataUnavailable, UserInputError
+from coinlens.services.analytics_queries import to_date, to_day
 from coinlens.services.context import Context
 from coinlens.services.grades import GradeRun, compute_all
 from coinlens.services.plots import pyplot, save_png
@@ -31,10 +32,6 @@ SPLIT = date(2023, 1, 1)  # first out-of-sample day
 TUNE_START = date(2018, 1, 1)
 HORIZONS = {"trader": 7, "investor": 90}
 MIN_TOKENS = 10  # tokens with a grade and a forward return for a day to count
-
-
-def _day_number(d: date) -> int:
-    return (d - date(1970, 1, 1)).days
 
 
 class Period(NamedTuple):
@@ -70,19 +67,15 @@ class Evaluation:
     weights: dict[str, dict[str, float]]
 
 
-def _date(day: int) -> date:
-    return date(1970, 1, 1) + timedelta(days=int(day))
-
-
 def _window(days: NDArray[np.int64], start: date | None, end: date | None) -> NDArray[np.bool_]:
-    lo = _day_number(start) if start else -(10**9)
-    hi = _day_number(end) if end else 10**9
+    lo = to_day(start) if start else -(10**9)
+    hi = to_day(end) if end else 10**9
     return (days >= lo) & (days <= hi)
 
 
 def _in_sample(days: NDArray[np.int64], horizon: int, split: date) -> NDArray[np.bool_]:
     """Days whose whole forward window ends before the split day."""
-    return days + horizon < _day_number(split)
+    return days + horizon < to_day(split)
 
 
 def _track(run: GradeRun, grade: str, window: NDArray[np.bool_], split: date) -> GradeTrack:
@@ -95,11 +88,11 @@ def _track(run: GradeRun, grade: str, window: NDArray[np.bool_], split: date) ->
     counts = ev.pair_counts(score, fwd)
     track = GradeTrack(grade, h, daily_ic=ic[window])
     ins = window & _in_sample(days, h, split)
-    oos = window & (days >= _day_number(split))
+    oos = window & (days >= to_day(split))
     for name, sel in (("in sample", ins), ("out of sample", oos), ("all", window)):
         idx = np.flatnonzero(sel & np.isfinite(ic))
         if idx.size:
-            span = (_date(days[idx[0]]), _date(days[idx[-1]]))
+            span = (to_date(days[idx[0]]), to_date(days[idx[-1]]))
             track.periods.append(Period(name, *span, ev.summarize(ic, stats, counts, sel, h)))
     years = ev.years_of(days)
     for year in np.unique(years[window & np.isfinite(ic)]):
@@ -126,8 +119,8 @@ def evaluate_grades(
     cfg = method.GradeConfig()
     return Evaluation(
         days=days,
-        start=_date(days[0]),
-        end=_date(days[-1]),
+        start=to_date(days[0]),
+        end=to_date(days[-1]),
         split=split,
         tracks={g: _track(run, g, window, split) for g in HORIZONS},
         weights={"trader": cfg.trader_weights, "investor": cfg.investor_weights},
@@ -168,7 +161,7 @@ def tune_weights(ctx: Context, start: date = TUNE_START, split: date = SPLIT) ->
     for grade, subs in (("trader", method.TRADER_SUBS), ("investor", method.INVESTOR_SUBS)):
         h = HORIZONS[grade]
         fwd = ev.forward_returns(run.panel.close, h)
-        sel = (days >= _day_number(start)) & _in_sample(days, h, split)
+        sel = (days >= to_day(start)) & _in_sample(days, h, split)
         best = TunedWeights(grade, {}, -math.inf, math.nan, 0)
         grid = weight_grid(subs)
         for weights in grid:

@@ -74,8 +74,7 @@ class Collected:
 
 
 def _col(panel: Panel, date: dt.date) -> int:
-    day = (date - dt.date(1970, 1, 1)).days
-    return int(np.clip(day - int(panel.days[0]), 0, len(panel.days) - 1))
+    return int(np.clip(to_day(date) - int(panel.days[0]), 0, len(panel.days) - 1))
 
 
 def _score_block(

@@ -49,12 +49,7 @@ PRODUCTION_METHOD = fc.method_id(fc.ForecastConfig(), TOKEN_FEATURES)
 MIN_HISTORY = 200
 RETRAIN_DAYS = 7
 STALE_DAYS = 7  # a token whose last close is older than this at the panel's end is not predicted
-EPOCH = dt.date(1970, 1, 1)
-
-
-def day_to_date(day: int) -> dt.date:
-    """Epoch day → calendar date (UTC)."""
-    return EPOCH + dt.timedelta(days=int(day))
+day_to_date = analytics_queries.to_date  # epoch day → calendar date (UTC)
 
 
 @dataclass(frozen=True)

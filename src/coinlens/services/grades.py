@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
@@ -35,6 +35,7 @@ from coinlens.domain.grades import (
     SubGrade,
     TokenGrades,
 )
+from coinlens.services.analytics_queries import to_date, to_day
 from coinlens.services.context import Context
 from coinlens.storage import grades_repo
 from coinlens.storage.panel import Panel, read_daily_panel
@@ -345,14 +346,6 @@ def _invalid(location: str, reason: str) -> ValidationFailed:
     return ValidationFailed(f"{location}: {reason}", [Problem(location=location, reason=reason)])
 
 
-def _date(day: int) -> date:
-    return date(1970, 1, 1) + timedelta(days=int(day))
-
-
-def _day_number(d: date) -> int:
-    return (d - date(1970, 1, 1)).days
-
-
 def _band(value: float | None) -> Band | None:
     return None if value is None else cast(Band, method.band_of(value))
 
@@ -382,7 +375,7 @@ def _breakdown(
 def _point(day: int, trader: float, investor: float | None, comp: Any) -> GradePoint:
     components = {str(k): float(v) for k, v in dict(comp or {}).items()}
     return GradePoint(
-        day=_date(day),
+        day=to_date(day),
         trader=trader,
         investor=investor,
         trader_band=cast(Band, method.band_of(trader)),
@@ -415,9 +408,9 @@ def get_grades(
             sa.select(grades).where(*where).order_by(grades.c.day.desc()).limit(1)
         ).first()
         if start is not None:
-            where.append(grades.c.day >= _day_number(start))
+            where.append(grades.c.day >= to_day(start))
         if end is not None:
-            where.append(grades.c.day <= _day_number(end))
+            where.append(grades.c.day <= to_day(end))
         hist = conn.execute(sa.select(grades).where(*where).order_by(grades.c.day)).all()
     if latest is None:
         raise DataUnavailable(f"{tok.symbol} has no grades yet: run `coinlens load` first")
@@ -426,7 +419,7 @@ def get_grades(
         symbol=tok.symbol,
         name=tok.name,
         sector=tok.sector,
-        day=_date(latest.day),
+        day=to_date(latest.day),
         trader=_breakdown("trader", latest.trader, comp),
         investor=_breakdown("investor", latest.investor, comp),
         history=[_point(r.day, r.trader, r.investor, r.components) for r in hist],
@@ -497,7 +490,7 @@ def _resolve_day(conn: Connection, wanted: date | None) -> tuple[int, int]:
         raise DataUnavailable("no grades yet: run `coinlens load` first")
     if wanted is None:
         return int(newest), int(newest)
-    day = _day_number(wanted)
+    day = to_day(wanted)
     if conn.execute(sa.select(grade_days.c.day).where(grade_days.c.day == day)).first() is None:
         raise DataUnavailable(f"no grades for {wanted.isoformat()}")
     return day, int(newest)
@@ -552,7 +545,7 @@ def leaderboard(ctx: Context, query: LeaderboardQuery | None = None) -> GradesPa
     more = len(rows) > q.limit
     last = page[-1] if page else None
     return GradesPage(
-        day=_date(day),
+        day=to_date(day),
         sort=cast(GradeKind, q.sort),
         order=cast(Literal["asc", "desc"], q.order),
         items=[_entry(r) for r in page],
@@ -565,5 +558,5 @@ def leaderboard(ctx: Context, query: LeaderboardQuery | None = None) -> GradesPa
         ),
         source=SOURCE,
         model=MODEL,
-        as_of=datetime.combine(_date(newest), datetime.min.time(), tzinfo=UTC),
+        as_of=datetime.combine(to_date(newest), datetime.min.time(), tzinfo=UTC),
     )

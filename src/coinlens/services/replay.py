@@ -33,6 +33,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from coinlens.domain.errors import UserInputError
+from coinlens.services.analytics_queries import to_day
 from coinlens.services.context import Context
 from coinlens.storage import repo
 from coinlens.storage.tables import candles, market_caps, markets, metrics, tokens
@@ -73,11 +74,6 @@ class ReplayReport:
     seconds: float = 0.0
 
 
-def epoch_day(d: date) -> int:
-    """Days since 1970-01-01 of a calendar date."""
-    return (d - date(1970, 1, 1)).days
-
-
 # --- copying the state before the start ----------------------------------------------------
 
 
@@ -103,7 +99,7 @@ def prepare_target(source: Context, target: Context, start: date) -> int:
     with target.engine.connect() as conn:
         if conn.execute(sa.select(sa.func.count()).select_from(tokens)).scalar():
             raise UserInputError("the replay target must be an empty database")
-    cut = epoch_day(start) * DAY
+    cut = to_day(start) * DAY
     with source.engine.connect() as src, target.engine.begin() as dst:
         _copy(src, dst, tokens)
         _copy(src, dst, markets)
@@ -223,8 +219,8 @@ def replay(
     cfg.check()
     started, report = time.perf_counter(), ReplayReport()
     prepare_target(source, target, cfg.start)
-    first = epoch_day(cfg.start)
-    last = min(_last_day(source), epoch_day(cfg.end) if cfg.end else first + 10**6)
+    first = to_day(cfg.start)
+    last = min(_last_day(source), to_day(cfg.end) if cfg.end else first + 10**6)
     for day in range(first, last + 1):
         tick = time.perf_counter()
         _one_day(source, target, day, report)

@@ -33,7 +33,6 @@ SYNTHETIC = "SYNTHETIC"
 SORTS = ("symbol", "price", "ch24", "ch7", "mcap", "volume", "trader", "investor", "signal")
 BANDS = ("strong_buy", "buy", "neutral", "sell", "strong_sell")
 SIGNALS = ("long", "flat", "short")
-_EPOCH = date(1970, 1, 1).toordinal()
 
 
 @dataclass
@@ -101,7 +100,7 @@ def _panel_fields(rows: dict[str, Row], p: Panel) -> date:
         row.volume = _num(qv) if math.isfinite(qv) else _num(p.volume[i, end] * close[end])
         tail = close[max(0, end - SPARK_DAYS + 1) : end + 1]
         row.spark = [float(v) for v in tail[np.isfinite(tail)]]
-    return date.fromordinal(_EPOCH + int(p.days[-1]))
+    return analytics_queries.to_date(int(p.days[-1]))
 
 
 def _grades(ctx: Context, rows: dict[str, Row]) -> date | None:
