@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,15 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from coinlens.cli.main import app as cli_app
-from coinlens.services.context import build_context
-from coinlens.services.grades import GradesReport, run_grades
+from coinlens.client import models as sdk_models
+from coinlens.domain.grades import GradeTrackRecord
+from coinlens.services import track_records
+from coinlens.services.context import Context, build_context
+from coinlens.services.evaluation import SPLIT, evaluate_and_record, track_record
+from coinlens.services.grades import EVALUATION_KIND, METHOD, GradesReport, run_grades
 from coinlens.settings import get_settings
+from coinlens.storage.tables import utcnow
+from coinlens.storage.tables_forecasts import evaluations
 
 pytestmark = pytest.mark.xdist_group("embedded")
 
@@ -96,6 +103,7 @@ def test_grades_cli(loaded_dir: Path, graded: GradesReport) -> None:
 
 
 def test_evaluate_grades_cli_on_a_short_window(loaded_dir: Path, tmp_path: Path) -> None:
+    """A window is a report only: the served track record covers the whole history."""
     args = ["evaluate", "grades", "--start", "2024-06-01", "--end", "2024-12-31"]
     result = CliRunner().invoke(
         cli_app, [*args, "--out", str(tmp_path), "--data-dir", str(loaded_dir)]
@@ -108,3 +116,56 @@ def test_evaluate_grades_cli_on_a_short_window(loaded_dir: Path, tmp_path: Path)
         name = f"grades_{grade}_cumulative_ic.png"
         assert f"![{name}]({name})" in report
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "not stored as the track record" in result.output
+
+
+def test_the_whole_history_evaluation_is_served_as_the_track_record(
+    client: TestClient, loaded_ctx: Context, tmp_path: Path
+) -> None:
+    with loaded_ctx.engine.begin() as conn:  # this test owns the grades' records
+        conn.execute(sa.delete(evaluations).where(evaluations.c.kind == EVALUATION_KIND))
+    assert _ok(client.get("/v1/tokens/ETH/grades"))["track_record"] is None
+    assert "make evaluate</code> (or <code>coinlens evaluate grades" in client.get("/t/ETH").text
+
+    result, written, kept = evaluate_and_record(loaded_ctx, out=tmp_path)
+    assert kept
+    served = _ok(client.get("/v1/tokens/ETH/grades"))["track_record"]
+    assert served["report"] == str(written[0]) == str(tmp_path / "grades.md")
+
+    # a newer record measured under other weights is never shown next to today's grades
+    stale = track_record(result, utcnow(), "elsewhere.md").model_copy(update={"method": "v0"})
+    track_records.save(loaded_ctx, EVALUATION_KIND, stale)
+    assert _ok(client.get("/v1/tokens/ETH/grades"))["track_record"] is None
+
+    # the whole history under the current method: served on the API, the SDK and the page
+    record = track_record(result, utcnow(), str(written[0]))
+    track_records.save(loaded_ctx, EVALUATION_KIND, record)
+    body = _ok(client.get("/v1/tokens/ETH/grades"))
+    got = GradeTrackRecord.model_validate(body["track_record"])
+    assert got == record
+    assert got.method == METHOD
+    assert (got.first_day, got.data_end) == (result.start, dt.date(2025, 9, 30))
+    assert got.out_of_sample_from == SPLIT
+    trader = next(g for g in got.grades if g.grade == "trader")
+    oos = next(p for p in trader.periods if p.period == "out of sample")
+    summary = next(p for p in result.tracks["trader"].periods if p.name == "out of sample").summary
+    assert (trader.horizon, oos.start, oos.days) == (7, SPLIT, summary.ic.n)
+    assert oos.rank_ic == pytest.approx(summary.ic.mean)
+    assert oos.rank_ic_t == pytest.approx(summary.ic.t)
+    assert oos.spread == pytest.approx(summary.spread.mean)
+    assert [y.year for y in trader.years] == sorted(result.tracks["trader"].years)
+    investor = next(g for g in got.grades if g.grade == "investor")
+    assert investor.horizon == 90
+    assert {p.period for p in investor.periods} == {"in sample", "out of sample", "all"}
+    sdk = sdk_models.TokenGrades.model_validate(body)
+    assert sdk.track_record is not None
+    assert sdk.track_record.grades[0].periods[1].rank_ic == pytest.approx(
+        got.grades[0].periods[1].rank_ic
+    )
+
+    page = client.get("/t/ETH").text
+    start = page.index('id="grade-track-record"')
+    table = page[start : page.index("</table>", start)]
+    assert table.count("<tr>") == 1 + 4  # header, in/out of sample for each grade
+    assert f"{summary.ic.mean:,.4f} ({summary.ic.t:,.2f})" in table
+    assert f"before {SPLIT}" in page

@@ -161,8 +161,8 @@ def test_cli_predict_and_quick_evaluation(
 def test_a_full_walk_forward_is_served_as_the_track_record(
     client: TestClient, loaded_ctx: Context, tmp_path: Path
 ) -> None:
-    with loaded_ctx.engine.begin() as conn:  # this test owns the table
-        conn.execute(sa.delete(evaluations))
+    with loaded_ctx.engine.begin() as conn:  # this test owns the forecasts' records
+        conn.execute(sa.delete(evaluations).where(evaluations.c.kind == forecasts.EVALUATION_KIND))
     assert "No track record stored" in client.get("/t/ETH").text
     assert all(m["track_record"] is None for m in client.get("/v1/models").json())
 

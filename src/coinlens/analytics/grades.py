@@ -16,7 +16,10 @@ for the Trader Grade, 180 for the Investor Grade); a day needs `min_tokens` elig
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import itertools
+import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -103,6 +106,13 @@ class GradeConfig:
     investor_history: int = 180
     min_tokens: int = 5
     min_feature_tokens: int = 3
+
+
+def method_id(cfg: GradeConfig) -> str:
+    """Fingerprint of the grade settings (weights, windows, thresholds): a track record
+    measured under one set is shown only next to grades computed with the same."""
+    doc = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
+    return hashlib.sha1(doc.encode(), usedforsecurity=False).hexdigest()[:12]
 
 
 class Grades(NamedTuple):

@@ -93,10 +93,12 @@ def grades_command(
     database_url: DbUrl = None,
 ) -> None:
     """Rank IC, quintile spreads and hit rates of the grades, in and out of sample."""
-    from coinlens.services.evaluation import evaluate_grades, tune_weights, write_report
+    from coinlens.services.evaluation import evaluate_and_record, tune_weights
 
     with cli_context(load_settings(data_dir, database_url)) as ctx:
-        result = evaluate_grades(ctx, start.date() if start else None, end.date() if end else None)
+        result, written, kept = evaluate_and_record(
+            ctx, start.date() if start else None, end.date() if end else None, out
+        )
         tuned = tune_weights(ctx) if tune else []
     for track in result.tracks.values():
         for p in track.periods:
@@ -108,5 +110,9 @@ def grades_command(
             )
     for t in tuned:
         console.print(f"in-sample best {t.grade}: {t.weights} IC {t.mean_ic:+.4f} (t {t.t:+.2f})")
-    for path in write_report(result, out):
+    for path in written:
         console.print(f"wrote {path}")
+    if kept:
+        console.print("track record stored: /v1/tokens/{symbol}/grades and the token page carry it")
+    else:
+        console.print("not stored as the track record (a window, not the whole history)")

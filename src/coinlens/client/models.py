@@ -237,6 +237,45 @@ class GradePoint(Model):
     investor_band: str | None = None
 
 
+class GradePeriodRecord(Model):
+    period: str
+    start: dt.date
+    end: dt.date
+    days: int
+    rank_ic: float | None = None
+    rank_ic_t: float | None = None
+    spread: float | None = None
+    spread_t: float | None = None
+    ic_hit_rate: float | None = None
+    top_hit_rate: float | None = None
+    tokens: float | None = None
+
+
+class GradeYearRecord(Model):
+    year: int
+    days: int
+    rank_ic: float | None = None
+    rank_ic_t: float | None = None
+
+
+class GradeRecord(Model):
+    grade: str
+    horizon: int
+    periods: list[GradePeriodRecord] = Field(default_factory=list)
+    years: list[GradeYearRecord] = Field(default_factory=list)
+
+
+class GradeTrackRecord(Model):
+    evaluated_at: dt.datetime
+    data_end: dt.date
+    first_day: dt.date
+    last_day: dt.date
+    out_of_sample_from: dt.date
+    grades: list[GradeRecord]
+    report: str
+    method: str | None = None
+
+
 class TokenGrades(Model):
     symbol: str
     name: str
@@ -248,6 +287,7 @@ class TokenGrades(Model):
     source: str
     model: str
     warnings: list[str] = Field(default_factory=list)
+    track_record: GradeTrackRecord | None = None
 
 
 class LeaderboardEntry(Model):

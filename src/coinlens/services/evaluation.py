@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,23 +21,33 @@ from numpy.typing import NDArray
 from coinlens.analytics import evaluation as ev
 from coinlens.analytics import grades as method
 from coinlens.domain.errors import DataUnavailable, UserInputError
+from coinlens.domain.grades import (
+    GradeKind,
+    GradePeriodRecord,
+    GradeRecord,
+    GradeTrackRecord,
+    GradeYearRecord,
+    PeriodName,
+)
+from coinlens.services import track_records
 from coinlens.services.analytics_queries import to_date, to_day
 from coinlens.services.context import Context
-from coinlens.services.grades import GradeRun, compute_all
+from coinlens.services.grades import EVALUATION_KIND, METHOD, GradeRun, compute_all
 from coinlens.services.plots import pyplot, save_png
+from coinlens.storage.tables import utcnow
 
 F64 = NDArray[np.float64]
 
 SPLIT = date(2023, 1, 1)  # first out-of-sample day
 TUNE_START = date(2018, 1, 1)
-HORIZONS = {"trader": 7, "investor": 90}
+HORIZONS: dict[GradeKind, int] = {"trader": 7, "investor": 90}
 MIN_TOKENS = 10  # tokens with a grade and a forward return for a day to count
 
 
 class Period(NamedTuple):
     """A named period of days and the grade's track record over it."""
 
-    name: str
+    name: PeriodName
     start: date
     end: date
     summary: ev.Summary
@@ -47,7 +57,7 @@ class Period(NamedTuple):
 class GradeTrack:
     """Track record of one grade: in/out of sample, per year, and per sub-grade."""
 
-    grade: str
+    grade: GradeKind
     horizon: int
     periods: list[Period] = field(default_factory=list)
     years: dict[int, ev.Summary] = field(default_factory=dict)
@@ -62,6 +72,7 @@ class Evaluation:
     days: NDArray[np.int64]
     start: date
     end: date
+    data_end: date  # newest day of data (forward returns end there)
     split: date
     tracks: dict[str, GradeTrack]
     weights: dict[str, dict[str, float]]
@@ -78,7 +89,7 @@ def _in_sample(days: NDArray[np.int64], horizon: int, split: date) -> NDArray[np
     return days + horizon < to_day(split)
 
 
-def _track(run: GradeRun, grade: str, window: NDArray[np.bool_], split: date) -> GradeTrack:
+def _track(run: GradeRun, grade: GradeKind, window: NDArray[np.bool_], split: date) -> GradeTrack:
     h = HORIZONS[grade]
     days = run.panel.days
     score = run.grades.trader if grade == "trader" else run.grades.investor
@@ -89,7 +100,12 @@ def _track(run: GradeRun, grade: str, window: NDArray[np.bool_], split: date) ->
     track = GradeTrack(grade, h, daily_ic=ic[window])
     ins = window & _in_sample(days, h, split)
     oos = window & (days >= to_day(split))
-    for name, sel in (("in sample", ins), ("out of sample", oos), ("all", window)):
+    named: tuple[tuple[PeriodName, NDArray[np.bool_]], ...] = (
+        ("in sample", ins),
+        ("out of sample", oos),
+        ("all", window),
+    )
+    for name, sel in named:
         idx = np.flatnonzero(sel & np.isfinite(ic))
         if idx.size:
             span = (to_date(days[idx[0]]), to_date(days[idx[-1]]))
@@ -121,10 +137,71 @@ def evaluate_grades(
         days=days,
         start=to_date(days[0]),
         end=to_date(days[-1]),
+        data_end=to_date(run.panel.days[-1]),
         split=split,
         tracks={g: _track(run, g, window, split) for g in HORIZONS},
         weights={"trader": cfg.trader_weights, "investor": cfg.investor_weights},
     )
+
+
+# --- track record ---------------------------------------------------------------------------
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if math.isfinite(x) else None
+
+
+def track_record(ev_: Evaluation, evaluated_at: datetime, report: str) -> GradeTrackRecord:
+    """The headline figures of an evaluation, as served next to the grades."""
+    records = []
+    for t in ev_.tracks.values():
+        periods = [
+            GradePeriodRecord(
+                period=p.name,
+                start=p.start,
+                end=p.end,
+                days=p.summary.ic.n,
+                rank_ic=_finite(p.summary.ic.mean),
+                rank_ic_t=_finite(p.summary.ic.t),
+                spread=_finite(p.summary.spread.mean),
+                spread_t=_finite(p.summary.spread.t),
+                ic_hit_rate=_finite(p.summary.ic_hit_rate),
+                top_hit_rate=_finite(p.summary.top_hit_rate),
+                tokens=_finite(p.summary.mean_tokens),
+            )
+            for p in t.periods
+        ]
+        years = [
+            GradeYearRecord(
+                year=y, days=s.ic.n, rank_ic=_finite(s.ic.mean), rank_ic_t=_finite(s.ic.t)
+            )
+            for y, s in t.years.items()
+        ]
+        records.append(GradeRecord(grade=t.grade, horizon=t.horizon, periods=periods, years=years))
+    return GradeTrackRecord(
+        evaluated_at=evaluated_at,
+        data_end=ev_.data_end,
+        first_day=ev_.start,
+        last_day=ev_.end,
+        out_of_sample_from=ev_.split,
+        grades=records,
+        report=report,
+        method=METHOD,
+    )
+
+
+def evaluate_and_record(
+    ctx: Context, start: date | None = None, end: date | None = None, out: Path = Path("reports")
+) -> tuple[Evaluation, list[Path], bool]:
+    """Evaluate the grades and write reports/grades.md + PNGs; a run over the whole history
+    (no start, no end) is also kept as the track record `/v1/tokens/{symbol}/grades` serves.
+    Returns the evaluation, the files written and whether it was kept."""
+    result = evaluate_grades(ctx, start, end)
+    written = write_report(result, out)
+    whole = start is None and end is None
+    if whole:
+        track_records.save(ctx, EVALUATION_KIND, track_record(result, utcnow(), str(written[0])))
+    return result, written, whole
 
 
 # --- weight choice (in sample only) ---------------------------------------------------------
@@ -158,8 +235,9 @@ def tune_weights(ctx: Context, start: date = TUNE_START, split: date = SPLIT) ->
     run = compute_all(ctx)
     days = run.panel.days
     out = []
-    for grade, subs in (("trader", method.TRADER_SUBS), ("investor", method.INVESTOR_SUBS)):
-        h = HORIZONS[grade]
+    subsets = {"trader": method.TRADER_SUBS, "investor": method.INVESTOR_SUBS}
+    for grade, h in HORIZONS.items():
+        subs = subsets[grade]
         fwd = ev.forward_returns(run.panel.close, h)
         sel = (days >= to_day(start)) & _in_sample(days, h, split)
         best = TunedWeights(grade, {}, -math.inf, math.nan, 0)

@@ -25,11 +25,11 @@ from coinlens.analytics import scoring
 from coinlens.analytics.forecast import INTERVALS
 from coinlens.analytics.forecast_features import FeaturePanel, build_features
 from coinlens.domain.forecasts import CoverageRecord, HorizonRecord, TrackRecord
+from coinlens.services import track_records
 from coinlens.services.analytics_queries import to_day
 from coinlens.services.context import Context
 from coinlens.services.forecast_report import write_report
 from coinlens.services.forecasts import EVALUATION_KIND, MIN_HISTORY, day_to_date
-from coinlens.storage import forecasts_repo as repo
 from coinlens.storage.panel import Panel, read_daily_panel
 from coinlens.storage.tables import utcnow
 
@@ -397,17 +397,7 @@ def track_record(result: dict[str, Any], evaluated_at: dt.datetime, report: str)
 
 def record_track(ctx: Context, record: TrackRecord) -> None:
     """Keep `record` as the forecasting method's newest track record."""
-    summary = record.model_dump(mode="json", exclude={"evaluated_at", "data_end"})
-    with ctx.engine.begin() as conn:
-        repo.save_evaluation(
-            conn,
-            {
-                "kind": EVALUATION_KIND,
-                "evaluated_at": record.evaluated_at,
-                "data_end_day": to_day(record.data_end),
-                "summary": summary,
-            },
-        )
+    track_records.save(ctx, EVALUATION_KIND, record)
 
 
 def evaluate_forecasts(

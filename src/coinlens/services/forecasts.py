@@ -33,7 +33,7 @@ from coinlens.domain.forecasts import (
     Scenarios,
     TrackRecord,
 )
-from coinlens.services import analytics_queries
+from coinlens.services import analytics_queries, track_records
 from coinlens.services import scenario_levels as sl
 from coinlens.services.context import Context
 from coinlens.storage import forecasts_repo as repo
@@ -284,16 +284,7 @@ def model_info(row: dict[str, Any], record: TrackRecord | None = None) -> ModelI
 def latest_track_record(conn: Connection) -> TrackRecord | None:
     """The newest stored full walk-forward evaluation of the quantile models, or None (also
     when it measured another method than the one `train_model` runs now)."""
-    row = repo.latest_evaluation(conn, EVALUATION_KIND)
-    if row is None or row["summary"].get("method") != PRODUCTION_METHOD:
-        return None
-    return TrackRecord.model_validate(
-        {
-            **row["summary"],
-            "evaluated_at": row["evaluated_at"],
-            "data_end": day_to_date(row["data_end_day"]),
-        }
-    )
+    return track_records.latest(conn, EVALUATION_KIND, PRODUCTION_METHOD, TrackRecord)
 
 
 def list_models(ctx: Context) -> list[ModelInfo]:

@@ -31,10 +31,12 @@ from coinlens.domain.grades import (
     GradeKind,
     GradePoint,
     GradesPage,
+    GradeTrackRecord,
     LeaderboardEntry,
     SubGrade,
     TokenGrades,
 )
+from coinlens.services import track_records
 from coinlens.services.analytics_queries import to_date, to_day
 from coinlens.services.context import Context
 from coinlens.storage import grades_repo
@@ -45,6 +47,8 @@ from coinlens.storage.tables_grades import grade_days, grades
 F64 = NDArray[np.float64]
 
 MODEL = "grades-v1"
+METHOD = f"{MODEL}-{method.method_id(method.GradeConfig())}"  # what a track record must match
+EVALUATION_KIND = "grades"
 SOURCE = "coinlens grades (Binance/Coinbase candles, CMC snapshots, DefiLlama/Etherscan)"
 BENCHMARK = "BTC"
 CAP_MAX_AGE = 120  # days a CMC snapshot stays valid (monthly series; yearly ones fill gaps)
@@ -395,6 +399,12 @@ def _token(conn: Connection, symbol: str) -> Row[Any, Any, Any, Any]:
     return row
 
 
+def latest_track_record(conn: Connection) -> GradeTrackRecord | None:
+    """The newest stored walk-forward evaluation of the grades, or None (also when it
+    measured other weights or windows than the grades are computed with now)."""
+    return track_records.latest(conn, EVALUATION_KIND, METHOD, GradeTrackRecord)
+
+
 def get_grades(
     ctx: Context, symbol: str, start: date | None = None, end: date | None = None
 ) -> TokenGrades:
@@ -412,6 +422,7 @@ def get_grades(
         if end is not None:
             where.append(grades.c.day <= to_day(end))
         hist = conn.execute(sa.select(grades).where(*where).order_by(grades.c.day)).all()
+        record = latest_track_record(conn)
     if latest is None:
         raise DataUnavailable(f"{tok.symbol} has no grades yet: run `coinlens load` first")
     comp = {str(k): float(v) for k, v in dict(latest.components).items()}
@@ -431,6 +442,7 @@ def get_grades(
             f"{tok.symbol} has under {method.GradeConfig().investor_history} days of history: "
             "no Investor Grade yet"
         ],
+        track_record=record,
     )
 
 

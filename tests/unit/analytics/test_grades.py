@@ -152,3 +152,13 @@ def test_absent_inputs_grade_like_inputs_missing_everywhere() -> None:
     np.testing.assert_array_equal(a.investor, m.investor)
     for sub in g.SUB_GRADES:
         np.testing.assert_array_equal(a.sub[sub], m.sub[sub])
+
+
+def test_method_id_fingerprints_the_weights_and_windows() -> None:
+    base = g.GradeConfig()
+    assert g.method_id(base) == g.method_id(g.GradeConfig())
+    other = dict(base.trader_weights)
+    first = next(iter(other))
+    other[first] += 0.05
+    assert g.method_id(g.GradeConfig(trader_weights=other)) != g.method_id(base)
+    assert g.method_id(g.GradeConfig(investor_history=200)) != g.method_id(base)
