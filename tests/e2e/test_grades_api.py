@@ -120,12 +120,14 @@ def test_evaluate_grades_cli_on_a_short_window(loaded_dir: Path, tmp_path: Path)
 
 
 def test_the_whole_history_evaluation_is_served_as_the_track_record(
-    client: TestClient, loaded_ctx: Context, tmp_path: Path
+    client: TestClient, loaded_ctx: Context, loaded_dir: Path, tmp_path: Path
 ) -> None:
     with loaded_ctx.engine.begin() as conn:  # this test owns the grades' records
         conn.execute(sa.delete(evaluations).where(evaluations.c.kind == EVALUATION_KIND))
     assert _ok(client.get("/v1/tokens/ETH/grades"))["track_record"] is None
     assert "make evaluate</code> (or <code>coinlens evaluate grades" in client.get("/t/ETH").text
+    cli = ["grades", "--top", "3", "--data-dir", str(loaded_dir)]
+    assert "track record: none stored yet" in CliRunner().invoke(cli_app, cli).output
 
     result, written, kept = evaluate_and_record(loaded_ctx, out=tmp_path)
     assert kept
@@ -162,6 +164,9 @@ def test_the_whole_history_evaluation_is_served_as_the_track_record(
     assert sdk.track_record.grades[0].periods[1].rank_ic == pytest.approx(
         got.grades[0].periods[1].rank_ic
     )
+
+    shown = CliRunner().invoke(cli_app, cli).output
+    assert f"trader vs 7d returns {summary.ic.mean:+.4f} (t {summary.ic.t:.2f})" in shown
 
     page = client.get("/t/ETH").text
     start = page.index('id="grade-track-record"')

@@ -141,6 +141,7 @@ def test_cli_predict_and_quick_evaluation(
     assert "p95" in result.output
     assert "bear" in result.output
     assert "key levels as of" in result.output
+    assert "track record" in result.output
     out = tmp_path / "reports"
     with loaded_ctx.engine.connect() as conn:
         before = fc_repo.latest_evaluation(conn, forecasts.EVALUATION_KIND)
@@ -208,3 +209,8 @@ def test_a_full_walk_forward_is_served_as_the_track_record(
     assert held_80 is not None
     assert f"{100 * held_80:.1f}%" in table
     assert "retrained 2 times" in page
+    env = {"COINLENS_DATA_DIR": str(loaded_ctx.settings.data_dir), "COINLENS_ENV": "test"}
+    shown = CliRunner().invoke(app, ["predict", "ETH"], env=env).output
+    assert f"track record (2 retrains, {record.first_origin} … {record.last_origin})" in shown
+    assert h30.pinball_skill is not None
+    assert f"30d skill vs random walk {h30.pinball_skill:+.1%}, 80 % interval held" in shown

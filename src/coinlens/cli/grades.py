@@ -10,8 +10,9 @@ from rich.table import Table
 from coinlens.analytics.grades import SUB_GRADES
 from coinlens.cli.common import cli_context, console, load_settings
 from coinlens.cli.options import DataDir, DbUrl
+from coinlens.domain.grades import GradeTrackRecord
 from coinlens.services.context import Context
-from coinlens.services.grades import LeaderboardQuery, leaderboard, run_grades
+from coinlens.services.grades import LeaderboardQuery, leaderboard, run_grades, track_record
 
 
 def run_grades_step(ctx: Context) -> None:
@@ -42,6 +43,7 @@ def grades_command(
     query = LeaderboardQuery(sector=sector, band=band, sort=sort, limit=top)
     with cli_context(load_settings(data_dir, database_url)) as ctx:
         page = leaderboard(ctx, query)
+        record = track_record(ctx)
     table = Table(title=f"{page.sort} grades on {page.day} ({page.total} tokens)")
     for col in ("symbol", "sector", "trader", "band", "investor", "band", *SUB_GRADES):
         table.add_column(col)
@@ -56,3 +58,21 @@ def grades_command(
             *(_num(e.components.get(k)) for k in SUB_GRADES),
         )
     console.print(table)
+    console.print(_track_line(record), soft_wrap=True)
+
+
+def _track_line(record: GradeTrackRecord | None) -> str:
+    """The grades' out-of-sample rank IC, or how to measure it."""
+    if record is None:
+        return "track record: none stored yet (`make evaluate` or `coinlens evaluate grades`)"
+    parts = []
+    for g in record.grades:
+        oos = next((p for p in g.periods if p.period == "out of sample"), None)
+        if oos is not None and oos.rank_ic is not None and oos.rank_ic_t is not None:
+            parts.append(
+                f"{g.grade} vs {g.horizon}d returns {oos.rank_ic:+.4f} (t {oos.rank_ic_t:.2f})"
+            )
+    return (
+        f"track record: mean daily rank IC out of sample ({record.out_of_sample_from} … "
+        f"{record.last_day}): {'; '.join(parts) or 'no out-of-sample days'} — {record.report}"
+    )

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from coinlens.cli.common import cli_context, console, load_settings
 from coinlens.cli.options import DataDir, DbUrl
-from coinlens.domain.forecasts import KeyLevel, Scenarios, TargetLevels
+from coinlens.domain.forecasts import KeyLevel, Scenarios, TargetLevels, TrackRecord
 from coinlens.services.context import Context
 from coinlens.services.forecasts import get_predictions, get_scenarios, run_forecasts
 
@@ -56,8 +56,25 @@ def predict_command(
         f"model {pred.model.model_id} (cut-off {pred.model.cutoff}, "
         f"{len(pred.model.features)} features)"
     )
+    console.print(_track_line(pred.model.track_record), soft_wrap=True)
     for w in [*pred.warnings, *scen.warnings]:
         console.print(f"[yellow]warning:[/yellow] {w}")
+
+
+def _track_line(record: TrackRecord | None) -> str:
+    """The forecasts' walk-forward skill and 80 % interval coverage, or how to measure them."""
+    if record is None:
+        return "track record: none stored yet (`make evaluate` or `coinlens evaluate forecasts`)"
+    parts = []
+    for h in record.horizons:
+        cov = next((c.observed for c in h.coverage if c.level == 80), None)
+        skill = "n/a" if h.pinball_skill is None else f"{h.pinball_skill:+.1%}"
+        held = "" if cov is None else f", 80 % interval held {cov:.1%}"
+        parts.append(f"{h.horizon}d skill vs random walk {skill}{held}")
+    return (
+        f"track record ({record.retrains} retrains, {record.first_origin} … {record.last_origin}): "
+        f"{'; '.join(parts)} — {record.report}"
+    )
 
 
 def _level(lv: KeyLevel) -> str:

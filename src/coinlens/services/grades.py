@@ -405,6 +405,12 @@ def latest_track_record(conn: Connection) -> GradeTrackRecord | None:
     return track_records.latest(conn, EVALUATION_KIND, METHOD, GradeTrackRecord)
 
 
+def track_record(ctx: Context) -> GradeTrackRecord | None:
+    """The grades' served track record (see `latest_track_record`)."""
+    with ctx.engine.connect() as conn:
+        return latest_track_record(conn)
+
+
 def get_grades(
     ctx: Context, symbol: str, start: date | None = None, end: date | None = None
 ) -> TokenGrades:
