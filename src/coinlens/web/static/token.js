@@ -155,10 +155,12 @@
     });
   }
 
-  function small(id, series) {
+  function small(id, series, precision) {
     var el = document.getElementById(id);
     if (!el) return;
-    var chart = LC.createChart(el, chartOptions(el, 200));
+    var opts = chartOptions(el, 200);  // grades and equity multiples, not prices:
+    opts.localization = { priceFormatter: function (v) { return v.toFixed(precision); } };
+    var chart = LC.createChart(el, opts);
     series.forEach(function (s) {
       var ls = chart.addSeries(LC.LineSeries, { color: css(s.color), lineWidth: 2, title: s.title, priceLineVisible: false });
       ls.setData(pairs(s.rows));
@@ -233,11 +235,11 @@
   small("grade-chart", [
     { rows: data.history.trader, color: "--ema20", title: "Trader" },
     { rows: data.history.investor, color: "--ema200", title: "Investor" }
-  ]);
+  ], 1);
   small("equity-chart", [
     { rows: data.equity.strategy, color: "--ema20", title: "Signal strategy" },
     { rows: data.equity.buy_hold, color: "--ema50", title: "Buy & hold" }
-  ]);
+  ], 2);
 
   document.addEventListener("coinlens:theme", function () {
     state.charts.forEach(function (c) {
