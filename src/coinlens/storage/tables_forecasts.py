@@ -1,5 +1,5 @@
 """Tables for forecast models (versioned artifacts), their quantile forecasts and the
-method's walk-forward evaluations."""
+method's walk-forward evaluations (and the grades')."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ evaluations = sa.Table(
     "evaluations",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("kind", sa.String(32), nullable=False, comment="what was evaluated: forecasts"),
+    sa.Column(
+        "kind", sa.String(32), nullable=False, comment="what was evaluated: forecasts or grades"
+    ),
     sa.Column("evaluated_at", UtcDateTime, nullable=False),
     sa.Column("data_end_day", sa.Integer, nullable=False, comment="last epoch day evaluated"),
     sa.Column("summary", sa.JSON, nullable=False, comment="headline out-of-sample figures"),
