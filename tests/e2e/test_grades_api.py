@@ -172,5 +172,5 @@ def test_the_whole_history_evaluation_is_served_as_the_track_record(
     start = page.index('id="grade-track-record"')
     table = page[start : page.index("</table>", start)]
     assert table.count("<tr>") == 1 + 4  # header, in/out of sample for each grade
-    assert f"{summary.ic.mean:,.4f}</td><td class=\"r\">{summary.ic.t:,.2f}<" in table
+    assert f'{summary.ic.mean:,.4f}</td><td class="r">{summary.ic.t:,.2f}<' in table
     assert f"before {SPLIT}" in page
