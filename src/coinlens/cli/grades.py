@@ -73,6 +73,6 @@ def _track_line(record: GradeTrackRecord | None) -> str:
                 f"{g.grade} vs {g.horizon}d returns {oos.rank_ic:+.4f} (t {oos.rank_ic_t:.2f})"
             )
     return (
-        f"track record: mean daily rank IC out of sample ({record.out_of_sample_from} … "
-        f"{record.last_day}): {'; '.join(parts) or 'no out-of-sample days'} — {record.report}"
+        f"track record: mean daily rank IC out of sample (from {record.out_of_sample_from}): "
+        f"{'; '.join(parts) or 'no out-of-sample days'} — {record.report}"
     )
