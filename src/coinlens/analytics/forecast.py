@@ -27,7 +27,6 @@ Method (see docs/predictions.md):
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import zlib
@@ -42,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from coinlens.analytics._jit import threads
+from coinlens.analytics.fingerprint import settings_id
 from coinlens.analytics.forecast_features import FeaturePanel, split_cells
 from coinlens.analytics.scoring import pinball
 
@@ -438,8 +438,7 @@ def train(fp: FeaturePanel, cutoff: int, cfg: ForecastConfig | None = None) -> Q
 def method_id(cfg: ForecastConfig, feature_names: Sequence[str]) -> str:
     """Fingerprint of a method's settings and feature list: a track record measured under one
     method is shown only next to models made by the same one."""
-    doc = json.dumps([dataclasses.asdict(cfg), list(feature_names)], sort_keys=True)
-    return hashlib.sha1(doc.encode(), usedforsecurity=False).hexdigest()[:12]
+    return settings_id([dataclasses.asdict(cfg), list(feature_names)])
 
 
 def load_boosters(model: QuantileModel) -> dict[int, tuple[lgb.Booster, ...]]:

@@ -17,9 +17,7 @@ for the Trader Grade, 180 for the Investor Grade); a day needs `min_tokens` elig
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from coinlens.analytics.fingerprint import settings_id
 from coinlens.analytics.indicators import as_panel, ema, macd, rsi, sma
 from coinlens.analytics.ranking import add_percentiles, percentile_rank
 from coinlens.analytics.returns import drawdown_from_ath, simple_returns
@@ -111,8 +110,7 @@ class GradeConfig:
 def method_id(cfg: GradeConfig) -> str:
     """Fingerprint of the grade settings (weights, windows, thresholds): a track record
     measured under one set is shown only next to grades computed with the same."""
-    doc = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
-    return hashlib.sha1(doc.encode(), usedforsecurity=False).hexdigest()[:12]
+    return settings_id(dataclasses.asdict(cfg))
 
 
 class Grades(NamedTuple):
