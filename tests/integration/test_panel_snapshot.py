@@ -19,9 +19,9 @@ import structlog
 from structlog.testing import capture_logs
 
 from coinlens.services.context import Context
-from coinlens.storage import repo
+from coinlens.storage import analytics_repo, repo
 from coinlens.storage.panel import FIELDS, Panel, read_daily_panel
-from coinlens.storage.tables import candle_changes, candles
+from coinlens.storage.tables import candle_changes, candles, tokens
 
 DAY = 86_400
 T0 = 1_600_000_000 // DAY * DAY  # a UTC midnight
@@ -164,6 +164,9 @@ def test_bulk_write_counts_and_is_idempotent(ctx: Context) -> None:
     assert close == fixed[2]["close"]
     assert logged == sorted(
         [
+            (version - 1, eth, T0),
+            (version - 1, btc, T0 + 3 * DAY),
+            # the tokens' series are new: refresh_token_spans logs their markets once more
             (version, eth, T0),
             (version, btc, T0 + 3 * DAY),
             (version + 1, eth, T0 + 5 * DAY),
@@ -249,6 +252,56 @@ def test_primary_market_and_multiplier_changes_refetch_the_token(
     assert how == ["merged"]
     assert rescaled.close[rescaled.row("PEPE"), 10] == pytest.approx(0.01 * 1.1 * 1.01 / 100)
     _assert_equals_rebuild(ctx, rescaled, tmp_path)
+
+
+def test_a_delisted_spot_market_is_continued_by_its_perp(
+    ctx: Context, mids: dict[str, int], tmp_path: Path
+) -> None:
+    """XMR's spot market stops on day 19; its perp (from day 15) carries the series on: the
+    token's panel row is the spot's days before the perp's first, then the perp's."""
+    with ctx.engine.begin() as conn:
+        ids = repo.upsert_tokens(conn, [{"symbol": "XMR", "name": "Monero", "categories": []}])
+        xmr = repo.upsert_markets(
+            conn,
+            [
+                _market("test:spot:XMRUSDT", ids["XMR"], SPOT),
+                _market("test:perp:XMRUSDT", ids["XMR"], PERP),
+            ],
+        )
+    spot, perp = xmr["test:spot:XMRUSDT"], xmr["test:perp:XMRUSDT"]
+    _write(ctx, {spot: _candles(range(20), 100.0)})
+    assert _read(ctx)[1] == ["merged"]
+
+    _write(ctx, {perp: _candles(range(15, 30), 200.0)})  # the spot is now 10 days stale
+    stitched, how = _read(ctx)
+
+    assert how == ["merged"]
+    close = stitched.close[stitched.row("XMR")]
+    assert close[14] == pytest.approx(100.0 * 1.14 * 1.01)  # the spot's, up to the perp's start
+    assert close[15] == pytest.approx(200.0 * 1.15 * 1.01)  # the perp's from its first day
+    assert np.isfinite(close).all()
+    _assert_equals_rebuild(ctx, stitched, tmp_path)
+    with ctx.engine.connect() as conn:
+        token = conn.execute(sa.select(tokens).where(tokens.c.symbol == "XMR")).one()
+        days, ohlcv = analytics_repo.read_daily_series(conn, token.id)
+    assert (token.primary_market_id, token.history_market_id) == (perp, spot)
+    assert (token.first_candle, token.last_candle) == (T0, T0 + 29 * DAY)
+    np.testing.assert_array_equal(ohlcv[:, 3], close[days - stitched.days[0]])
+
+
+def test_series_of_continues_only_adjacent_markets() -> None:
+    def span(market: int, first: int, last: int, spot: bool = True) -> repo._Span:
+        return repo._Span(market, spot, last - first + 1, first * DAY, last * DAY)
+
+    spot, perp = span(1, 0, 99), span(2, 95, 200, spot=False)
+    assert repo.series_of([spot, perp]) == (perp, spot)
+    ended = span(1, 0, 88)
+    assert repo.series_of([ended, perp]) == (perp, ended)  # 7 days apart: continued
+    assert repo.series_of([span(1, 0, 87), perp]) == (perp, None)  # 8: not
+    both_current = [span(1, 0, 197), span(2, 50, 200, spot=False)]
+    assert repo.series_of(both_current) == (both_current[0], None)  # most candles, not newest
+    tie = [span(1, 0, 200, spot=False), span(2, 0, 200)]
+    assert repo.series_of(tie)[0] == tie[1]  # spot on ties
 
 
 def test_uncovered_gaps_and_large_changes_rebuild(

@@ -110,7 +110,7 @@ def _series(conn: Connection, token: Row[Any]) -> tuple[I64, F64]:
     """The token's daily OHLCV on a gap-aware daily calendar: days, (5, days) array."""
     if token.primary_market_id is None:
         raise DataUnavailable(f"{token.symbol} has no daily candles")
-    days, ohlcv = analytics_repo.read_daily_series(conn, token.primary_market_id)
+    days, ohlcv = analytics_repo.read_daily_series(conn, token.id)
     if len(days) == 0:
         raise DataUnavailable(f"{token.symbol} has no daily candles")
     calendar = np.arange(days[0], days[-1] + 1, dtype=np.int64)

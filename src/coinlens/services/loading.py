@@ -127,14 +127,16 @@ def load_embedded(
     force: bool = False,
     progress: Progress | None = None,
 ) -> LoadReport:
-    """Load the packaged dataset; a no-op when this exact dataset was loaded before.
+    """Load the packaged dataset; a no-op when this exact dataset was loaded before (but for
+    refreshing each token's series, `repo.refresh_token_spans`, whose rules may be newer).
 
     `force` re-checks every row (still idempotent: unchanged rows are left alone).
     """
     directory = directory or EMBEDDED_DIR
     fingerprint = dataset_fingerprint(directory)
-    with ctx.engine.connect() as conn:
+    with ctx.engine.begin() as conn:
         if not force and repo.read_counter(conn, DATASET_KEY) == fingerprint:
+            repo.refresh_token_spans(conn)  # series rules may have changed since (cheap)
             return LoadReport(skipped=True)
     ids, mids = _load_tokens(ctx, directory)
     report = LoadReport(tokens=len(ids), markets=len(mids))

@@ -15,12 +15,11 @@ import sqlalchemy as sa
 from numpy.typing import NDArray
 from sqlalchemy.engine import Connection, Row
 
-from coinlens.storage.repo import upsert
+from coinlens.storage.repo import DAY, in_series, upsert
 from coinlens.storage.tables import candles, markets, tokens
 from coinlens.storage.tables_analytics import backtests, signal_events, token_analytics
 
 _CHUNK = 5_000
-DAY = 86_400
 
 
 def write_token_analytics(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -176,30 +175,25 @@ def latest_as_of_day(conn: Connection) -> int | None:
 
 
 def read_daily_series(
-    conn: Connection, market_id: int
+    conn: Connection, token_id: int
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
-    """One market's daily candles as (epoch days, OHLCV rows), normalised per one token.
+    """One token's daily series (`repo.in_series`) as (epoch days, OHLCV rows), per one token.
 
-    Same normalisation as the panel: prices ÷ contract_multiplier, volume × multiplier.
+    Same rows and normalisation as the panel: prices ÷ contract_multiplier, volume × multiplier.
     """
-    mult = conn.execute(
-        sa.select(markets.c.contract_multiplier).where(markets.c.id == market_id)
-    ).scalar_one()
     rows = conn.execute(
         sa.select(
             candles.c.open_time,
-            candles.c.open,
-            candles.c.high,
-            candles.c.low,
-            candles.c.close,
-            candles.c.volume,
+            candles.c.open / markets.c.contract_multiplier,
+            candles.c.high / markets.c.contract_multiplier,
+            candles.c.low / markets.c.contract_multiplier,
+            candles.c.close / markets.c.contract_multiplier,
+            candles.c.volume * markets.c.contract_multiplier,
         )
-        .where(candles.c.market_id == market_id, candles.c.timeframe == "1d")
+        .join(markets, markets.c.id == candles.c.market_id)
+        .join(tokens, tokens.c.id == markets.c.token_id)
+        .where(tokens.c.id == token_id, in_series(), candles.c.timeframe == "1d")
         .order_by(candles.c.open_time)
     ).all()
     arr = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 6)
-    days = (arr[:, 0] // DAY).astype(np.int64)
-    ohlcv = arr[:, 1:].copy()
-    ohlcv[:, :4] /= float(mult)
-    ohlcv[:, 4] *= float(mult)
-    return days, ohlcv
+    return (arr[:, 0] // DAY).astype(np.int64), arr[:, 1:].copy()

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from coinlens.storage.repo import upsert
+from coinlens.storage.repo import DAY, in_series, upsert
 from coinlens.storage.tables import candles, markets, tokens
 from coinlens.storage.tables_forecasts import evaluations, forecasts, models
 
@@ -144,15 +144,17 @@ def baseline_forecasts(
 
 
 def close_on(conn: Connection, token_id: int, day: int) -> float | None:
-    """The token's primary-market daily close (per one token) on an epoch day, or None."""
+    """The daily close of the token's series (`repo.in_series`, per one token) on an epoch
+    day, or None."""
     value = conn.execute(
         sa.select(candles.c.close / markets.c.contract_multiplier)
         .join(markets, markets.c.id == candles.c.market_id)
-        .join(tokens, tokens.c.primary_market_id == candles.c.market_id)
+        .join(tokens, tokens.c.id == markets.c.token_id)
         .where(
             (tokens.c.id == token_id)
+            & in_series()
             & (candles.c.timeframe == "1d")
-            & (candles.c.open_time == day * 86_400)
+            & (candles.c.open_time == day * DAY)
         )
     ).scalar()
     return float(value) if value is not None else None

@@ -5,7 +5,8 @@ the first read after a change brings the long-format Parquet snapshot up to date
 reads load it and scatter it into NumPy arrays. Bringing it up to date merges into the
 previous snapshot only the candles that changed since (the writers log, per version, which
 markets changed from which open time in `candle_changes`) plus every row of a token whose
-primary market changed; it rebuilds from the database in one bulk query when there is no
+series (primary market, or the market continuing it backwards: `repo.series_of`) changed;
+it rebuilds from the database in one bulk query when there is no
 previous snapshot, the log does not cover the gap, or most rows changed. Both paths read
 inside one consistent database snapshot, so a snapshot holds exactly its version's data.
 """
@@ -32,20 +33,21 @@ from numpy.typing import NDArray
 from sqlalchemy.engine import Connection, Engine
 
 from coinlens.domain.errors import DataUnavailable
-from coinlens.storage.repo import CANDLES_VERSION, read_counter, span_groups
+from coinlens.storage.repo import CANDLES_VERSION, DAY, in_series, read_counter, span_groups
 from coinlens.storage.tables import candle_changes, candles, markets, tokens
 
 log = structlog.get_logger(__name__)
 
-DAY = 86_400
 FIELDS = ("open", "high", "low", "close", "volume", "quote_volume")
 RELEASE_ROWS = 2_000_000  # hand Arrow's freed pages back from this many rows on: ~300 MB at
 # 10,000 tokens × 3 years; the release itself costs ~0.3 s, too much for small live panels
 MAX_MERGED_SHARE = 0.5  # rebuild in full when more of the old rows than this would be replaced
 _ALL_DAYS = -(2**31)  # "from the first day": before any candle
 _NONE, _EVERY = np.iinfo(np.int64).min, np.iinfo(np.int64).max  # keep-before days
-_PRIMARIES_KEY = b"coinlens.primaries"
+_SERIES_KEY = b"coinlens.series"
 
+# a token's series: its primary market's daily candles, and those of the market continuing it
+# backwards before `history_until` (the condition of `repo.in_series`, as text for the cursor)
 _SQL = """
 SELECT t.id, c.open_time / 86400 AS day, c.open / m.contract_multiplier,
        c.high / m.contract_multiplier, c.low / m.contract_multiplier,
@@ -53,11 +55,14 @@ SELECT t.id, c.open_time / 86400 AS day, c.open / m.contract_multiplier,
        COALESCE(c.quote_volume, -1.0)
 FROM candles c
 JOIN markets m ON m.id = c.market_id
-JOIN tokens t ON t.primary_market_id = c.market_id
+JOIN tokens t ON t.id = m.token_id
 WHERE c.timeframe = '1d'
+  AND (c.market_id = t.primary_market_id
+       OR (c.market_id = t.history_market_id AND c.open_time < t.history_until))
 """
 
-Primaries = dict[int, tuple[int, float]]  # token id → (primary market id, contract multiplier)
+# token id → its series: ((market id, contract multiplier, until open time or None), ...)
+Series = dict[int, tuple[tuple[int, float, int | None], ...]]
 
 
 @dataclass(frozen=True)
@@ -202,23 +207,43 @@ def _rebuild(conn: Connection, spool: Path) -> pa.Table:
 # --- incremental merge ----------------------------------------------------------------------
 
 
-def _primaries(conn: Connection) -> Primaries:
-    q = sa.select(tokens.c.id, markets.c.id, markets.c.contract_multiplier).join(
-        markets, markets.c.id == tokens.c.primary_market_id
+def _series(conn: Connection) -> Series:
+    primary = sa.alias(markets)
+    history = sa.alias(markets)
+    q = (
+        sa.select(
+            tokens.c.id,
+            primary.c.id,
+            primary.c.contract_multiplier,
+            history.c.id,
+            history.c.contract_multiplier,
+            tokens.c.history_until,
+        )
+        .join(primary, primary.c.id == tokens.c.primary_market_id)
+        .outerjoin(history, history.c.id == tokens.c.history_market_id)
     )
-    return {int(t): (int(m), float(x)) for t, m, x in conn.execute(q)}
+    out: Series = {}
+    for t, m, x, hm, hx, until in conn.execute(q):
+        parts: list[tuple[int, float, int | None]] = [(int(m), float(x), None)]
+        if hm is not None:
+            parts.append((int(hm), float(hx), int(until)))
+        out[int(t)] = tuple(parts)
+    return out
 
 
-def _with_primaries(table: pa.Table, primaries: Primaries) -> pa.Table:
-    blob = json.dumps(sorted([t, m, x] for t, (m, x) in primaries.items()))
-    return table.replace_schema_metadata({_PRIMARIES_KEY: blob.encode()})
+def _with_series(table: pa.Table, series: Series) -> pa.Table:
+    blob = json.dumps(sorted([t, [list(p) for p in s]] for t, s in series.items()))
+    return table.replace_schema_metadata({_SERIES_KEY: blob.encode()})
 
 
-def _primaries_of(table: pa.Table) -> Primaries | None:
+def _series_of(table: pa.Table) -> Series | None:
     meta = table.schema.metadata or {}
-    if _PRIMARIES_KEY not in meta:
+    if _SERIES_KEY not in meta:
         return None  # a snapshot written before the metadata existed: rebuild
-    return {int(t): (int(m), float(x)) for t, m, x in json.loads(meta[_PRIMARIES_KEY])}
+    return {
+        int(t): tuple((int(m), float(x), None if u is None else int(u)) for m, x, u in parts)
+        for t, parts in json.loads(meta[_SERIES_KEY])
+    }
 
 
 def _changed_since(conn: Connection, old: int, new: int) -> dict[int, int] | None:
@@ -239,7 +264,7 @@ def _changed_since(conn: Connection, old: int, new: int) -> dict[int, int] | Non
 
 
 def _fetch(conn: Connection, groups: list[tuple[list[int], int, int]]) -> NDArray[np.float64]:
-    """The panel rows of each group's primary markets from the group's first day on."""
+    """The panel rows of each group's tokens (their whole series) from the group's first day on."""
     parts = [np.empty((0, 8))]
     for ids, first_day, _ in groups:
         q = (
@@ -251,9 +276,10 @@ def _fetch(conn: Connection, groups: list[tuple[list[int], int, int]]) -> NDArra
                 markets.c.contract_multiplier,
             )
             .join(markets, markets.c.id == candles.c.market_id)
-            .join(tokens, tokens.c.primary_market_id == candles.c.market_id)
+            .join(tokens, tokens.c.id == markets.c.token_id)
             .where(
-                candles.c.market_id.in_(ids),
+                tokens.c.id.in_(ids),
+                in_series(),
                 candles.c.timeframe == "1d",
                 candles.c.open_time >= first_day * DAY,
             )
@@ -277,24 +303,25 @@ def _convert(rows: NDArray[np.float64]) -> NDArray[np.float64]:
 
 def _merge(conn: Connection, old: pa.Table, old_version: int, version: int) -> pa.Table | None:
     """`old` brought up to `version`, or None when a full rebuild is needed or cheaper."""
-    was, now = _primaries_of(old), _primaries(conn)
+    was, now = _series_of(old), _series(conn)
     changed = _changed_since(conn, old_version, version)
     if was is None or changed is None:
         return None
-    wanted = []  # (primary market, first day to read again)
-    for token, (market, mult) in now.items():
-        if was.get(token) != (market, mult):  # new or changed primary: all its rows again
-            wanted.append((market, _ALL_DAYS, _ALL_DAYS))
-        elif market in changed:
-            wanted.append((market, changed[market] // DAY, changed[market] // DAY))
+    wanted = []  # (token, first day to read its series again)
+    for token, series in now.items():
+        if was.get(token) != series:  # new or changed series: all its rows again
+            wanted.append((token, _ALL_DAYS, _ALL_DAYS))
+            continue
+        since = [changed[m] // DAY for m, _, _ in series if m in changed]
+        if since:
+            wanted.append((token, min(since), min(since)))
     groups = span_groups(wanted)  # may read from earlier than asked: drop the same rows
     token_col = old.column("token_id").to_numpy()
     top = max(max(now, default=0), int(token_col.max(initial=0))) + 1
     keep_before = np.full(top, _NONE)
-    keep_before[list(now)] = _EVERY  # tokens that lost their primary keep nothing
-    token_of = {m: t for t, (m, _) in now.items()}
+    keep_before[list(now)] = _EVERY  # tokens that lost their series keep nothing
     for ids, first_day, _ in groups:
-        keep_before[[token_of[m] for m in ids]] = first_day
+        keep_before[ids] = first_day
     keep = old.column("day").to_numpy() < keep_before[token_col]
     dropped = len(keep) - int(np.count_nonzero(keep))
     if dropped > MAX_MERGED_SHARE * len(keep):
@@ -303,7 +330,7 @@ def _merge(conn: Connection, old: pa.Table, old_version: int, version: int) -> p
     if dropped:  # NumPy masks the columns several times faster than pyarrow's filter
         kept = pa.table({n: kept.column(n).to_numpy()[keep] for n in kept.column_names})
     merged = pa.concat_tables([kept, _as_table(_fetch(conn, groups))]) if groups else kept
-    return _with_primaries(merged, now)
+    return _with_series(merged, now)
 
 
 def _previous(path: Path) -> Path | None:
@@ -329,9 +356,9 @@ def _bring_up_to_date(conn: Connection, path: Path, version: int) -> pa.Table:
         if merged is not None:
             log.info("panel.snapshot", mode="merged", version=version, base=_version_of(previous))
             return merged
-    primaries = _primaries(conn)  # read in the same database snapshot as the rows
+    series = _series(conn)  # read in the same database snapshot as the rows
     log.info("panel.snapshot", mode="rebuilt", version=version)
-    return _with_primaries(_rebuild(conn, _unique(path, ".csv")), primaries)
+    return _with_series(_rebuild(conn, _unique(path, ".csv")), series)
 
 
 def _unique(path: Path, suffix: str) -> Path:

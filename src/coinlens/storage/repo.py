@@ -25,6 +25,7 @@ from coinlens.storage.tables import (
 
 CANDLE_FIELDS = ("open", "high", "low", "close", "volume", "quote_volume", "trades")
 CANDLES_VERSION = "candles_version"
+DAY = 86_400
 _CHUNK = 5_000
 _IDS_PER_QUERY = 5_000  # bound parameters per IN list: under SQLite's and PostgreSQL's limits
 _MAX_SPAN_GROUPS = 32
@@ -282,11 +283,65 @@ def prune_candle_changes(conn: Connection, keep_rows: int = CHANGE_LOG_ROWS) -> 
         conn.execute(candle_changes.delete().where(candle_changes.c.version <= first_over))
 
 
-def refresh_token_spans(conn: Connection) -> None:
-    """Recompute each token's first/last daily candle and its primary market.
+SERIES_GAP_DAYS = 7  # markets ending this close to the newest one count as current; a
+# market ending this close before another's first candle is continued by it
 
-    The primary market is the one with the most daily candles, spot preferred on ties;
-    it feeds the token's analytics panel.
+
+@dataclass(frozen=True)
+class _Span:
+    market_id: int
+    spot: bool
+    count: int
+    first: int  # open times of the first and last daily candle
+    last: int
+
+
+def series_of(spans: Sequence[_Span]) -> tuple[_Span, _Span | None]:
+    """A token's daily series: (primary, history) from its markets' daily-candle spans.
+
+    The primary is the current market: among those whose last candle is at most
+    SERIES_GAP_DAYS before the newest, the one with the most candles (spot on ties). The
+    history continues it backwards: the market starting earliest (spot on ties) among those
+    that start before the primary and run up to at most SERIES_GAP_DAYS before its first
+    candle; its candles before the primary's first are the series' older part. So a spot
+    market delisted in favour of a perp, or a ticker migration (MATIC → POL), keeps one
+    series that is current at its end and whole at its start.
+    """
+    gap = SERIES_GAP_DAYS * DAY
+    newest = max(s.last for s in spans)
+    primary = max(
+        (s for s in spans if s.last >= newest - gap), key=lambda s: (s.count, s.spot, -s.market_id)
+    )
+    earlier = [
+        s
+        for s in spans
+        if s.market_id != primary.market_id
+        and s.first < primary.first
+        and s.last >= primary.first - gap
+    ]
+    history = min(earlier, key=lambda s: (s.first, not s.spot, s.market_id)) if earlier else None
+    return primary, history
+
+
+def in_series() -> sa.ColumnElement[bool]:
+    """Whether a candle (joined with its token) belongs to the token's daily series: its
+    primary market's, or the history market's before `history_until` (`series_of`)."""
+    return sa.or_(
+        candles.c.market_id == tokens.c.primary_market_id,
+        sa.and_(
+            candles.c.market_id == tokens.c.history_market_id,
+            candles.c.open_time < tokens.c.history_until,
+        ),
+    )
+
+
+def refresh_token_spans(conn: Connection) -> None:
+    """Recompute each token's daily series (`series_of`: primary market and the market that
+    continues it backwards) and its first/last daily candle.
+
+    The series feeds the token's analytics panel. When a token's series changes, the candles
+    version is bumped with its markets logged as changed from their first candle, so panel
+    snapshots re-read that token.
     """
     stats = conn.execute(
         sa.select(
@@ -301,18 +356,52 @@ def refresh_token_spans(conn: Connection) -> None:
         .where(candles.c.timeframe == "1d")
         .group_by(markets.c.token_id, markets.c.id, markets.c.instrument)
     ).all()
-    best: dict[int, tuple[int, int, int, int, int]] = {}
+    by_token: dict[int, list[_Span]] = {}
     for token_id, market_id, instrument, n, first, last in stats:
-        rank = (int(n), 1 if instrument == "spot" else 0)
-        cur = best.get(token_id)
-        if cur is None or rank > (cur[0], cur[1]):
-            best[token_id] = (rank[0], rank[1], market_id, int(first), int(last))
-    for token_id, (_, _, market_id, first, last) in best.items():
+        span = _Span(int(market_id), instrument == "spot", int(n), int(first), int(last))
+        by_token.setdefault(int(token_id), []).append(span)
+    was = {
+        int(t): (p, h, u)
+        for t, p, h, u in conn.execute(
+            sa.select(
+                tokens.c.id,
+                tokens.c.primary_market_id,
+                tokens.c.history_market_id,
+                tokens.c.history_until,
+            )
+        )
+    }
+    changed: dict[int, int] = {}
+    for token_id, spans in by_token.items():
+        primary, history = series_of(spans)
+        series = (
+            primary.market_id,
+            history.market_id if history else None,
+            primary.first if history else None,
+        )
+        if was.get(token_id) != series:
+            for s in (primary, history, *_old_series(spans, was.get(token_id))):
+                if s is not None:
+                    changed[s.market_id] = min(changed.get(s.market_id, s.first), s.first)
         conn.execute(
             tokens.update()
             .where(tokens.c.id == token_id)
-            .values(primary_market_id=market_id, first_candle=first, last_candle=last)
+            .values(
+                primary_market_id=series[0],
+                history_market_id=series[1],
+                history_until=series[2],
+                first_candle=history.first if history else primary.first,
+                last_candle=primary.last,
+            )
         )
+    if changed:
+        _log_changes(conn, "1d", changed)
+
+
+def _old_series(spans: Sequence[_Span], was: tuple[Any, ...] | None) -> list[_Span]:
+    """The spans of the markets a token's previous series read (their rows leave it)."""
+    ids = {int(m) for m in (was or ())[:2] if m is not None}
+    return [s for s in spans if s.market_id in ids]
 
 
 def start_run(conn: Connection, source: str, mode: str) -> int:

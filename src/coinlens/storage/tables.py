@@ -54,6 +54,16 @@ tokens = sa.Table(
     sa.Column("max_supply", sa.Float),
     sa.Column("is_stablecoin", sa.Boolean, nullable=False, default=False),
     sa.Column("primary_market_id", sa.Integer),
+    sa.Column(
+        "history_market_id",
+        sa.Integer,
+        comment="market whose earlier daily candles continue the series backwards",
+    ),
+    sa.Column(
+        "history_until",
+        sa.BigInteger,
+        comment="open time of the primary's first daily candle: history before it",
+    ),
     sa.Column("first_candle", sa.BigInteger),
     sa.Column("last_candle", sa.BigInteger),
     sa.Column("notes", sa.Text),

@@ -75,12 +75,12 @@ def chart_series(candles: list[Candle], since: datetime | None) -> dict[str, Any
 
 
 def _daily_arrays(ctx: Context, symbol: str) -> tuple[str, list[Candle]] | None:
-    """The primary market's whole daily history, read columnar (fast), as candles."""
+    """The token's whole daily series (`repo.in_series`), read columnar (fast), as candles."""
     with ctx.engine.connect() as conn:
         token = analytics_repo.token_by_symbol(conn, symbol)
         if token is None or token.primary_market_id is None:
             return None
-        days, ohlcv = analytics_repo.read_daily_series(conn, token.primary_market_id)
+        days, ohlcv = analytics_repo.read_daily_series(conn, token.id)
     candles = [
         Candle.model_construct(
             open_time=datetime.fromtimestamp(int(d) * 86_400, tz=UTC),
