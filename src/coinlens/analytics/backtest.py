@@ -14,6 +14,9 @@ Rules (stated in full in docs/signals.md):
   size = all cash, which the parity tests check.
 * Equity is cash + shares × last valid close; NaN before the token's first valid close.
   An open position at the end is valued at the last close without exit costs.
+* Metrics and trade statistics are those of the token's last bar with a close: bars after
+  it (a delisted token on the shared calendar) carry the equity on but count for nothing,
+  so a token whose data ends early is not annualised over days it has no price for.
 * Buy-and-hold buys at the open of the token's first bar with a valid open, same costs.
 """
 
@@ -92,7 +95,10 @@ B_CASH, B_SHARES, B_LAST, B_PENDING = range(11, 15)
 P_STRATEGY, P_BUY_HOLD, P_WIDTH = 15, 27, 12
 PREV, PEAK, LOW, MDD, N_RET, SUM_R, DOWN, FIRST, SPAN, SHIFT, SUM_D, SUM_D2 = range(P_WIDTH)
 BAR, CURVE_N, CURVE_K, CURVE_FIRST = 39, 40, 41, 42
-STATE_WIDTH = 43
+# the same books and performance blocks as of the last bar with a valid close (`_commit`)
+C_STRATEGY, C_BUY_HOLD = 43, 55
+C_N_TR, C_WINS, C_SUM_RET, C_HELD, C_BARS, C_SHARES, C_LAST, C_COST, C_BAR = range(67, 76)
+STATE_WIDTH = 76
 # The equity sampler keeps the bars whose offset from the first valued bar is a multiple
 # of k, k the smallest power of two leaving at most CURVE_CAP of them; the curve served
 # is those plus the last bar. Appending a bar keeps the rule, so it runs incrementally.
@@ -125,6 +131,10 @@ def _init_row(st: F64, init: float) -> None:
         st[off + FIRST] = -1.0
     st[CURVE_K] = 1.0
     st[CURVE_FIRST] = -1.0
+    _store_perf(st, C_STRATEGY, _load_perf(st, P_STRATEGY))
+    _store_perf(st, C_BUY_HOLD, _load_perf(st, P_BUY_HOLD))
+    st[C_LAST] = np.nan
+    st[C_BAR] = -1.0
 
 
 Perf = tuple[float, float, float, float, float, float, float, float, float, float, float, float]
@@ -239,6 +249,12 @@ def _advance(
             b_last = c
         bh = b_cash + b_shares * b_last
         ps, pb = _perf_fold(ps, eq, j), _perf_fold(pb, bh, j)
+        if math.isfinite(c):  # what the metrics report: the state at the last close
+            _store_perf(st, C_STRATEGY, ps)
+            _store_perf(st, C_BUY_HOLD, pb)
+            st[C_N_TR], st[C_WINS], st[C_SUM_RET], st[C_HELD] = n_tr, wins, sum_ret, held
+            st[C_BARS], st[C_SHARES], st[C_LAST], st[C_COST] = bars, shares, last, cost
+            st[C_BAR] = j
         # the equity sample (see CURVE_CAP)
         if math.isfinite(eq) or math.isfinite(bh):
             if cf < 0:
@@ -290,23 +306,24 @@ def _perf_finish(st: F64, off: int, init: float, ppy: float) -> Metrics:
 
 @njit_ieee
 def _stats(st: F64, params: tuple[float, float, float, float], row: F64) -> None:
-    """Metrics and trade statistics of one token's state (an open position is marked)."""
+    """Metrics and trade statistics of one token's state as of its last close (an open
+    position is marked at that close)."""
     _, _, init, ppy = params
-    strategy = _perf_finish(st, P_STRATEGY, init, ppy)
-    buy_hold = _perf_finish(st, P_BUY_HOLD, init, ppy)
+    strategy = _perf_finish(st, C_STRATEGY, init, ppy)
+    buy_hold = _perf_finish(st, C_BUY_HOLD, init, ppy)
     for k in range(6):
         row[PERF + k] = strategy[k]
         row[BH_PERF + k] = buy_hold[k]
-    n_tr, wins, sum_ret = st[N_TR], st[WINS], st[SUM_RET]
-    if st[SHARES] > 0.0:
-        ret = st[SHARES] * st[LAST] / st[COST] - 1.0
+    n_tr, wins, sum_ret = st[C_N_TR], st[C_WINS], st[C_SUM_RET]
+    if st[C_SHARES] > 0.0:
+        ret = st[C_SHARES] * st[C_LAST] / st[C_COST] - 1.0
         n_tr += 1.0
         wins += 1.0 if ret > 0 else 0.0
         sum_ret += ret
     row[TRADES] = n_tr
     row[TRADES + 1] = wins / n_tr if n_tr > 0 else np.nan
     row[TRADES + 2] = sum_ret / n_tr if n_tr > 0 else np.nan
-    row[TRADES + 3] = st[HELD] / st[BARS] if st[BARS] > 0 else np.nan
+    row[TRADES + 3] = st[C_HELD] / st[C_BARS] if st[C_BARS] > 0 else np.nan
 
 
 @njit_ieee
@@ -421,14 +438,16 @@ def update_backtest(
 def equity_curve(state: BacktestState, i: int) -> tuple[NDArray[np.int64], F64, F64]:
     """Token i's sampled equity curve: (bar indices, strategy equity, buy-and-hold equity).
 
-    The sampled bars (see `CURVE_CAP`) plus the last bar; empty before the first close.
+    The sampled bars (see `CURVE_CAP`) up to the token's last close, plus that bar; empty
+    before the first close.
     """
     st, n = state.core[i], int(state.core[i, CURVE_N])
+    last = int(st[C_BAR])
     pts = state.curve[i, :n]
+    pts = pts[pts[:, 0] <= last]
     idx, eq, bh = pts[:, 0].astype(np.int64), pts[:, 1], pts[:, 2]
-    last = int(st[BAR]) - 1
-    if n and idx[-1] != last:
+    if len(idx) and idx[-1] != last:
         idx = np.append(idx, last)
-        eq = np.append(eq, st[CASH] + st[SHARES] * st[LAST])
-        bh = np.append(bh, st[B_CASH] + st[B_SHARES] * st[B_LAST])
+        eq = np.append(eq, st[C_STRATEGY + PREV])
+        bh = np.append(bh, st[C_BUY_HOLD + PREV])
     return idx, eq, bh

@@ -36,7 +36,7 @@ from coinlens.storage.panel import Panel
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 Mode = Literal["full", "incremental", "unchanged"]
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 def day_checksums(p: Panel) -> NDArray[np.uint64]:

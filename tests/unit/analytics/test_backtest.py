@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from coinlens.analytics.backtest import BacktestConfig, backtest, entries_exits
+from coinlens.analytics.backtest import (
+    BacktestConfig,
+    backtest,
+    backtest_with_state,
+    entries_exits,
+    equity_curve,
+)
 from coinlens.analytics.returns import performance
 from coinlens.analytics.signals import compute_signals
 from coinlens.domain.errors import UserInputError
@@ -103,14 +109,23 @@ def test_metrics_are_per_token(walk: Ohlcv) -> None:
     assert (res.trades.trades <= entries.sum(axis=1)).all()
 
 
+def until_last_close(values: F64, cl: F64) -> F64:
+    """`values` with every bar after each token's last valid close set to NaN: what the
+    metrics count (a token whose data ends early is measured up to its end)."""
+    last = cl.shape[1] - 1 - np.argmax(np.isfinite(cl)[:, ::-1], axis=1)
+    return np.where(np.arange(cl.shape[1])[None, :] > last[:, None], np.nan, values)
+
+
 def reference_trades(sig: NDArray[np.int8], op: F64, cl: F64, cfg: BacktestConfig) -> F64:
-    """Per token [trades, win rate, mean trade return, exposure] from the reference equity."""
-    eq = reference_equity(sig, op, cl, cfg)
+    """Per token [trades, win rate, mean trade return, exposure] from the reference equity,
+    up to the token's last valid close."""
+    eq = until_last_close(reference_equity(sig, op, cl, cfg), cl)
     out = np.full((cl.shape[0], 4), np.nan)
     for i in range(cl.shape[0]):
         entries, exits = (x[0] for x in entries_exits(sig[i]))
         rets, held, start, pending = [], 0, math.nan, 0
-        for j in range(cl.shape[1]):
+        end = int(np.flatnonzero(np.isfinite(cl[i]))[-1]) + 1 if np.isfinite(cl[i]).any() else 0
+        for j in range(end):
             if pending and math.isfinite(op[i, j]):
                 if pending > 0:  # equity just before the fill is the cash spent
                     start = eq[i, j - 1] if j and math.isfinite(eq[i, j - 1]) else cfg.init_cash
@@ -124,7 +139,7 @@ def reference_trades(sig: NDArray[np.int8], op: F64, cl: F64, cfg: BacktestConfi
             elif exits[j]:
                 pending = -1 if math.isfinite(start) else 0
         if math.isfinite(start):
-            rets.append(eq[i, -1] / start - 1)
+            rets.append(eq[i, end - 1] / start - 1)
         bars = np.isfinite(eq[i]).sum()
         out[i, 0] = len(rets)
         if rets:
@@ -177,8 +192,8 @@ def test_metrics_and_buy_hold_equal_references(cfg: BacktestConfig) -> None:
     bh_ref = reference_buy_hold(w.open, w.close, cfg)
     np.testing.assert_array_equal(res.buy_hold_equity, bh_ref)
     pairs = [
-        (res.strategy, performance(res.equity, ppy, init)),
-        (res.buy_hold, performance(bh_ref, ppy, init)),
+        (res.strategy, performance(until_last_close(res.equity, w.close), ppy, init)),
+        (res.buy_hold, performance(until_last_close(bh_ref, w.close), ppy, init)),
     ]
     for got, want in pairs:
         for name, a, b in zip(got._fields, got, want, strict=True):
@@ -190,6 +205,29 @@ def test_metrics_and_buy_hold_equal_references(cfg: BacktestConfig) -> None:
     want_trades = reference_trades(sig, w.open, w.close, cfg)
     np.testing.assert_allclose(got_trades, want_trades, rtol=1e-12, equal_nan=True)
     assert res.trades.trades[6] > 10
+
+
+def test_a_token_whose_data_ends_is_measured_up_to_its_last_close() -> None:
+    """A delisted token on the shared calendar: 150 days of prices, then 250 without. Its
+    metrics, trades and equity curve are those of its 150 days, not annualised over 400."""
+    w = random_walk(2, 400, seed=11, gaps=False)
+    sig = compute_signals(w.high, w.low, w.close, w.volume)[0].signal
+    ended = [x.copy() for x in (w.open, w.close)]
+    for x in ended:
+        x[0, 150:] = np.nan
+
+    res, state = backtest_with_state(sig, *ended)
+    alone = backtest(sig[:, :150], w.open[:, :150], w.close[:, :150])
+
+    for got, want in ((res.strategy, alone.strategy), (res.buy_hold, alone.buy_hold)):
+        for name, a, b in zip(got._fields, got, want, strict=True):
+            assert a[0] == b[0] or (np.isnan(a[0]) and np.isnan(b[0])), name
+    for a, b in zip(res.trades, alone.trades, strict=True):
+        assert a[0] == b[0] or (np.isnan(a[0]) and np.isnan(b[0]))
+    idx, eq, bh = equity_curve(state, 0)
+    assert idx[-1] == 149
+    assert eq[-1] == alone.equity[0, 149] and bh[-1] == alone.buy_hold_equity[0, 149]
+    assert equity_curve(state, 1)[0][-1] == 399  # the other token runs to the end
 
 
 def test_signal_dtype_does_not_matter(walk: Ohlcv) -> None:
