@@ -398,7 +398,8 @@ SCENARIO_METHOD = (
 PROBABILITY_METHOD = (
     "At D: the forecast quantiles are interpolated to the horizon D - origin (median linear in "
     "time, spread ∝ √time beyond the fitted horizons), and P(close ≤ X) is read from that "
-    "distribution with Φ⁻¹(level) interpolated linearly in log price (normal-like tails). "
+    "distribution with Φ⁻¹(level) interpolated linearly in log price between p05 and p95 and "
+    "exponential tails beyond them (each further p10→p05 width halves the tail). "
     "By D: reflection principle of a driftless random walk, P(reach X by D) ≈ min(1, 2·P(at D)) "
     "— an approximation that ignores drift and daily sampling. See docs/predictions.md."
 )

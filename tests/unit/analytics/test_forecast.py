@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -224,6 +225,18 @@ def test_probability_is_monotone_and_complementary() -> None:
         log_q, fc.HORIZONS, np.log(100), 100 * np.exp(sigma * np.sqrt(45)), 45, above=True
     )
     assert p == pytest.approx(0.1587, abs=0.01)
+
+
+def test_tails_beyond_p05_p95_are_exponential() -> None:
+    """Each further width of the outer segment halves the tail, as p10 → p05 does: heavier
+    than a normal's (a 5σ day is not 3e-7 likely in crypto)."""
+    q = fc.Z * 0.03  # one horizon's log-return quantiles, σ = 3 %
+    upper, lower = q[-1] - q[-2], q[1] - q[0]
+    for k in (0.0, 1.0, 3.0):
+        assert 1.0 - fc.cdf(q, q[-1] + k * upper) == pytest.approx(0.05 * 2.0**-k, rel=1e-9)
+        assert fc.cdf(q, q[0] - k * lower) == pytest.approx(0.05 * 2.0**-k, rel=1e-9)
+    assert 1.0 - fc.cdf(q, 5 * 0.03) > 100 * (1.0 - NormalDist().cdf(5.0))
+    assert fc.cdf(q, q[3]) == pytest.approx(0.5)
 
 
 def test_scoring_matches_references() -> None:
