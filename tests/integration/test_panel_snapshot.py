@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 import structlog
 from structlog.testing import capture_logs
 
+from coinlens.services import catalog
 from coinlens.services.context import Context
 from coinlens.storage import analytics_repo, repo
 from coinlens.storage.panel import FIELDS, Panel, read_daily_panel
@@ -287,6 +289,21 @@ def test_a_delisted_spot_market_is_continued_by_its_perp(
     assert (token.primary_market_id, token.history_market_id) == (perp, spot)
     assert (token.first_candle, token.last_candle) == (T0, T0 + 29 * DAY)
     np.testing.assert_array_equal(ohlcv[:, 3], close[days - stitched.days[0]])
+    shown = {m.market_key: m for m in catalog.get_token(ctx, "XMR").markets}
+    assert shown["test:perp:XMRUSDT"].is_primary
+    assert shown["test:spot:XMRUSDT"].history_until == datetime.fromtimestamp(T0 + 15 * DAY, UTC)
+    assert shown["test:perp:XMRUSDT"].history_until is None
+
+
+def test_coverage_counts_the_candles_missing_inside_the_span(
+    ctx: Context, mids: dict[str, int]
+) -> None:
+    _write(ctx, {mids["test:spot:ETHUSDT"]: _candles(range(35, 37), 2000.0)})  # 30..34 absent
+
+    eth = catalog.get_token(ctx, "ETH").markets[0]
+
+    assert eth.market_key == "test:spot:ETHUSDT"
+    assert [(c.count, c.missing) for c in eth.coverage] == [(32, 5)]
 
 
 def test_series_of_continues_only_adjacent_markets() -> None:

@@ -54,6 +54,7 @@ class CandleCoverage(Model):
     count: int
     first: dt.datetime
     last: dt.datetime
+    missing: int = 0
 
 
 class Market(Model):
@@ -65,6 +66,7 @@ class Market(Model):
     contract_multiplier: float
     source: str
     is_primary: bool
+    history_until: dt.datetime | None = None
     coverage: list[CandleCoverage] = Field(default_factory=list)
 
 

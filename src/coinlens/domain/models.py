@@ -28,6 +28,9 @@ class CandleCoverage(DomainModel):
     count: int = Field(ge=0)
     first: AwareDatetime = Field(description="Open time of the first candle (UTC)")
     last: AwareDatetime = Field(description="Open time of the last candle (UTC)")
+    missing: int = Field(
+        0, ge=0, description="Candles absent between first and last (gaps in the history)"
+    )
 
 
 class Market(DomainModel):
@@ -42,7 +45,16 @@ class Market(DomainModel):
         gt=0, description="Tokens per quoted unit: 1000 for 1000PEPEUSDT, else 1"
     )
     source: str = Field(description="Where this market's candles come from")
-    is_primary: bool = Field(description="Whether this market feeds the token's analytics")
+    is_primary: bool = Field(
+        description="Whether this is the token's current market: it feeds the token's daily "
+        "series (analytics, grades, forecasts) and live prices"
+    )
+    history_until: AwareDatetime | None = Field(
+        None,
+        description="Set on the market whose daily candles before this time continue the "
+        "primary's series backwards (a delisted spot market followed by a perpetual, a ticker "
+        "migration such as MATIC → POL)",
+    )
     coverage: list[CandleCoverage] = Field(default_factory=list)
 
 

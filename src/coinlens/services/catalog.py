@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
+from coinlens.connectors.layouts import TIMEFRAME_SECONDS
 from coinlens.domain.errors import DataUnavailable, NotFound
 from coinlens.domain.models import (
     TIMEFRAMES,
@@ -181,14 +182,24 @@ def _coverage(conn: Connection, market_ids: Sequence[int]) -> dict[int, list[Can
     )
     spans: dict[int, list[CandleCoverage]] = {}
     for market_id, timeframe, count, first, last in conn.execute(query):
+        expected = (int(last) - int(first)) // TIMEFRAME_SECONDS[timeframe] + 1
         spans.setdefault(market_id, []).append(
-            CandleCoverage(timeframe=timeframe, count=count, first=_at(first), last=_at(last))
+            CandleCoverage(
+                timeframe=timeframe,
+                count=count,
+                first=_at(first),
+                last=_at(last),
+                missing=max(expected - int(count), 0),
+            )
         )
     return spans
 
 
-def _markets_of(conn: Connection, token_id: int, primary_id: int | None) -> list[Market]:
-    """The token's markets, primary first, each with its candle coverage."""
+def _markets_of(
+    conn: Connection, token_id: int, primary_id: int | None, history: tuple[Any, Any]
+) -> list[Market]:
+    """The token's markets, primary first, each with its candle coverage; `history` is
+    (history market id, history_until) of the token's series (`repo.series_of`)."""
     rows = conn.execute(
         sa.select(markets)
         .where(markets.c.token_id == token_id)
@@ -205,6 +216,7 @@ def _markets_of(conn: Connection, token_id: int, primary_id: int | None) -> list
             contract_multiplier=r.contract_multiplier,
             source=r.source,
             is_primary=r.id == primary_id,
+            history_until=_at(history[1]) if r.id == history[0] else None,
             coverage=spans.get(r.id, []),
         )
         for r in rows
@@ -223,9 +235,13 @@ def get_token(ctx: Context, symbol: str) -> TokenDetail:
                 tokens.c.total_supply,
                 tokens.c.max_supply,
                 tokens.c.notes,
+                tokens.c.history_market_id,
+                tokens.c.history_until,
             ).where(tokens.c.id == row.id)
         ).one()
-        market_list = _markets_of(conn, row.id, row.primary_market_id)
+        market_list = _markets_of(
+            conn, row.id, row.primary_market_id, (detail.history_market_id, detail.history_until)
+        )
     newest = [c.last for m in market_list for c in m.coverage]
     return TokenDetail(
         **_token_fields(row),
