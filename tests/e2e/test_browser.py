@@ -25,6 +25,7 @@ from coinlens.settings import get_settings
 from coinlens.storage import repo
 from coinlens.storage.db import make_engine, upgrade
 from coinlens.web import auth
+from coinlens.web.templating import price_text
 from unit.alerts.alert_receivers import free_port
 
 pytestmark = [pytest.mark.xdist_group("embedded"), pytest.mark.slow]
@@ -238,7 +239,7 @@ def test_token_page_price_follows_the_live_feed(browser: Any, real: str, loaded_
                    bar: window.coinlens.price.candles.data().at(-1)})"""
     )
     assert state["ticks"] == 1, state  # the BTC tick was not delivered to the ETH page
-    assert f"{price:,.2f}" in state["text"], state
+    assert price_text(price) in state["text"], state
     assert "live tick" in state["text"]
     # The embedded candles end 2025-09-30, far behind this tick: the chart stays as stored
     # (a tick on the newest bar's day or the next would move the newest candle).
@@ -263,6 +264,50 @@ def test_token_page_price_follows_the_live_feed(browser: Any, real: str, loaded_
                               "low": 1234.5, "close": 1234.5}  # fmt: skip
     _shot(page, "token-live-tick")
     context.close()
+    assert watch.problems == []
+
+
+def test_probability_form_works_for_sub_cent_prices(browser: Any, real: str) -> None:
+    context, page, watch = _open(browser, real + "/t/PEPE")
+    warnings: list[str] = []
+    page.on("console", lambda m: m.type == "warning" and warnings.append(m.text))
+    page.reload(wait_until="networkidle")
+    level = page.locator('form.prob-form input[name="level"]')
+    state = level.evaluate("i => ({valid: i.validity.valid, value: i.valueAsNumber})")
+    page.locator("form.prob-form button").click()
+    page.wait_for_selector("#prob-out strong")
+    context.close()
+    assert state["valid"], state
+    assert 0 < state["value"] < 1e-3, state  # the p90 target itself, not a display string
+    assert not [w for w in warnings if "cannot be parsed" in w]
+    assert watch.problems == []
+
+
+def test_probability_form_shows_why_the_server_refused(browser: Any, real: str) -> None:
+    context, page, watch = _open(browser, real + "/t/ETH")
+    level = page.locator('form.prob-form input[name="level"]')
+    level.fill("0")
+    offered = level.evaluate("i => i.validity.valid")
+    level.evaluate("i => i.removeAttribute('min')")  # as if the browser let 0 through
+    page.locator("form.prob-form button").click()
+    page.wait_for_selector("#prob-out .banner")
+    shown = page.locator("#prob-out").inner_text()
+    context.close()
+    assert not offered  # min keeps 0 out of the form
+    assert "greater than 0" in shown
+    assert watch.problems, "the refusal is a 422"
+    assert all("422" in p for p in watch.problems), watch.problems
+
+
+def test_small_charts_leave_room_for_the_first_time_label(browser: Any, real: str) -> None:
+    context, page, watch = _open(browser, real + "/t/ETH")
+    page.wait_for_function("window.coinlens && window.coinlens['grade-chart']")
+    first = page.evaluate(
+        """() => ['grade-chart', 'equity-chart'].map(
+             id => window.coinlens[id].timeScale().getVisibleLogicalRange().from)"""
+    )
+    context.close()
+    assert all(f < 0 for f in first), first  # empty space before the first bar
     assert watch.problems == []
 
 

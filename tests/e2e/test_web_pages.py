@@ -3,11 +3,14 @@ token-page render time, owner login + CSRF, keys and alerts forms, `/v1/ecosyste
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,13 +19,15 @@ from typer.testing import CliRunner
 from coinlens.analytics.forecast import ForecastConfig
 from coinlens.api.app import create_app
 from coinlens.cli.main import app as cli_app
-from coinlens.services import forecasts
+from coinlens.domain.errors import DataUnavailable
+from coinlens.services import catalog, forecasts
+from coinlens.services import grades as grade_service
 from coinlens.services import keys as key_service
 from coinlens.services.analytics import run_analytics
 from coinlens.services.context import build_context
 from coinlens.services.grades import run_grades
 from coinlens.settings import get_settings
-from coinlens.web import auth
+from coinlens.web import auth, token_data
 
 pytestmark = pytest.mark.xdist_group("embedded")
 PASSWORD = "correct horse battery"  # noqa: S105 - a test fixture password
@@ -100,6 +105,7 @@ def test_token_page_shows_every_panel_with_real_data(client: TestClient) -> None
     assert "binance:spot:BTCUSDT" in html  # volume by market and provenance
     assert "Grading history" in html
     assert "Probability of reaching" in html
+    assert re.search(r'Volatility 90d \(ann\.\)</th><td class="r">\d+\.\d%</td>', html)  # no sign
     scenarios = html[html.index('id="sc-h"') : html.index("Probability of reaching")]
     assert "Key levels (as of" in scenarios
     assert re.search(r"(above resistance|below support|next (resistance|support)) <span", scenarios)
@@ -109,6 +115,112 @@ def test_token_page_shows_every_panel_with_real_data(client: TestClient) -> None
     assert '"markers":[{' in chart
     assert '"levels":[{' in chart
     assert '"forecast":{"origin"' in chart
+
+
+def _token_data(html: str) -> dict[str, Any]:
+    found = re.search(r'<script type="application/json" id="token-data">(.*?)</script>', html, re.S)
+    assert found is not None
+    return dict(json.loads(found.group(1)))
+
+
+def _graded_token_ending_early(data_dir: Path) -> str:
+    """A token with grades whose newest daily close is before the dataset's (XMR if it is one)."""
+    ctx = build_context(get_settings(env="test", data_dir=data_dir))
+    try:
+        page = catalog.list_tokens(ctx, limit=catalog.MAX_TOKENS_LIMIT)
+        early = sorted(
+            (
+                t.symbol
+                for t in page.items
+                if t.last_candle and page.as_of and t.last_candle < page.as_of
+            ),
+            key=lambda s: (s != "XMR", s),
+        )
+        for symbol in early:
+            try:
+                grade_service.get_grades(
+                    ctx, symbol, start=page.as_of.date() if page.as_of else None
+                )
+            except DataUnavailable:
+                continue
+            return symbol
+    finally:
+        ctx.engine.dispose()
+    pytest.skip("every graded token has data up to the dataset's end")
+
+
+def test_token_whose_data_ends_early_shows_its_own_grade_history(
+    client: TestClient, computed: Path
+) -> None:
+    symbol = _graded_token_ending_early(computed)
+
+    html = client.get(f"/t/{symbol}").text
+
+    history = _token_data(html)["history"]
+    graded = re.search(r"grades grades-v\d+ \(as of (\d{4}-\d\d-\d\d) UTC\)", html)
+    assert graded is not None
+    last_day = datetime.fromisoformat(graded.group(1)).replace(tzinfo=UTC)
+    assert history["trader"]  # up to a year, ending on its own last graded day
+    assert history["trader"][-1][0] == int(last_day.timestamp())
+    assert history["trader"][0][0] >= int(last_day.timestamp()) - 365 * 86_400
+    assert re.search(r"close of \d{4}-\d\d-\d\d UTC, no newer data", html)
+    fragment = client.get(f"/web/t/{symbol}/price").text  # the header's 60 s refresh
+    assert "no newer data" in fragment
+
+
+def test_grade_history_ends_on_the_last_graded_day_whatever_the_guess(computed: Path) -> None:
+    """A token whose other markets run on past its daily series (XMR's perp did) once got the
+    year before the data's end: no grades in it, an empty chart."""
+    symbol = _graded_token_ending_early(computed)
+    ctx = build_context(get_settings(env="test", data_dir=computed))
+    try:
+        end = token_data.dataset_newest_day(ctx)
+        assert end is not None
+        found = token_data.token_grades(ctx, symbol, end)  # a guess past its last grade
+    finally:
+        ctx.engine.dispose()
+
+    assert found.day is not None
+    assert found.day < end
+    assert found.history
+    assert found.history[-1].day == found.day
+    assert found.history[0].day >= found.day - timedelta(days=token_data.EMBED_DAYS)
+
+
+def test_overview_marks_stale_tokens_and_keeps_them_out_of_top_movers(
+    client: TestClient,
+) -> None:
+    pages = [client.get(f"/?per=200&page={n}").text for n in (1, 2)]
+    rows = re.findall(r'<tr tabindex="-1" data-symbol="([^"]+)">(.*?)</tr>', "".join(pages), re.S)
+    stale = {symbol for symbol, cells in rows if "last close 20" in cells}
+    cards = pages[0][pages[0].index("Top movers") : pages[0].index("Grade leaders")]
+    movers = set(re.findall(r'href="/t/([^"]+)"', cards))
+
+    assert stale  # the embedded dataset has tokens whose data ends early (e.g. BAT)
+    assert movers
+    assert movers.isdisjoint(stale)
+    cells = dict(rows)  # the volume is one market's: a perpetual's is marked
+    assert 'title="perpetual futures volume (binance:perp:1000PEPEUSDT)' in cells["PEPE"]
+    assert ">perp</small>" not in cells["ETH"]
+    assert "newest daily close" in client.get("/t/BTC").text  # current tokens are not marked
+
+
+def test_probability_form_defaults_are_machine_numbers_of_one_horizon(client: TestClient) -> None:
+    for symbol in ("ETH", "PEPE", "SHIB"):
+        html = client.get(f"/t/{symbol}").text
+        level = re.search(r'<input name="level"[^>]*>', html)
+        by = re.search(r'<input name="by" type="date" required value="([^"]+)"', html)
+        horizons = re.findall(r'<th scope="row">(\d+)d <small>([\d-]+)</small>', html)
+        assert level is not None
+        assert by is not None
+        value = re.search(r'value="([^"]*)"', level.group(0))
+        assert value is not None
+        assert re.fullmatch(r"\d+(\.\d+)?", value.group(1)), level.group(0)  # no 0.0₄1658
+        assert float(value.group(1)) > 0
+        assert 'min="0"' not in level.group(0)
+        assert 'step="any"' in level.group(0)
+        assert by.group(1) == horizons[-1][1]  # the date of the horizon whose bull target it is
+        assert f"{horizons[-1][0]}-day bull target" in html
 
 
 def test_token_page_render_time_is_measured(client: TestClient) -> None:
@@ -152,6 +264,8 @@ def test_ecosystem_page_says_what_is_missing(client: TestClient) -> None:
     assert "arbitrum" in html
     assert "no staking or liquid-staking snapshots" in html  # never invented
     assert "defillama_chain_tvl_pairie_koh" in html
+    assert '"title":"transactions"' in html  # one chain's two metrics, named by metric
+    assert '"title":"active addresses"' in html
 
 
 def test_ecosystem_api(client: TestClient, computed: Path) -> None:

@@ -10,7 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from coinlens.analytics.backtest import BacktestConfig
-from coinlens.cli.common import cli_context, console, err_console, load_settings
+from coinlens.cli.common import (
+    cli_context,
+    console,
+    err_console,
+    load_settings,
+    plural,
+    signed_pct,
+)
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.domain.analytics_models import Metrics, SignalPerformance
 from coinlens.services import analytics_queries as aq
@@ -29,7 +36,7 @@ End = Annotated[datetime | None, typer.Option("--end", formats=["%Y-%m-%d"], hel
 
 
 def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x * 100:+.1f}%"
+    return "—" if x is None else signed_pct(x)
 
 
 def _rate(x: float | None) -> str:
@@ -57,7 +64,8 @@ def run_pipeline(ctx: Context, *, full: bool = False) -> AnalyticsReport:
         report = run_analytics(ctx, full=full, progress=progress)
     steps = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
     console.print(
-        f"analytics {report.mode} ({report.reason}): {report.tokens} tokens × {report.days} days, "
+        f"analytics {report.mode} ({report.reason}): {plural(report.tokens, 'token')} × "
+        f"{plural(report.days, 'day')}, "
         f"{report.events_written} signal events written in {report.total_seconds:.2f}s [{steps}]"
     )
     return report
@@ -165,7 +173,7 @@ def _universe(ctx: Context, cfg: BacktestConfig, start: date | None, end: date |
         f"universe {result.first_day} → {result.last_day}, fee {cfg.fees:g}, "
         f"slippage {cfg.slippage:g} per side, fills at the next bar open"
     )
-    table = Table(title=f"{s['tokens']} tokens")
+    table = Table(title=plural(int(s["tokens"] or 0), "token"))
     table.add_column("measure")
     table.add_column("value")
     for label, key, fmt in (

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from coinlens.cli.common import cli_context, console, load_settings
+from coinlens.cli.common import cli_context, console, load_settings, plural
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.services.catalog import list_tokens
 
@@ -22,7 +22,7 @@ def tokens_command(
     """List tokens (search by symbol or name, filter by sector)."""
     with cli_context(load_settings(data_dir, database_url)) as ctx:
         page = list_tokens(ctx, q=query, sector=sector, limit=limit)
-    table = Table(title=f"{page.total} tokens" + (f" matching {query!r}" if query else ""))
+    table = Table(title=plural(page.total, "token") + (f" matching {query!r}" if query else ""))
     for col in ("symbol", "name", "sector", "primary market", "first", "last"):
         table.add_column(col)
     for t in page.items:

@@ -40,10 +40,23 @@ def cli_context(settings: Settings, *, migrate: bool = True) -> Iterator[Context
     except ValidationFailed as exc:
         err_console.print(f"[red]error:[/red] {exc.detail}")
         for problem in exc.problems[:50]:
-            err_console.print(f"  {problem.location}: {problem.reason}")
+            line = f"{problem.location}: {problem.reason}"
+            if line != exc.detail:  # a single problem is usually the detail itself
+                err_console.print(f"  {line}")
         raise typer.Exit(1) from exc
     except CoinlensError as exc:
         err_console.print(f"[red]error:[/red] {exc.detail}")
         raise typer.Exit(1) from exc
     finally:
         ctx.engine.dispose()
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 token', '2 tokens' (nouns whose plural ends in -s)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def signed_pct(x: float, digits: int = 1) -> str:
+    """A change as a signed percent ('+3.5%', '-0.4%'); one that rounds to zero is '0.0%'."""
+    text = f"{x:+.{digits}%}"
+    return text[1:] if float(text[1:-1]) == 0 else text

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from coinlens.analytics.grades import SUB_GRADES
-from coinlens.cli.common import cli_context, console, load_settings
+from coinlens.cli.common import cli_context, console, load_settings, plural
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.domain.grades import GradeTrackRecord
 from coinlens.services.context import Context
@@ -44,7 +44,7 @@ def grades_command(
     with cli_context(load_settings(data_dir, database_url)) as ctx:
         page = leaderboard(ctx, query)
         record = track_record(ctx)
-    table = Table(title=f"{page.sort} grades on {page.day} ({page.total} tokens)")
+    table = Table(title=f"{page.sort} grades on {page.day} ({plural(page.total, 'token')})")
     for col in ("symbol", "sector", "trader", "band", "investor", "band", *SUB_GRADES):
         table.add_column(col)
     for e in page.items:

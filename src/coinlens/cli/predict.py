@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from coinlens.cli.common import cli_context, console, load_settings
+from coinlens.cli.common import cli_context, console, load_settings, plural, signed_pct
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.domain.forecasts import KeyLevel, Scenarios, TargetLevels, TrackRecord
 from coinlens.services.context import Context
@@ -20,7 +20,8 @@ def run_forecast_step(ctx: Context) -> None:
         report = run_forecasts(ctx)
     action = "trained" if report.retrained else "reused"
     console.print(
-        f"forecasts: {action} {report.model_id}; {report.tokens} tokens, {report.rows} rows"
+        f"forecasts: {action} {report.model_id}; {plural(report.tokens, 'token')}, "
+        f"{plural(report.rows, 'row')}"
     )
 
 
@@ -50,7 +51,7 @@ def predict_command(
     console.print(table)
     console.print(_scenario_table(scen))
     if scen.levels:
-        ladder = ", ".join(f"{_level(lv)} ({lv.distance:+.1%})" for lv in scen.levels)
+        ladder = ", ".join(f"{_level(lv)} ({signed_pct(lv.distance)})" for lv in scen.levels)
         console.print(f"key levels as of {scen.levels_as_of}: {ladder}")
     console.print(
         f"model {pred.model.model_id} (cut-off {pred.model.cutoff}, "
@@ -68,7 +69,7 @@ def _track_line(record: TrackRecord | None) -> str:
     parts = []
     for h in record.horizons:
         cov = next((c.observed for c in h.coverage if c.level == 80), None)
-        skill = "n/a" if h.pinball_skill is None else f"{h.pinball_skill:+.1%}"
+        skill = "n/a" if h.pinball_skill is None else signed_pct(h.pinball_skill)
         held = "" if cov is None else f", 80 % interval held {cov:.1%}"
         parts.append(f"{h.horizon}d skill vs random walk {skill}{held}")
     return (
@@ -96,7 +97,7 @@ def _placement(t: TargetLevels) -> str:
 
 def _target(price: float, change: float, levels: TargetLevels) -> str:
     where = _placement(levels)
-    return f"{_price(price)} ({change:+.1%})" + (f"\n{where}" if where else "")
+    return f"{_price(price)} ({signed_pct(change)})" + (f"\n{where}" if where else "")
 
 
 def _scenario_table(scen: Scenarios) -> Table:

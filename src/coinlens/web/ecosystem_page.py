@@ -17,17 +17,23 @@ from coinlens.web.routes import gate, page, web_ctx
 
 router = APIRouter()
 ACTIVITY = ("tx_count", "active_addresses", "network_utilization")
+ACTIVITY_LABELS = {"tx_count": "transactions", "active_addresses": "active addresses"}
 
 
 def _t(d: Any) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
-def _chart(series: list[ecosystem.Series], every: int = 1) -> list[dict[str, Any]]:
-    """Series as {name, unit, source, first, last, points:[[t, v]]}, thinned to every n-th."""
+def _chart(
+    series: list[ecosystem.Series], every: int = 1, labels: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Series as {name, title, unit, source, first, last, points:[[t, v]]}, thinned to every
+    n-th; a line is titled by its entity, or by its metric's label when `labels` are given
+    (one entity's several metrics)."""
     return [
         {
             "name": s.entity,
+            "title": labels.get(s.metric, s.metric) if labels is not None else s.entity,
             "metric": s.metric,
             "unit": s.unit,
             "source": s.source,
@@ -81,7 +87,7 @@ def _build(ctx: Context) -> dict[str, Any]:
         "tvl": _chart(ecosystem.chain_series(ctx, "tvl_usd"), 3),
         "gas": _chart(ecosystem.chain_series(ctx, "gas_price_gwei"), 3),
         "stable": _chart([stable.total] if stable.total else [], 3),
-        "activity": _chart(activity, 3),
+        "activity": _chart(activity, 3, ACTIVITY_LABELS),
     }
     held = {s.metric for c in chains.items for s in c.series}
     context = {

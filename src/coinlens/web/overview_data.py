@@ -44,12 +44,15 @@ class Row:
     sector: str | None
     synthetic: bool
     price: float | None = None
+    last_close: date | None = None
+    stale: bool = False  # newest close before the data's as-of day: no current change or volume
     ch24: float | None = None
     ch7: float | None = None
     mcap: float | None = None
     mcap_date: date | None = None
     volume: float | None = None
     volume_approx: bool = False
+    market: str | None = None  # the primary market's key: the one venue the volume is from
     trader: float | None = None
     investor: float | None = None
     band: str | None = None
@@ -94,12 +97,16 @@ def _panel_fields(rows: dict[str, Row], p: Panel) -> date:
             continue
         close = p.close[i]
         row.price = _num(close[end])
+        row.last_close = analytics_queries.to_date(int(p.days[end]))
+        tail = close[max(0, end - SPARK_DAYS + 1) : end + 1]
+        row.spark = [float(v) for v in tail[np.isfinite(tail)]]
+        row.stale = end < t - 1
+        if row.stale:
+            continue  # a 2021 move is not today's 24h change; the page shows the date instead
         row.ch24, row.ch7 = _change(close, end, 1), _change(close, end, 7)
         qv = p.quote_volume[i, end]
         row.volume_approx = not math.isfinite(qv)
         row.volume = _num(qv) if math.isfinite(qv) else _num(p.volume[i, end] * close[end])
-        tail = close[max(0, end - SPARK_DAYS + 1) : end + 1]
-        row.spark = [float(v) for v in tail[np.isfinite(tail)]]
     return analytics_queries.to_date(int(p.days[-1]))
 
 
@@ -165,6 +172,7 @@ def _catalog(ctx: Context) -> tuple[dict[str, Row], dict[int, str]]:
                 name=t.name,
                 sector=t.sector,
                 synthetic=SYNTHETIC in t.categories or SYNTHETIC in t.name,
+                market=t.primary_market,
             )
         if page.next_cursor is None:
             break
@@ -355,8 +363,9 @@ def spark_points(values: list[float], width: float = 100.0, height: float = 24.0
 
 
 def movers(ov: Overview, n: int = 5) -> tuple[list[Row], list[Row]]:
-    """Biggest 24h gainers and losers (tokens with a 24h change)."""
-    changed = sorted((r for r in ov.rows if r.ch24 is not None), key=lambda r: r.ch24 or 0.0)
+    """Biggest 24h gainers and losers among tokens with a close on the as-of day."""
+    current = (r for r in ov.rows if r.ch24 is not None and not r.stale)
+    changed = sorted(current, key=lambda r: r.ch24 or 0.0)
     return list(reversed(changed[-n:])), changed[:n]
 
 

@@ -1,8 +1,10 @@
 """Jinja2 environment, number/time formatting shared by every page, and `render`.
 
-Prices span 1e-8 (meme tokens) to 1e5 (BTC): `fmt_price` keeps four significant digits below
-1 and writes long runs of zeros as a subscript count (0.0₅1234), the notation exchanges use.
-`static/app.js` has the same rules for numbers drawn in the browser.
+Prices span 1e-8 (meme tokens) to 1e5 (BTC): `fmt_price` shows PRICE_DIGITS significant
+digits (never rounding away integer digits), drops trailing zeros, separates thousands and
+writes long runs of zeros as a subscript count (0.0₅1234), the notation exchanges use.
+`static/app.js` has the same rules for numbers drawn in the browser. Form inputs get
+`input_number` instead: a plain decimal an <input type="number"> can parse.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ WEB_DIR = Path(__file__).resolve().parent
 TEMPLATES_DIR = WEB_DIR / "templates"
 STATIC_DIR = WEB_DIR / "static"
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+PRICE_DIGITS = 5
 
 
 def _finite(x: Any) -> float | None:
@@ -37,23 +41,31 @@ def _finite(x: Any) -> float | None:
 
 
 def price_text(x: Any) -> str:
-    """A price with precision that suits its size; '—' when unknown."""
+    """A price to PRICE_DIGITS significant digits without trailing zeros; '—' when unknown."""
     v = _finite(x)
     if v is None:
         return "—"
-    a = abs(v)
-    if a == 0:
+    if v == 0:
         return "0"
-    if a >= 1000:
-        return f"{v:,.2f}"
-    if a >= 1:
-        return f"{v:,.4f}".rstrip("0").rstrip(".") if a < 10 else f"{v:,.3f}"
-    zeros = -math.floor(math.log10(a)) - 1  # zeros right after the decimal point
-    digits = f"{a:.{zeros + 4}f}".split(".")[1][zeros:].rstrip("0") or "0"
+    sig = max(PRICE_DIGITS, math.floor(math.log10(abs(v))) + 1)
+    a = float(f"{abs(v):.{sig - 1}e}")  # rounded first, so 9.99999 is written as 10
     sign = "-" if v < 0 else ""
+    lead = math.floor(math.log10(a))  # position of the first significant digit
+    if lead >= 0:
+        text = f"{a:,.{max(0, PRICE_DIGITS - 1 - lead)}f}"
+        return sign + (text.rstrip("0").rstrip(".") if "." in text else text)
+    zeros = -lead - 1  # zeros right after the decimal point
+    digits = f"{a:.{zeros + PRICE_DIGITS}f}".split(".")[1][zeros:].rstrip("0") or "0"
     if zeros >= 4:
         return f"{sign}0.0{str(zeros).translate(_SUBSCRIPT)}{digits}"
     return f"{sign}0.{'0' * zeros}{digits}"
+
+
+def input_number(x: Any) -> str:
+    """A number as a plain decimal at full precision (0.00001658, never 1.658e-05 or 0.0₄1658),
+    for the value of an <input type="number">; '' when unknown."""
+    v = _finite(x)
+    return "" if v is None else format(Decimal(repr(v)), "f")
 
 
 def fmt_price(x: Any) -> Markup:
@@ -81,9 +93,10 @@ def fmt_pct(x: Any, digits: int = 2) -> Markup:
     v = _finite(x)
     if v is None:
         return Markup('<span class="na">—</span>')
-    cls = "up" if v > 0 else "down" if v < 0 else "flat"
-    sign = "+" if v > 0 else "−" if v < 0 else ""
-    return Markup('<span class="{}">{}{}%</span>').format(cls, sign, f"{abs(v) * 100:,.{digits}f}")
+    shown = round(v * 100, digits)  # a change that rounds to 0.0% is neither up nor down
+    cls = "up" if shown > 0 else "down" if shown < 0 else "flat"
+    sign = "+" if shown > 0 else "−" if shown < 0 else ""
+    return Markup('<span class="{}">{}{}%</span>').format(cls, sign, f"{abs(shown):,.{digits}f}")
 
 
 def fmt_share(x: Any, digits: int = 1) -> str:
@@ -131,7 +144,7 @@ def build_env() -> Environment:
     )
     env.filters.update(
         price=fmt_price,
-        price_text=price_text,
+        input_number=input_number,
         big=fmt_big,
         pct=fmt_pct,
         num=fmt_num,

@@ -13,6 +13,7 @@ import numpy as np
 
 from coinlens.analytics.indicators import ema
 from coinlens.domain.errors import DataUnavailable
+from coinlens.domain.grades import TokenGrades
 from coinlens.domain.models import Candle, TokenDetail
 from coinlens.services import analytics_queries, catalog, forecasts
 from coinlens.services import grades as grade_service
@@ -172,12 +173,48 @@ class TokenPage:
     scenarios: Any = None
     volumes: list[MarketVolume] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)
+    newest_day: date | None = None  # the dataset's newest daily candle, over every token
 
     @property
     def price(self) -> float | None:
         """Newest daily close on the chart."""
         candles = self.chart.get("candles") or []
         return candles[-1][4] if candles else None
+
+    @property
+    def price_day(self) -> date | None:
+        """The day of that close."""
+        candles = self.chart.get("candles") or []
+        return datetime.fromtimestamp(candles[-1][0], tz=UTC).date() if candles else None
+
+    @property
+    def stale(self) -> bool:
+        """Whether the token's newest close is older than the dataset's newest day."""
+        return is_stale(self.price_day, self.newest_day)
+
+
+def dataset_newest_day(ctx: Context) -> date | None:
+    """The newest daily candle of any token: the day 'current' prices are as of."""
+    as_of = catalog.list_tokens(ctx, limit=1).as_of
+    return as_of.date() if as_of else None
+
+
+def is_stale(day: date | None, newest_day: date | None) -> bool:
+    """A close before the dataset's newest day is not a current price."""
+    return day is not None and newest_day is not None and day < newest_day
+
+
+def token_grades(ctx: Context, symbol: str, last_candle: date) -> TokenGrades:
+    """The token's grades with the year of history that ends on its last graded day.
+
+    The year is first guessed from the token's newest daily candle (one cheap query; its whole
+    history costs 20× more); when its grades end elsewhere it is asked for again.
+    """
+    start = last_candle - timedelta(days=EMBED_DAYS)
+    found = grade_service.get_grades(ctx, symbol, start=start)
+    if found.day is None or found.day - timedelta(days=EMBED_DAYS) == start:
+        return found
+    return grade_service.get_grades(ctx, symbol, start=found.day - timedelta(days=EMBED_DAYS))
 
 
 def _markers(signal: Any, first_time: int | None) -> list[dict[str, Any]]:
@@ -207,17 +244,18 @@ def build(ctx: Context, symbol: str) -> TokenPage:
     """The token page's data (NotFound for an unknown symbol)."""
     detail = catalog.get_token(ctx, symbol)
     sym = detail.symbol
-    newest = detail.as_of.date() if detail.as_of else datetime.now(UTC).date()
-    year_ago = newest - timedelta(days=EMBED_DAYS)
+    last = detail.last_candle or detail.as_of
+    last_day = last.date() if last else datetime.now(UTC).date()
     chart, why = attempt(chart_payload, ctx, sym, "1d", False, detail.as_of)
     page = TokenPage(detail=detail, chart=chart or {"candles": [], "volume": [], "ema": {}})
+    page.newest_day = dataset_newest_day(ctx)
     if why:
         page.missing["chart"] = why
     loaders: dict[str, Callable[[], Any]] = {
         "signal": lambda: analytics_queries.get_signals(ctx, sym),
         "levels": lambda: analytics_queries.get_levels(ctx, sym),
         "roi": lambda: analytics_queries.get_roi(ctx, sym),
-        "grades": lambda: grade_service.get_grades(ctx, sym, start=year_ago),
+        "grades": lambda: token_grades(ctx, sym, last_day),
         "performance": lambda: analytics_queries.get_signal_performance(ctx, sym),
         "predictions": lambda: forecasts.get_predictions(ctx, sym),
         "scenarios": lambda: forecasts.get_scenarios(ctx, sym),

@@ -45,9 +45,6 @@ def token(request: Request, symbol: Symbol) -> Response:
         "analytics_source": ANALYTICS_SOURCE,
         "grades_model": grade_service.MODEL,
         "today": dt.datetime.now(dt.UTC).date(),
-        "default_by": (
-            data.predictions.origin + dt.timedelta(days=30) if data.predictions else None
-        ),
     }
     return page(request, "token.html", context)
 
@@ -76,7 +73,8 @@ def price(request: Request, symbol: Symbol) -> Response:
         return redirect
     ctx = web_ctx(request)
     try:
-        newest = catalog.get_token(ctx, symbol).as_of
+        # the primary market's newest daily candle (other markets may have newer ones)
+        newest = catalog.get_token(ctx, symbol).last_candle
         recent = (
             catalog.get_ohlcv(
                 ctx, symbol, timeframe="1d", start=newest - dt.timedelta(days=3), limit=10
@@ -84,12 +82,12 @@ def price(request: Request, symbol: Symbol) -> Response:
             if newest is not None
             else None
         )
+        newest_day = token_data.dataset_newest_day(ctx)
     except CoinlensError as exc:
-        return page(
-            request, "_price.html", {"candle": None, "as_of": None, "error": error_text(exc)}
-        )
+        return page(request, "_price.html", {"candle": None, "error": error_text(exc)})
     candle = recent.candles[-1] if recent is not None and recent.candles else None
-    return page(request, "_price.html", {"candle": candle, "as_of": newest, "error": None})
+    stale = candle is not None and token_data.is_stale(candle.open_time.date(), newest_day)
+    return page(request, "_price.html", {"candle": candle, "stale": stale, "error": None})
 
 
 @router.get("/web/t/{symbol}/probability", name="token_probability")

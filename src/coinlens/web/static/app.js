@@ -35,24 +35,62 @@
   }
   localHints();
 
-  // Prices from 1e-8 to 1e5: same rules as templating.price_text on the server.
-  var SUB = "₀₁₂₃₄₅₆₇₈₉";
+  // Prices from 1e-8 to 1e5: same rules as templating.price_text on the server (DIGITS
+  // significant digits, integer digits kept, no trailing zeros, subscript runs of zeros).
+  var SUB = "₀₁₂₃₄₅₆₇₈₉", DIGITS = 5;
   function fmtPrice(v) {
     if (v === null || v === undefined || !isFinite(v)) return "—";
-    var a = Math.abs(v);
-    if (a === 0) return "0";
-    if (a >= 1000) return v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-    if (a >= 10) return v.toLocaleString("en-US", { minimumFractionDigits: 3, maximumFractionDigits: 3 });
-    if (a >= 1) return v.toLocaleString("en-US", { maximumFractionDigits: 4 });
-    var zeros = -Math.floor(Math.log10(a)) - 1;
-    var digits = a.toFixed(Math.min(zeros + 4, 20)).split(".")[1].slice(zeros).replace(/0+$/, "") || "0";
+    if (v === 0) return "0";
+    var sig = Math.max(DIGITS, Math.floor(Math.log10(Math.abs(v))) + 1);
+    var a = Number(Math.abs(v).toPrecision(Math.min(sig, 100)));  // 9.99999 is written as 10
     var sign = v < 0 ? "-" : "";
+    var lead = Math.floor(Math.log10(a));
+    if (lead >= 0) return sign + a.toLocaleString("en-US", { maximumFractionDigits: Math.max(0, DIGITS - 1 - lead) });
+    var zeros = -lead - 1;
+    var digits = a.toFixed(Math.min(zeros + DIGITS, 100)).split(".")[1].slice(zeros).replace(/0+$/, "") || "0";
     if (zeros >= 4) {
       return sign + "0.0" + String(zeros).split("").map(function (c) { return SUB[+c]; }).join("") + digits;
     }
     return sign + "0." + "0".repeat(zeros) + digits;
   }
   window.coinlensFmtPrice = fmtPrice;
+
+  // Show a whole chart of [time, value] rows (fitContent, plus room on the left). Time labels
+  // are centred on their tick, so one on the first bar was cut ("018" for 2018): LABEL_ROOM px
+  // stay empty before it. fitContent applies later, so the range is set from the bar count.
+  var LABEL_ROOM = 24;
+  window.coinlensFit = function (chart, seriesRows) {
+    var times = new Set();
+    seriesRows.forEach(function (rows) { rows.forEach(function (r) { times.add(r[0]); }); });
+    var ts = chart.timeScale(), width = ts.width(), last = times.size - 1;
+    if (last < 1 || width <= LABEL_ROOM) { ts.fitContent(); return; }
+    ts.setVisibleLogicalRange({ from: -last * LABEL_ROOM / (width - LABEL_ROOM), to: last });
+  };
+
+  // htmx drops 4xx/5xx answers; show their reason (problem+json `detail`, else each problem)
+  // where the answer would have gone, so a refused form does not fail silently.
+  function problemText(xhr) {
+    var p = null;
+    try { p = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
+    if (p && p.detail) return String(p.detail);
+    var listed = p && (p.errors || p.problems);
+    if (Array.isArray(listed) && listed.length) {
+      return listed.map(function (e) { return (e.location ? e.location + ": " : "") + e.reason; }).join("; ");
+    }
+    return (p && p.title) || "The server answered " + xhr.status + " " + xhr.statusText;
+  }
+  document.body.addEventListener("htmx:beforeSwap", function (ev) {
+    var d = ev.detail;
+    if (d.xhr.status < 400 || !d.target) return;
+    var msg = document.createElement("p");
+    msg.className = "banner warn";
+    msg.setAttribute("role", "alert");
+    msg.textContent = problemText(d.xhr);
+    d.serverResponse = msg.outerHTML;
+    d.swapOverride = "innerHTML";  // the target stays (an outerHTML swap would replace it)
+    d.shouldSwap = true;
+    d.isError = false;
+  });
 
   // Keyboard: ↑/↓ (or j/k) move between table rows, Enter opens the focused row's token.
   document.addEventListener("keydown", function (ev) {

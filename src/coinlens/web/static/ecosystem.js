@@ -31,10 +31,10 @@
       localization: { priceFormatter: big }
     });
     series.forEach(function (s, i) {
-      var ls = chart.addSeries(LC.LineSeries, { color: css(COLORS[i % COLORS.length]), lineWidth: 1, title: s.name, priceLineVisible: false });
+      var ls = chart.addSeries(LC.LineSeries, { color: css(COLORS[i % COLORS.length]), lineWidth: 1, title: s.title, priceLineVisible: false });
       ls.setData(s.points.map(function (p) { return { time: p[0], value: p[1] }; }));
     });
-    chart.timeScale().fitContent();
+    window.coinlensFit(chart, series.map(function (s) { return s.points; }));
     state.charts[key] = chart;
   });
   document.addEventListener("coinlens:theme", function () {

@@ -165,7 +165,7 @@
       var ls = chart.addSeries(LC.LineSeries, { color: css(s.color), lineWidth: 2, title: s.title, priceLineVisible: false });
       ls.setData(pairs(s.rows));
     });
-    chart.timeScale().fitContent();
+    window.coinlensFit(chart, series.map(function (s) { return s.rows; }));
     state.charts.push(chart);
     state[id] = chart;
   }

@@ -1,0 +1,57 @@
+"""Numbers on the dashboard: one significant-digit rule for prices, machine numbers for form
+inputs, and changes that round to zero shown as neither up nor down."""
+
+from __future__ import annotations
+
+import pytest
+
+from coinlens.web.templating import fmt_pct, input_number, price_text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (112_345.678, "112,346"),  # integer digits are never rounded away
+        (4_145.15, "4,145.1"),
+        (560.6, "560.6"),  # was "560.600"
+        (30.01, "30.01"),  # was "30.010"
+        (118.7, "118.7"),  # was "118.700"
+        (2.84681, "2.8468"),
+        (0.364, "0.364"),
+        (0.0012345, "0.0012345"),
+        (1.658e-5, "0.0₄1658"),  # long runs of zeros as a subscript count
+        (9.999996, "10"),  # rounded before the digits are counted
+        (0.99999999, "1"),
+        (-3.5, "-3.5"),
+        (0.0, "0"),
+        (None, "—"),
+        (float("nan"), "—"),
+    ],
+)
+def test_price_text_has_one_significant_digit_rule(value: float | None, text: str) -> None:
+    assert price_text(value) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(1.658e-5, "0.00001658"), (6055.840572245551, "6055.840572245551"), (1e-9, "0.000000001")],
+)
+def test_input_number_is_a_plain_full_precision_decimal(value: float, text: str) -> None:
+    written = input_number(value)
+
+    assert written == text
+    assert float(written) == value
+
+
+def test_input_number_of_an_unknown_value_is_empty() -> None:
+    assert input_number(None) == ""
+
+
+@pytest.mark.parametrize("value", [-0.00001, 0.0, 0.00049])
+def test_a_change_that_rounds_to_zero_is_neutral(value: float) -> None:
+    assert str(fmt_pct(value, 1)) == '<span class="flat">0.0%</span>'
+
+
+def test_changes_keep_their_sign_and_colour() -> None:
+    assert str(fmt_pct(-0.035, 1)) == '<span class="down">−3.5%</span>'
+    assert str(fmt_pct(0.035, 1)) == '<span class="up">+3.5%</span>'
