@@ -13,6 +13,7 @@ from coinlens.services.context import Context, build_context
 from coinlens.services.keys import KeySpec, create_key
 from coinlens.services.loading import load_embedded
 from coinlens.settings import get_settings
+from e2e.stale_token import StaleToken, find_stale_token
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +53,13 @@ def read_client(loaded_dir: Path) -> Iterator[TestClient]:
         ctx.engine.dispose()
     with TestClient(create_app(settings), headers={"X-API-Key": key.plaintext}) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def stale_token(loaded_dir: Path) -> StaleToken:
+    """A token of the loaded data with enough history whose prices stopped long before the
+    data's end (which ones depends on the markets feeding the daily series)."""
+    found = find_stale_token(loaded_dir)
+    if found is None:
+        pytest.fail("the loaded data has no token whose prices stopped")
+    return found

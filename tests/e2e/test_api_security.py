@@ -274,6 +274,22 @@ def test_etag_and_if_none_match(client: TestClient, api_headers: ApiHeaders) -> 
     assert client.get("/v1/keys", headers=headers).headers["Cache-Control"] == "no-store"
 
 
+def test_head_is_the_get_without_its_body(client: TestClient, api_headers: ApiHeaders) -> None:
+    ctx = client.app.state.ctx
+    headers = api_headers(ctx)
+    for path in ("/v1/tokens", "/healthz", "/"):
+        got, head = client.get(path, headers=headers), client.head(path, headers=headers)
+        assert (head.status_code, head.content) == (got.status_code, b""), path
+        assert head.headers["content-length"] == str(len(got.content)), path
+        for name in ("content-type", "etag", "cache-control", "x-ratelimit-limit"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    assert "ratelimit" in client.head("/v1/tokens", headers=headers).headers
+    # the same gate as GET: a key is needed, and the read scope
+    assert client.head("/v1/tokens").status_code == 401
+    assert client.head("/v1/tokens", headers=api_headers(ctx, scopes=("admin",))).status_code == 403
+    assert 'method="HEAD",route="/v1/tokens"' in client.get("/metrics").text
+
+
 def test_bodies_are_limited_and_unknown_fields_refused(tmp_path: Path) -> None:
     with TestClient(create_app(_settings(tmp_path, max_body_bytes=200))) as client:
         big = client.post("/v1/keys", content=b'{"name": "' + b"x" * 500 + b'"}')

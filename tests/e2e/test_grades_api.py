@@ -94,6 +94,13 @@ def test_token_grades_endpoint(client: TestClient) -> None:
     assert client.get("/v1/tokens/NOPE/grades").status_code == 404
 
 
+def test_a_stablecoin_is_not_graded_and_says_so(client: TestClient) -> None:
+    answer = client.get("/v1/tokens/USD1/grades")
+
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == "USD1 is a stablecoin: stablecoins are not graded"
+
+
 def test_grades_cli(loaded_dir: Path, graded: GradesReport) -> None:
     result = CliRunner().invoke(
         cli_app, ["grades", "--top", "5", "--sort", "investor", "--data-dir", str(loaded_dir)]

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from coinlens.analytics.forecast import ForecastConfig
+from coinlens.api.responses import tidy
 from coinlens.cli.main import app
 from coinlens.client import models as sdk_models
 from coinlens.domain.forecasts import TrackRecord
@@ -29,6 +30,7 @@ from coinlens.storage import forecasts_repo as fc_repo
 from coinlens.storage.panel import read_daily_panel
 from coinlens.storage.tables import utcnow
 from coinlens.storage.tables_forecasts import evaluations
+from e2e.stale_token import StaleToken
 
 pytestmark = pytest.mark.xdist_group("embedded")
 
@@ -116,19 +118,37 @@ def test_scenarios_endpoint_carries_the_key_levels(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "status"),
+    ("url", "status", "location"),
     [
-        ("/v1/tokens/NOPE/predictions", 404),
-        ("/v1/tokens/ETH/probability?above=100&by=2001-01-01", 422),
-        ("/v1/tokens/ETH/probability?above=100&by=2099-01-01", 422),
-        ("/v1/tokens/ETH/probability?by=2025-12-31", 422),
-        ("/v1/tokens/ETH/probability?above=-5&by=2025-12-31", 422),
+        ("/v1/tokens/NOPE/predictions", 404, None),
+        ("/v1/tokens/ETH/probability?above=100&by=2001-01-01", 422, None),
+        ("/v1/tokens/ETH/probability?above=100&by=2099-01-01", 422, None),
+        ("/v1/tokens/ETH/probability?by=2025-12-31", 422, "query.above"),
+        ("/v1/tokens/ETH/probability?above=-5&by=2025-12-31", 422, "query.above"),
+        ("/v1/tokens/ETH/probability?above=inf&by=2025-12-31", 422, "query.above"),
+        ("/v1/tokens/ETH/probability?below=nan&by=2025-12-31", 422, "query.below"),
     ],
 )
-def test_errors_are_problem_documents(client: TestClient, url: str, status: int) -> None:
+def test_errors_are_problem_documents(
+    client: TestClient, url: str, status: int, location: str | None
+) -> None:
     resp = client.get(url)
     assert resp.status_code == status
     assert resp.headers["content-type"].startswith("application/problem+json")
+    if location is not None:
+        assert [e["location"] for e in resp.json()["errors"]] == [location]
+
+
+def test_a_token_whose_prices_stopped_says_so(client: TestClient, stale_token: StaleToken) -> None:
+    symbol = stale_token.symbol
+    reason = (
+        f"{symbol}'s newest close is {stale_token.newest}, more than 7 days before the data's "
+        f"end {stale_token.end}: forecasts are made only for tokens with current prices"
+    )
+    for path in ("predictions", "scenarios", f"probability?above=1&by={stale_token.end}"):
+        answer = client.get(f"/v1/tokens/{symbol}/{path}")
+        assert answer.status_code == 404, path
+        assert answer.json()["detail"] == reason, path
 
 
 def test_cli_predict_and_quick_evaluation(
@@ -193,9 +213,10 @@ def test_a_full_walk_forward_is_served_as_the_track_record(
     served = {m["kind"]: m for m in client.get("/v1/models").json()}
     assert served["random-walk"]["track_record"] is None
     got = TrackRecord.model_validate(served["lgbm-quantile"]["track_record"])
-    assert got == record
+    answered = TrackRecord.model_validate(tidy(record.model_dump(mode="json")))  # 10 digits
+    assert got == answered
     predictions = client.get("/v1/tokens/ETH/predictions").json()
-    assert TrackRecord.model_validate(predictions["model"]["track_record"]) == record
+    assert TrackRecord.model_validate(predictions["model"]["track_record"]) == answered
     sdk = sdk_models.ModelInfo.model_validate(served["lgbm-quantile"])
     assert sdk.track_record is not None
     assert sdk.track_record.horizons[2].coverage[1].level == 80

@@ -16,10 +16,19 @@ Crossing rules fire once per crossing and re-arm when the condition resets.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    FutureDatetime,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 RuleKind = Literal[
     "price_cross",
@@ -45,6 +54,8 @@ GradeName = Literal["trader", "investor"]
 SignalTarget = Literal["bullish", "bearish", "any"]
 MAX_PRICE = 1e12
 MAX_CHANNELS = 5
+# an expiry in the past would store a rule that can never fire
+FutureAware = Annotated[AwareDatetime, FutureDatetime]
 
 
 class _Model(BaseModel):
@@ -64,8 +75,28 @@ class QuietHours(_Model):
         return self
 
 
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "price_cross": ("direction", "level"),
+    "pct_change": ("direction", "window", "threshold"),
+    "grade_cross": ("direction", "grade", "threshold"),
+    "grade_move": ("grade", "points"),
+    "signal_flip": ("signal",),
+    "level_break": ("direction",),
+    "probability_cross": ("direction", "target", "horizon_days", "threshold"),
+}
+_KIND_FIELDS = tuple(dict.fromkeys(name for names in _REQUIRED.values() for name in names))
+_THRESHOLD_RANGE: dict[str, tuple[float, float, str]] = {
+    "pct_change": (0.01, 1000.0, "a % change between 0.01 and 1000"),
+    "grade_cross": (0.0, 100.0, "a grade between 0 and 100"),
+    "probability_cross": (0.0, 1.0, "a probability between 0 and 1"),
+}
+
+
 class RuleSpec(_Model):
     """What a rule watches: the fields every kind needs, validated per kind."""
+
+    # defaults are validated too: a field the kind needs but the caller left out is an error
+    model_config = ConfigDict(validate_default=True)
 
     symbol: str = Field(min_length=1, max_length=32, examples=["BTC"])
     kind: RuleKind
@@ -81,41 +112,27 @@ class RuleSpec(_Model):
     target: float | None = Field(default=None, gt=0, le=MAX_PRICE, description="price target")
     horizon_days: int | None = Field(default=None, ge=1, le=365)
 
-    @model_validator(mode="after")
-    def _kind_fields(self) -> RuleSpec:
-        _check_kind(self)
-        return self
+    @field_validator(*_KIND_FIELDS)
+    @classmethod
+    def _fits_kind(cls, value: object, info: ValidationInfo) -> object:
+        # per field (after `kind`), so an error names the field: `body.threshold`, not `body`
+        kind = info.data.get("kind")
+        if kind is not None:  # else `kind` itself is invalid and says so
+            _check_field(kind, str(info.field_name), value)
+        return value
 
 
-_REQUIRED: dict[str, tuple[str, ...]] = {
-    "price_cross": ("direction", "level"),
-    "pct_change": ("direction", "window", "threshold"),
-    "grade_cross": ("direction", "grade", "threshold"),
-    "grade_move": ("grade", "points"),
-    "signal_flip": ("signal",),
-    "level_break": ("direction",),
-    "probability_cross": ("direction", "target", "horizon_days", "threshold"),
-}
-_THRESHOLD_RANGE: dict[str, tuple[float, float, str]] = {
-    "pct_change": (0.01, 1000.0, "a % change between 0.01 and 1000"),
-    "grade_cross": (0.0, 100.0, "a grade between 0 and 100"),
-    "probability_cross": (0.0, 1.0, "a probability between 0 and 1"),
-}
-
-
-def _check_kind(spec: RuleSpec) -> None:
-    missing = [f for f in _REQUIRED[spec.kind] if getattr(spec, f) is None]
-    if missing:
-        raise ValueError(f"a {spec.kind} rule needs {', '.join(missing)}")
-    allowed = set(_REQUIRED[spec.kind]) | {"symbol", "kind"}
-    extra = [f for f in RuleSpec.model_fields if f not in allowed and getattr(spec, f) is not None]
-    if extra:
-        raise ValueError(f"a {spec.kind} rule does not take {', '.join(extra)}")
-    if spec.direction == "either" and spec.kind != "pct_change":
+def _check_field(kind: str, name: str, value: object) -> None:
+    needed = name in _REQUIRED[kind]
+    if needed and value is None:
+        raise ValueError(f"a {kind} rule needs {name}")
+    if value is not None and not needed:
+        raise ValueError(f"a {kind} rule does not take {name}")
+    if name == "direction" and value == "either" and kind != "pct_change":
         raise ValueError("direction 'either' is only for pct_change rules")
-    if spec.kind in _THRESHOLD_RANGE and spec.threshold is not None:
-        lo, hi, what = _THRESHOLD_RANGE[spec.kind]
-        if not lo <= spec.threshold <= hi:
+    if name == "threshold" and kind in _THRESHOLD_RANGE and isinstance(value, float):
+        lo, hi, what = _THRESHOLD_RANGE[kind]
+        if not lo <= value <= hi:
             raise ValueError(f"threshold must be {what}")
 
 
@@ -133,7 +150,7 @@ class RuleOptions(_Model):
 
     channels: list[str] = Field(min_length=1, max_length=MAX_CHANNELS)
     cooldown_seconds: int = Field(default=3600, ge=0, le=30 * 86_400)
-    expires_at: AwareDatetime | None = None
+    expires_at: FutureAware | None = Field(default=None, description="in the future")
     timezone: str = Field(default="UTC", max_length=64, examples=["Europe/Paris"])
     quiet_hours: QuietHours | None = None
     note: str | None = Field(default=None, max_length=200)
@@ -153,7 +170,7 @@ class AlertRuleUpdate(_Model):
 
     channels: list[str] | None = Field(default=None, min_length=1, max_length=MAX_CHANNELS)
     cooldown_seconds: int | None = Field(default=None, ge=0, le=30 * 86_400)
-    expires_at: AwareDatetime | None = None
+    expires_at: FutureAware | None = Field(default=None, description="in the future")
     timezone: str | None = None
     quiet_hours: QuietHours | None = None
     active: bool | None = None
@@ -189,6 +206,11 @@ class AlertRulePublic(_Model):
     note: str | None
     created_at: AwareDatetime
     last_fired_at: AwareDatetime | None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Why the rule may not fire soon (e.g. the token has no current prices); "
+        "given in the answer that created the rule",
+    )
 
 
 class AlertRulesPage(_Model):

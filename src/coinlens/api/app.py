@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from coinlens import __version__
+from coinlens.api.deps import known_query
 from coinlens.api.errors import install_error_handlers
 from coinlens.api.middleware import install_api
 from coinlens.api.routes import alerts as alerts_routes
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # no OpenTelemetry here: FastAPI otherwise probes its providers on every request
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        dependencies=[Depends(known_query)],  # unknown `/v1` query parameters: 422
     )
     install_error_handlers(app)
     install_api(app, resolved)  # keys, scopes, rate limits, caching, metrics on /v1/*

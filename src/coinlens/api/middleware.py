@@ -6,6 +6,8 @@ database access), check the route's scope, apply the plan's rate limits, meter u
 honour `Idempotency-Key` on POST, then answer — from the pre-serialised cache when the
 endpoint is hot — with `ETag`, `Cache-Control`, `RateLimit*` and `X-Request-ID` headers.
 Every path gets a request id, a latency observation and one JSON access-log line.
+A `HEAD` request is answered as the `GET` it asks about — through the same gate, cache and
+headers (`ETag`, `RateLimit*`, `Content-Length`) — with the body left out (RFC 9110 9.3.2).
 """
 
 from __future__ import annotations
@@ -135,6 +137,9 @@ class ApiMiddleware:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
+        method = scope["method"]
+        if method == "HEAD":  # a copy: the server still knows the request was a HEAD
+            scope, send = {**scope, "method": "GET"}, _without_body(send)
         headers = dict(scope["headers"])
         rid = request_id_from(headers.get(b"x-request-id"))
         bound = REQUEST_ID.set(rid)
@@ -157,13 +162,12 @@ class ApiMiddleware:
                 await _server_error(scope, receive, send_with_extras, exc)
             raise
         finally:
-            self._observe(scope, status[0] or 500, time.perf_counter() - start)
+            self._observe(scope, method, status[0] or 500, time.perf_counter() - start)
             REQUEST_ID.reset(bound)
 
-    def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
+    def _observe(self, scope: Scope, method: str, status: int, elapsed: float) -> None:
         route = scope.get("route")
         template = getattr(route, "path", None) or scope.get("coinlens.route") or "unmatched"
-        method = scope["method"]
         self.metrics.http.observe(template, method, status, elapsed)
         if not self._log_requests:  # below the configured level: skip building the event
             return
@@ -505,6 +509,17 @@ async def _send_not_modified(send: Send, etag: str, control: bytes) -> None:
     headers = [(b"etag", etag.encode()), (b"cache-control", control)]
     await send({"type": "http.response.start", "status": 304, "headers": headers})
     await send({"type": "http.response.body", "body": b""})
+
+
+def _without_body(send: Send) -> Send:
+    """Send the status and headers of the answer, and empty body chunks in place of its own."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return wrapped
 
 
 def _add_headers(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from coinlens.domain.analytics_models import SignalLabel
 from coinlens.services.analytics_queries import MAX_INDICATOR_ROWS, MAX_SIGNALS_LIMIT
@@ -34,7 +34,12 @@ class PerformanceQuery(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     fee: float | None = Field(
-        default=None, ge=0, lt=0.5, description="Fee per side as a fraction (default 0.001)"
+        default=None,
+        ge=0,
+        lt=0.5,
+        # `fees` is the name `params` echoes back: a caller may pass either, not both
+        validation_alias=AliasChoices("fee", "fees"),
+        description="Fee per side as a fraction (default 0.001); also accepted as `fees`",
     )
     slippage: float | None = Field(
         default=None, ge=0, lt=0.5, description="Slippage per side as a fraction (default 0.0005)"

@@ -363,7 +363,40 @@ def _check_absurd(state: ev.MarketState, token_id: int, spec: RuleSpec) -> None:
         )
 
 
-def _public(row: Mapping[str, Any]) -> AlertRulePublic:
+def _check_forecast(ctx: Context, symbol: str) -> None:
+    """A probability_cross rule needs the token's forecast: without one it never fires."""
+    from coinlens.services.forecasts import latest_forecast
+
+    try:
+        latest_forecast(ctx, symbol)
+    except DataUnavailable as exc:
+        raise ValidationFailed(
+            f"a probability_cross rule on {symbol} could never fire: {exc.detail}",
+            [Problem("symbol", f"has no forecast: {exc.detail}")],
+        ) from exc
+
+
+def _stale_warnings(ctx: Context, symbol: str, token_id: int) -> list[str]:
+    """A rule on a token whose prices stopped is kept (a new candle or a live tick revives
+    it) but the caller is told it will not fire until then."""
+    from coinlens.services.forecasts import day_to_date, stale_close
+
+    try:
+        panel = read_daily_panel(ctx.engine, ctx.cache_dir)
+    except DataUnavailable:
+        return []
+    rows = np.flatnonzero(panel.token_ids == token_id)
+    newest = stale_close(panel, int(rows[0])) if rows.size else None
+    if newest is None:
+        return []
+    end = day_to_date(int(panel.days[-1]))
+    return [
+        f"{symbol}'s newest close is {newest}, long before the data's end {end}: the rule "
+        f"fires only once {symbol} has current prices again (new candles or live ticks)"
+    ]
+
+
+def _public(row: Mapping[str, Any], warnings: Sequence[str] = ()) -> AlertRulePublic:
     spec = {k: v for k, v in row["spec"].items() if v is not None}
     return AlertRulePublic(
         id=row["id"], symbol=row["symbol"], kind=row["kind"], spec=spec,
@@ -374,6 +407,7 @@ def _public(row: Mapping[str, Any]) -> AlertRulePublic:
         quiet_hours=QuietHours(**row["quiet_hours"]) if row["quiet_hours"] else None,
         active=row["active"], armed=row["armed"] != ev.DISARMED, note=row["note"],
         created_at=row["created_at"], last_fired_at=row["last_fired_at"],
+        warnings=list(warnings),
     )  # fmt: skip
 
 
@@ -394,7 +428,8 @@ def create_rule(
     ctx: Context, owner: int, body: AlertRuleCreate, *, now: datetime | None = None
 ) -> AlertRulePublic:
     """Validate and store a rule of key `owner` (channels encrypted); 4xx and nothing stored
-    on a bad channel, an SSRF target, an unknown symbol, an absurd level or the key's limit."""
+    on a bad channel, an SSRF target, an unknown symbol, an absurd level, a probability rule
+    on a token without a forecast or the key's limit; a stale token's rule carries a warning."""
     now = now or datetime.now(UTC)
     chans = _check_channels(ctx, body.channels)
     with ctx.engine.connect() as conn:
@@ -403,6 +438,8 @@ def create_rule(
         raise ValidationFailed(
             f"unknown symbol {body.symbol!r}", [Problem("symbol", "no token with this symbol")]
         )
+    if body.kind == "probability_cross":
+        _check_forecast(ctx, body.symbol)
     state = market_state(ctx)
     _check_absurd(state, token_id, body)
     spec = RuleSpec.model_validate(body.model_dump(include=set(RuleSpec.model_fields)))
@@ -427,7 +464,7 @@ def create_rule(
         rule_id = repo.insert_rule(conn, row)
         stored = repo.get_rule(conn, owner, rule_id)
     assert stored is not None  # noqa: S101 - just inserted in this transaction
-    return _public(stored)
+    return _public(stored, _stale_warnings(ctx, stored["symbol"], token_id))
 
 
 def _owned(ctx: Context, owner: int, rule_id: int) -> dict[str, Any]:

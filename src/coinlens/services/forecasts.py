@@ -315,6 +315,15 @@ class TokenForecast:
     baseline: np.ndarray[Any, np.dtype[np.float64]] | None
 
 
+def stale_close(panel: Panel, row: int) -> dt.date | None:
+    """The newest close of the token at `row` when it is more than STALE_DAYS before the
+    panel's end (such tokens are not predicted, see `prediction_origins`), else None."""
+    closes = np.flatnonzero(np.isfinite(panel.close[row]))
+    if closes.size and len(panel.days) - 1 - int(closes[-1]) > STALE_DAYS:
+        return day_to_date(int(panel.days[closes[-1]]))
+    return None
+
+
 def _history_reason(ctx: Context, symbol: str, token_id: int) -> str:
     try:
         panel = read_daily_panel(ctx.engine, ctx.cache_dir)
@@ -322,9 +331,17 @@ def _history_reason(ctx: Context, symbol: str, token_id: int) -> str:
         return f"no daily candles loaded; {symbol} has no forecast"
     if token_id not in set(panel.token_ids.tolist()):
         return f"{symbol} has no daily candles, so no forecast"
-    n = int(np.isfinite(panel.close[panel.token_ids.tolist().index(token_id)]).sum())
+    row = panel.token_ids.tolist().index(token_id)
+    n = int(np.isfinite(panel.close[row]).sum())
     if n < MIN_HISTORY:
         return f"{symbol} has {n} daily closes; forecasts need at least {MIN_HISTORY}"
+    newest = stale_close(panel, row)
+    if newest is not None:
+        return (
+            f"{symbol}'s newest close is {newest}, more than {STALE_DAYS} days before the "
+            f"data's end {day_to_date(int(panel.days[-1]))}: forecasts are made only for "
+            "tokens with current prices"
+        )
     return f"no forecast stored for {symbol} yet: run `coinlens pipeline` or `coinlens up`"
 
 

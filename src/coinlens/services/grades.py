@@ -388,9 +388,11 @@ def _point(day: int, trader: float, investor: float | None, comp: Any) -> GradeP
     )
 
 
-def _token(conn: Connection, symbol: str) -> Row[Any, Any, Any, Any]:
+def _token(conn: Connection, symbol: str) -> Row[Any, Any, Any, Any, Any]:
     row = conn.execute(
-        sa.select(tokens.c.id, tokens.c.symbol, tokens.c.name, tokens.c.sector)
+        sa.select(
+            tokens.c.id, tokens.c.symbol, tokens.c.name, tokens.c.sector, tokens.c.is_stablecoin
+        )
         .where(sa.func.upper(tokens.c.symbol) == symbol.strip().upper())
         .order_by(tokens.c.id)
     ).first()
@@ -429,6 +431,8 @@ def get_grades(
             where.append(grades.c.day <= to_day(end))
         hist = conn.execute(sa.select(grades).where(*where).order_by(grades.c.day)).all()
         record = latest_track_record(conn)
+    if latest is None and tok.is_stablecoin:
+        raise DataUnavailable(f"{tok.symbol} is a stablecoin: stablecoins are not graded")
     if latest is None:
         raise DataUnavailable(f"{tok.symbol} has no grades yet: run `coinlens load` first")
     comp = {str(k): float(v) for k, v in dict(latest.components).items()}

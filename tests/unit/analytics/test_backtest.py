@@ -226,7 +226,8 @@ def test_a_token_whose_data_ends_is_measured_up_to_its_last_close() -> None:
         assert a[0] == b[0] or (np.isnan(a[0]) and np.isnan(b[0]))
     idx, eq, bh = equity_curve(state, 0)
     assert idx[-1] == 149
-    assert eq[-1] == alone.equity[0, 149] and bh[-1] == alone.buy_hold_equity[0, 149]
+    assert eq[-1] == alone.equity[0, 149]
+    assert bh[-1] == alone.buy_hold_equity[0, 149]
     assert equity_curve(state, 1)[0][-1] == 399  # the other token runs to the end
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from coinlens.api.deps import CtxDep, Symbol, link_next
 from coinlens.api.errors import problem_responses
+from coinlens.api.responses import TidyJSONResponse
 from coinlens.api.schemas_analytics import IndicatorsQuery, PerformanceQuery, SignalsQuery
 from coinlens.domain.analytics_models import (
     IndicatorSeries,
@@ -44,7 +45,10 @@ def get_indicators(
 
 
 @router.get(
-    "/{symbol}/signals", summary="Current signal and its history", responses=problem_responses(404)
+    "/{symbol}/signals",
+    response_class=TidyJSONResponse,
+    summary="Current signal and its history",
+    responses=problem_responses(404),
 )
 def get_signals(ctx: CtxDep, symbol: Symbol) -> TokenSignal:
     """Long/flat/short with score, the indicator values behind it, and every change."""
@@ -53,6 +57,7 @@ def get_signals(ctx: CtxDep, symbol: Symbol) -> TokenSignal:
 
 @router.get(
     "/{symbol}/signals/performance",
+    response_class=TidyJSONResponse,
     summary="Backtest of the signal vs buy-and-hold",
     responses=problem_responses(404, 422),
 )
@@ -65,20 +70,33 @@ def get_signal_performance(
     )
 
 
-@router.get("/{symbol}/levels", summary="Support and resistance", responses=problem_responses(404))
+@router.get(
+    "/{symbol}/levels",
+    response_class=TidyJSONResponse,
+    summary="Support and resistance",
+    responses=problem_responses(404),
+)
 def get_levels(ctx: CtxDep, symbol: Symbol) -> TokenLevels:
     """Nearest support below and resistance above the last close, strongest levels first."""
     return aq.get_levels(ctx, symbol)
 
 
-@router.get("/{symbol}/roi", summary="Returns and risk", responses=problem_responses(404))
+@router.get(
+    "/{symbol}/roi",
+    response_class=TidyJSONResponse,
+    summary="Returns and risk",
+    responses=problem_responses(404),
+)
 def get_roi(ctx: CtxDep, symbol: Symbol) -> TokenRoi:
     """ROI over 1d…since listing; 90-day volatility, Sharpe, Sortino, beta/corr; drawdowns."""
     return aq.get_roi(ctx, symbol)
 
 
 @signals_router.get(
-    "", summary="The universe's latest signals", responses=problem_responses(404, 422)
+    "",
+    response_class=TidyJSONResponse,
+    summary="The universe's latest signals",
+    responses=problem_responses(404, 422),
 )
 def list_signals(
     ctx: CtxDep, request: Request, response: Response, query: Annotated[SignalsQuery, Query()]

@@ -9,15 +9,18 @@ from fastapi import APIRouter, Query
 
 from coinlens.api.deps import CtxDep, Symbol
 from coinlens.api.errors import problem_responses
+from coinlens.api.responses import TidyJSONResponse
 from coinlens.domain.errors import Problem, ValidationFailed
 from coinlens.domain.forecasts import ModelInfo, Predictions, Probability, Scenarios
 from coinlens.services import forecasts
 
 router = APIRouter(tags=["predictions"])
+_ABOVE, _BELOW = "Price level X (P(close ≥ X))", "Price level X (P(close ≤ X))"
 
 
 @router.get(
     "/v1/tokens/{symbol}/predictions",
+    response_class=TidyJSONResponse,
     summary="Quantile forecasts of the close at 1/7/30/90 days",
     responses=problem_responses(404),
 )
@@ -31,6 +34,7 @@ def get_predictions(ctx: CtxDep, symbol: Symbol) -> Predictions:
 
 @router.get(
     "/v1/tokens/{symbol}/scenarios",
+    response_class=TidyJSONResponse,
     summary="Bear / base / bull price targets per horizon",
     responses=problem_responses(404),
 )
@@ -46,6 +50,7 @@ def get_scenarios(ctx: CtxDep, symbol: Symbol) -> Scenarios:
 
 @router.get(
     "/v1/tokens/{symbol}/probability",
+    response_class=TidyJSONResponse,
     summary="Chance the close is above (or below) a price on / by a date",
     responses=problem_responses(404, 422),
 )
@@ -53,8 +58,8 @@ def get_probability(
     ctx: CtxDep,
     symbol: Symbol,
     by: Annotated[dt.date, Query(description="Date D, at most a year after the forecast origin")],
-    above: Annotated[float | None, Query(gt=0, description="Price level X (P(close ≥ X))")] = None,
-    below: Annotated[float | None, Query(gt=0, description="Price level X (P(close ≤ X))")] = None,
+    above: Annotated[float | None, Query(gt=0, allow_inf_nan=False, description=_ABOVE)] = None,
+    below: Annotated[float | None, Query(gt=0, allow_inf_nan=False, description=_BELOW)] = None,
 ) -> Probability:
     """`p_at`: P(close on D past X); `p_by`: P(some close up to D reaches X). Method in `method`."""
     level, direction = _level(above, below)
@@ -72,7 +77,11 @@ def _level(above: float | None, below: float | None) -> tuple[float, Literal["ab
     )
 
 
-@router.get("/v1/models", summary="Forecast models with their measured accuracy")
+@router.get(
+    "/v1/models",
+    response_class=TidyJSONResponse,
+    summary="Forecast models with their measured accuracy",
+)
 def list_models(ctx: CtxDep) -> list[ModelInfo]:
     """Every stored model version, newest first: cut-off, features, held-out metrics."""
     return forecasts.list_models(ctx)

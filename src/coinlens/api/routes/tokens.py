@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from coinlens.api.deps import CtxDep, Symbol, link_next
 from coinlens.api.errors import problem_responses
+from coinlens.api.responses import TidyJSONResponse
 from coinlens.api.schemas import OhlcvQuery, TokensQuery
 from coinlens.domain.models import Ohlcv, TokenDetail, TokensPage
 from coinlens.services import catalog
@@ -34,7 +35,10 @@ def get_token(ctx: CtxDep, symbol: Symbol) -> TokenDetail:
 
 
 @router.get(
-    "/{symbol}/ohlcv", summary="OHLCV candles of a token", responses=problem_responses(404, 422)
+    "/{symbol}/ohlcv",
+    response_class=TidyJSONResponse,
+    summary="OHLCV candles of a token",
+    responses=problem_responses(404, 422),
 )
 def get_ohlcv(
     ctx: CtxDep,
