@@ -461,6 +461,7 @@ class AlertRule(Model):
     note: str | None = None
     created_at: dt.datetime
     last_fired_at: dt.datetime | None = None
+    warnings: list[str] = Field(default_factory=list)
 
 
 class AlertRulesPage(Model):
