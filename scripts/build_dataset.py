@@ -102,6 +102,12 @@ SOURCES: dict[str, tuple[str, str, str]] = {
         "77c0b51bebf56a7892ca1ecf76e43bf982249651",
         "ecosystem/defillama_gas_stablecoins_pairie_koh/stablecoin_supplies_all.csv.gz",
     ),
+    "defillama_staking_snapshot_smoothbrainquant": (
+        "smoothbrainquant/trading-for-new-dads",
+        "ca5c8252b300529d173259b29764cf6e926d77a5",
+        "ecosystem/smoothbrainquant_derivatives_defi/defillama_{tvl,yields}_20251103.csv.gz"
+        " (staking snapshot)",
+    ),
     "etherscan_chc_thesis": (
         "0xkrabbypatty/CHC-Thesis",
         "f9a63224dec2ee39f80b6b0e72b5a60743569b7d",
@@ -170,6 +176,10 @@ HOURLY_MARKETLAB_MAJORS = (
 STABLE_METRIC_TOP_PEAK = 10
 STABLE_METRIC_MIN_LATEST = 1e9
 STABLE_NAME_MAP = {"SKY DOLLAR": "USDS"}
+# DefiLlama protocol categories whose yield pools are staking yields (LST, LRT, staking pools)
+STAKING_CATEGORIES = {"Liquid Staking", "Liquid Restaking", "Restaking", "Staking Pool"}
+STAKING_MIN_TVL = 10e6  # pools below $10M are left out (hundreds of thin duplicates)
+STAKING_SNAPSHOT = pd.Timestamp("2025-11-03")
 
 
 def canon(ticker: str) -> str:
@@ -788,11 +798,43 @@ def build_metrics(src: Path) -> pd.DataFrame:
     df = df[~late]
     dup = df.duplicated(["entity", "metric", "date"])
     R.dropped["metrics: duplicate (entity, metric, date)"] += int(dup.sum())
-    df = df[~dup].copy()
+    df = pd.concat([df[~dup], staking_snapshot(src)], ignore_index=True)
     df["date"] = df["date"].dt.date
     df = df.sort_values(["metric", "entity", "date"], ignore_index=True)
     R.log(f"metrics: {n0} values read, {len(df)} kept")
     return df
+
+
+def staking_snapshot(src: Path) -> pd.DataFrame:
+    """Staking yields (`lst_apr`, %) and pool TVL (`lst_tvl_usd`) of the liquid-staking,
+    restaking and staking-pool protocols' single-asset pools with ≥ $10M, from DefiLlama's
+    2025-11-03 snapshot: one dated snapshot, after the time-series cut-off, that no
+    computation for any day reads (it is only shown as the staking table, with its date)."""
+    d = src / "ecosystem/smoothbrainquant_derivatives_defi"
+    protocols = read_csv(d / "defillama_tvl_20251103.csv.gz")
+    staking = set(protocols.loc[protocols["category"].isin(STAKING_CATEGORIES), "slug"])
+    pools = read_csv(d / "defillama_yields_20251103.csv.gz")
+    pools["tvl"] = pd.to_numeric(pools["tvl"], errors="coerce")
+    pools["apy"] = pd.to_numeric(pools["apy"], errors="coerce")
+    keep = (
+        pools["project"].isin(staking)
+        & (pools["exposure"] == "single")
+        & (pools["tvl"] >= STAKING_MIN_TVL)
+        & pools["apy"].notna()
+    )
+    R.dropped["metrics staking: pools of other protocols, multi-asset or < $10M"] += int(
+        (~keep).sum()
+    )
+    chosen = pools[keep]
+    entity = chosen["project"] + ":" + chosen["symbol"] + ":" + chosen["chain"].str.lower()
+    source = "defillama_staking_snapshot_smoothbrainquant"
+    parts = [
+        pd.DataFrame({"entity": entity, "metric": metric, "value": chosen[col], "unit": unit})
+        for metric, col, unit in (("lst_apr", "apy", "%"), ("lst_tvl_usd", "tvl", "USD"))
+    ]
+    out = pd.concat(parts, ignore_index=True).assign(date=STAKING_SNAPSHOT, source=source)
+    R.log(f"  staking snapshot: {len(chosen)} pools of {chosen['project'].nunique()} protocols")
+    return out[["date", "value", "entity", "metric", "unit", "source"]]
 
 
 # --------------------------------------------------------------------------------------
@@ -862,10 +904,11 @@ Rebuild: `.venv/bin/python scripts/build_dataset.py` (no network, deterministic 
 rows sorted, parquet zstd level {COMPRESSION_LEVEL}, no build timestamps in any file).
 
 **Cut-off: every time series ends on 2025-09-30 UTC (inclusive).** Candles are kept only if
-they *open* before 2025-10-01T00:00Z; market-cap snapshots and metrics only up to 2025-09-30
+they *open* before 2025-10-01T00:00Z; market-cap snapshots and metric series only up to 2025-09-30
 (the CMC 2025-10-01 snapshot is dropped). The snapshot files dated 2025-10-26 / 2025-11-03
-feed `tokens.parquet` metadata only (name, CoinGecko id, supply figures as of 2025-11-03,
-sectors) and **never** a historical computation. Do not multiply today's supply by historical
+feed only `tokens.parquet` metadata (name, CoinGecko id, supply figures as of 2025-11-03,
+sectors) and the staking snapshot in `metrics.parquet` (`lst_*`, dated 2025-11-03, see
+below), and **never** a historical computation. Do not multiply today's supply by historical
 prices – use `market_caps.parquet` for historical market caps.
 
 **Synthetic data: none.** Every row comes from the sources below. Synthetic panels exist only in
@@ -982,6 +1025,11 @@ dropped as no-data). `supply_usd`: DefiLlama circulating supply in USD; entities
 day (DefiLlama `Sky Dollar` → `USDS`); `all_stablecoins` is the sum of all ~280 stablecoin
 columns in the file (includes non-USD stablecoins in USD terms). `unique_addresses_total` is
 cumulative; `active_addresses` is the daily count of unique active addresses.
+`lst_apr` (APY, %) and `lst_tvl_usd` are **one snapshot dated 2025-11-03**, after the
+cut-off: DefiLlama's yield pools of the protocols it files as Liquid Staking, Liquid
+Restaking, Restaking or Staking Pool, single-asset pools with ≥ $10M TVL; entity =
+`project:SYMBOL:chain`. It is shown as the staking table with its date and feeds no
+computation for any day.
 
 ## Rows dropped
 

@@ -262,7 +262,11 @@ def test_ecosystem_page_says_what_is_missing(client: TestClient) -> None:
     html = client.get("/ecosystem").text
     assert "L2 share of Ethereum TVL" in html
     assert "arbitrum" in html
-    assert "no staking or liquid-staking snapshots" in html  # never invented
+    staking = html[html.index('id="staking"') : html.index("</table>", html.index('id="staking"'))]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"r\">([\d.]+)%</td>", staking)
+    assert rows[0] == ("lido:STETH:ethereum", "2.50")  # the DefiLlama snapshot, largest TVL first
+    assert len(rows) == 24
+    assert "2025-11-03" in staking
     assert "defillama_chain_tvl_pairie_koh" in html
     assert '"title":"transactions"' in html  # one chain's two metrics, named by metric
     assert '"title":"active addresses"' in html
@@ -289,8 +293,12 @@ def test_ecosystem_api(client: TestClient, computed: Path) -> None:
     assert eth.json()["next_cursor"]
     assert client.get("/v1/ecosystem/chains/nochain", headers=headers).status_code == 404
     staking = client.get("/v1/ecosystem/staking", headers=headers).json()
-    assert staking["items"] == []
-    assert "lst_tvl_usd" in staking["missing"]
+    lido = {(i["entity"], i["metric"]): i for i in staking["items"]}[
+        ("lido:STETH:ethereum", "lst_apr")
+    ]
+    assert (lido["value"], lido["unit"], lido["as_of"]) == (2.496, "%", "2025-11-03")
+    assert staking["total"] == 48  # 24 pools × (APY, TVL)
+    assert staking["missing"] == ["staking_apr", "staked_supply"]  # never invented
 
 
 def test_owner_pages_need_login_and_forms_need_csrf(client: TestClient, computed: Path) -> None:

@@ -77,6 +77,19 @@ def ecosystem_view(request: Request) -> Response:
     return page(request, "ecosystem.html", _context(web_ctx(request)))
 
 
+def staking_rows(items: list[ecosystem.StakingItem]) -> list[dict[str, Any]]:
+    """One row per staking entity (its APY, TVL and other series side by side), largest TVL
+    first: the API's (entity, metric) items as a reader compares them."""
+    rows: dict[str, dict[str, Any]] = {}
+    for it in items:
+        row = rows.setdefault(it.entity, {"entity": it.entity, "series": {}})
+        row["series"][it.metric] = it
+    return sorted(
+        rows.values(),
+        key=lambda r: -(r["series"]["lst_tvl_usd"].value if "lst_tvl_usd" in r["series"] else 0),
+    )
+
+
 def _build(ctx: Context) -> dict[str, Any]:
     chains = ecosystem.list_chains(ctx, limit=ecosystem.MAX_LIMIT)
     staking = ecosystem.get_staking(ctx, limit=ecosystem.MAX_LIMIT)
@@ -94,6 +107,7 @@ def _build(ctx: Context) -> dict[str, Any]:
         "title": "Ecosystem",
         "chains": chains,
         "staking": staking,
+        "staking_rows": staking_rows(staking.items),
         "stable": stable,
         "charts": charts,
         "missing_activity": [m for m in ACTIVITY if m not in held],

@@ -126,7 +126,11 @@ def test_market_caps_stop_before_the_cutoff(frames: dict[str, pd.DataFrame]) -> 
 
 def test_metrics_present(frames: dict[str, pd.DataFrame]) -> None:
     m = frames["metrics"]
-    assert m["date"].max() <= CUTOFF_DAY
+    snapshot = m["metric"].str.startswith("lst_")  # the one dated staking snapshot
+    assert m.loc[~snapshot, "date"].max() <= CUTOFF_DAY
+    assert set(m.loc[snapshot, "date"]) == {pd.Timestamp("2025-11-03").date()}
+    lido = m[(m["entity"] == "lido:STETH:ethereum") & (m["metric"] == "lst_apr")]
+    assert lido["value"].iloc[0] == pytest.approx(2.496)
     assert not m.duplicated(["entity", "metric", "date"]).any()
     present = set(zip(m["metric"], m["entity"], strict=True))
     for chain in ("ethereum", "arbitrum", "optimism", "polygon"):
