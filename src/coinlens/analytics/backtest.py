@@ -189,6 +189,23 @@ def _perf_fold(p: Perf, v: float, j: int) -> Perf:
 
 
 @njit_ieee
+def _commit(
+    st: F64,
+    ps: Perf,
+    pb: Perf,
+    book: tuple[float, float, float, float, float, float, float, float],
+    bar: int,
+) -> None:
+    """Keep the state after `bar`, the last bar with a close so far: what the metrics report.
+    Taken when a run of bars without a close starts and at the end of each call, not per bar."""
+    _store_perf(st, C_STRATEGY, ps)
+    _store_perf(st, C_BUY_HOLD, pb)
+    st[C_N_TR], st[C_WINS], st[C_SUM_RET], st[C_HELD] = book[0], book[1], book[2], book[3]
+    st[C_BARS], st[C_SHARES], st[C_LAST], st[C_COST] = book[4], book[5], book[6], book[7]
+    st[C_BAR] = bar
+
+
+@njit_ieee
 def _advance(
     st: F64,
     curve: F64,
@@ -211,8 +228,12 @@ def _advance(
     ps, pb = _load_perf(st, P_STRATEGY), _load_perf(st, P_BUY_HOLD)
     j, cn, ck, cf = int(st[BAR]), int(st[CURVE_N]), int(st[CURVE_K]), int(st[CURVE_FIRST])
     nxt = j if cf < 0 else cf + -(-(j - cf) // ck) * ck  # the next bar the sample keeps
+    closed = st[C_BAR] == j - 1  # the previous bar had a close (its state is committed)
     for q in range(cl.shape[0]):
         o, c = op[q], cl[q]
+        if closed and not math.isfinite(c):  # the bars without a close start: keep the state
+            _commit(st, ps, pb, (n_tr, wins, sum_ret, held, bars, shares, last, cost), j - 1)
+        closed = math.isfinite(c)
         # the signal strategy: orders decided at a close fill at the next valid open
         if pending != 0.0 and math.isfinite(o):
             if pending > 0.0:
@@ -249,12 +270,6 @@ def _advance(
             b_last = c
         bh = b_cash + b_shares * b_last
         ps, pb = _perf_fold(ps, eq, j), _perf_fold(pb, bh, j)
-        if math.isfinite(c):  # what the metrics report: the state at the last close
-            _store_perf(st, C_STRATEGY, ps)
-            _store_perf(st, C_BUY_HOLD, pb)
-            st[C_N_TR], st[C_WINS], st[C_SUM_RET], st[C_HELD] = n_tr, wins, sum_ret, held
-            st[C_BARS], st[C_SHARES], st[C_LAST], st[C_COST] = bars, shares, last, cost
-            st[C_BAR] = j
         # the equity sample (see CURVE_CAP)
         if math.isfinite(eq) or math.isfinite(bh):
             if cf < 0:
@@ -272,6 +287,8 @@ def _advance(
         if write:
             out[0][q], out[1][q] = eq, bh
         j += 1
+    if closed:
+        _commit(st, ps, pb, (n_tr, wins, sum_ret, held, bars, shares, last, cost), j - 1)
     st[CASH], st[SHARES], st[COST], st[LAST] = cash, shares, cost, last
     st[PENDING], st[WAS_LONG] = pending, was_long
     st[N_TR], st[WINS], st[SUM_RET], st[HELD], st[BARS] = n_tr, wins, sum_ret, held, bars
