@@ -307,8 +307,8 @@ def test_coverage_counts_the_candles_missing_inside_the_span(
 
 
 def test_series_of_continues_only_adjacent_markets() -> None:
-    def span(market: int, first: int, last: int, spot: bool = True) -> repo._Span:
-        return repo._Span(market, spot, last - first + 1, first * DAY, last * DAY)
+    def span(market: int, first: int, last: int, spot: bool = True) -> repo.Span:
+        return repo.Span(market, spot, last - first + 1, first * DAY, last * DAY)
 
     spot, perp = span(1, 0, 99), span(2, 95, 200, spot=False)
     assert repo.series_of([spot, perp]) == (perp, spot)

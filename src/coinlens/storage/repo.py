@@ -288,7 +288,9 @@ SERIES_GAP_DAYS = 7  # markets ending this close to the newest one count as curr
 
 
 @dataclass(frozen=True)
-class _Span:
+class Span:
+    """One market's daily candles: how many, from when to when (open times)."""
+
     market_id: int
     spot: bool
     count: int
@@ -296,7 +298,7 @@ class _Span:
     last: int
 
 
-def series_of(spans: Sequence[_Span]) -> tuple[_Span, _Span | None]:
+def series_of(spans: Sequence[Span]) -> tuple[Span, Span | None]:
     """A token's daily series: (primary, history) from its markets' daily-candle spans.
 
     The primary is the current market: among those whose last candle is at most
@@ -356,9 +358,9 @@ def refresh_token_spans(conn: Connection) -> None:
         .where(candles.c.timeframe == "1d")
         .group_by(markets.c.token_id, markets.c.id, markets.c.instrument)
     ).all()
-    by_token: dict[int, list[_Span]] = {}
+    by_token: dict[int, list[Span]] = {}
     for token_id, market_id, instrument, n, first, last in stats:
-        span = _Span(int(market_id), instrument == "spot", int(n), int(first), int(last))
+        span = Span(int(market_id), instrument == "spot", int(n), int(first), int(last))
         by_token.setdefault(int(token_id), []).append(span)
     was = {
         int(t): (p, h, u)
@@ -380,9 +382,9 @@ def refresh_token_spans(conn: Connection) -> None:
             primary.first if history else None,
         )
         if was.get(token_id) != series:
-            for s in (primary, history, *_old_series(spans, was.get(token_id))):
+            for s in (primary, history):  # the token is read again from its first candle
                 if s is not None:
-                    changed[s.market_id] = min(changed.get(s.market_id, s.first), s.first)
+                    changed[s.market_id] = s.first
         conn.execute(
             tokens.update()
             .where(tokens.c.id == token_id)
@@ -396,12 +398,6 @@ def refresh_token_spans(conn: Connection) -> None:
         )
     if changed:
         _log_changes(conn, "1d", changed)
-
-
-def _old_series(spans: Sequence[_Span], was: tuple[Any, ...] | None) -> list[_Span]:
-    """The spans of the markets a token's previous series read (their rows leave it)."""
-    ids = {int(m) for m in (was or ())[:2] if m is not None}
-    return [s for s in spans if s.market_id in ids]
 
 
 def start_run(conn: Connection, source: str, mode: str) -> int:
