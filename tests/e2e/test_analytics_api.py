@@ -67,9 +67,9 @@ def test_indicators_page_and_agree_with_the_pipeline(client: TestClient) -> None
     assert rest["next_cursor"] is None
     assert all(0 <= r["rsi_14"] <= 100 for r in first["rows"])
     # On-demand series (token's own candles) equals the pipeline's panel computation
-    # (to the 10 significant digits the signal's answer keeps).
-    assert latest["ema_20"] == pytest.approx(stored["ema_fast"], rel=1e-9)
-    assert latest["adx_14"] == pytest.approx(stored["adx"], rel=1e-9)
+    # (to the 15 significant digits the signal's answer keeps).
+    assert latest["ema_20"] == pytest.approx(stored["ema_fast"], rel=1e-12)
+    assert latest["adx_14"] == pytest.approx(stored["adx"], rel=1e-12)
 
 
 def test_signals_current_and_history(client: TestClient) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-SIGNIFICANT = 10
+SIGNIFICANT = 15  # float noise sits in the 16th–17th digit; data keeps 15
 
 
 def tidy(value: Any) -> Any:

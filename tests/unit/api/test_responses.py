@@ -17,11 +17,12 @@ from coinlens.api.responses import TidyJSONResponse, tidy
         (7.0590000000000005e-06, 7.059e-06),
         (1.1796199999999999e-05, 1.17962e-05),
         (4145.149999999997, 4145.15),
-        (850811038.1004134, 850811038.1),
+        (850811038.1004134, 850811038.100413),
+        (1234567890123.45, 1234567890123.45),  # data digits are kept
         (0.0, 0.0),
     ],
 )
-def test_a_float_keeps_ten_significant_digits(noisy: float, clean: float) -> None:
+def test_a_float_keeps_fifteen_significant_digits(noisy: float, clean: float) -> None:
     assert tidy(noisy) == clean
 
 
