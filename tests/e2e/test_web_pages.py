@@ -266,7 +266,7 @@ def test_ecosystem_page_says_what_is_missing(client: TestClient) -> None:
     rows = re.findall(r"<tr><td>([^<]+)</td><td class=\"r\">([\d.]+)%</td>", staking)
     assert rows[0] == ("lido:STETH:ethereum", "2.50")  # the DefiLlama snapshot, largest TVL first
     assert len(rows) == 24
-    assert "2025-11-03" in staking
+    assert "As of 2025-11-03 · defillama_staking_snapshot_smoothbrainquant" in html
     assert "defillama_chain_tvl_pairie_koh" in html
     assert '"title":"transactions"' in html  # one chain's two metrics, named by metric
     assert '"title":"active addresses"' in html

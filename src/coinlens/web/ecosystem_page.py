@@ -78,16 +78,21 @@ def ecosystem_view(request: Request) -> Response:
 
 
 def staking_rows(items: list[ecosystem.StakingItem]) -> list[dict[str, Any]]:
-    """One row per staking entity (its APY, TVL and other series side by side), largest TVL
-    first: the API's (entity, metric) items as a reader compares them."""
+    """One row per staking entity — its APY (`apr`), TVL (`tvl`) and any other series
+    (`others`) side by side — largest TVL first: the API's (entity, metric) items as a
+    reader compares them."""
     rows: dict[str, dict[str, Any]] = {}
     for it in items:
-        row = rows.setdefault(it.entity, {"entity": it.entity, "series": {}})
-        row["series"][it.metric] = it
-    return sorted(
-        rows.values(),
-        key=lambda r: -(r["series"]["lst_tvl_usd"].value if "lst_tvl_usd" in r["series"] else 0),
-    )
+        row = rows.setdefault(
+            it.entity, {"entity": it.entity, "apr": None, "tvl": None, "others": []}
+        )
+        if it.metric == "lst_apr":
+            row["apr"] = it
+        elif it.metric == "lst_tvl_usd":
+            row["tvl"] = it
+        else:
+            row["others"].append(it)
+    return sorted(rows.values(), key=lambda r: -(r["tvl"].value if r["tvl"] else 0.0))
 
 
 def _build(ctx: Context) -> dict[str, Any]:
@@ -108,6 +113,8 @@ def _build(ctx: Context) -> dict[str, Any]:
         "chains": chains,
         "staking": staking,
         "staking_rows": staking_rows(staking.items),
+        "staking_dates": sorted({str(i.as_of) for i in staking.items}),
+        "staking_sources": sorted({i.source for i in staking.items}),
         "stable": stable,
         "charts": charts,
         "missing_activity": [m for m in ACTIVITY if m not in held],
