@@ -106,6 +106,9 @@ def test_token_page_shows_every_panel_with_real_data(client: TestClient) -> None
     assert "Grading history" in html
     assert "Probability of reaching" in html
     assert re.search(r'Volatility 90d \(ann\.\)</th><td class="r">\d+\.\d%</td>', html)  # no sign
+    pol = client.get("/t/POL").text  # MATICUSDT's history, POLUSDT's present: one series
+    assert "Candles: binance:perp:POLUSDT; daily before 2024-09-13: binance:spot:MATICUSDT" in pol
+    assert "no newer data" not in pol
     scenarios = html[html.index('id="sc-h"') : html.index("Probability of reaching")]
     assert "Key levels (as of" in scenarios
     assert re.search(r"(above resistance|below support|next (resistance|support)) <span", scenarios)
