@@ -1,25 +1,21 @@
-"""JSON answers without binary float noise (`-0.6000000000000001`, `7.0590000000000005e-06`).
-
-Prices divided by a contract multiplier, scores summed from weights and quantiles taken back
-from log prices carry rounding error in their last digits. Stored values keep full precision;
-the answers of the routes that serve such numbers round every float to SIGNIFICANT
-significant digits (far below any price tick or score step, far above float error).
+"""JSON answers without binary float noise (`domain.numbers`): the answers of the routes that
+serve computed numbers round every float to its SIGNIFICANT significant digits. Stored
+values keep full precision.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
-SIGNIFICANT = 15  # float noise sits in the 16th–17th digit; data keeps 15
+from coinlens.domain.numbers import significant
 
 
 def tidy(value: Any) -> Any:
-    """`value` (JSON-able) with every finite float rounded to SIGNIFICANT significant digits."""
+    """`value` (JSON-able) with every finite float rounded by `significant`."""
     if isinstance(value, float):
-        return float(f"{value:.{SIGNIFICANT}g}") if math.isfinite(value) else value
+        return significant(value)
     if isinstance(value, dict):
         return {k: tidy(v) for k, v in value.items()}
     if isinstance(value, list):

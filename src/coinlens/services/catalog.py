@@ -29,6 +29,7 @@ from coinlens.domain.models import (
     TokenDetail,
     TokensPage,
 )
+from coinlens.domain.numbers import significant
 from coinlens.services.context import Context
 from coinlens.services.paging import decode_cursor, encode_cursor, invalid
 from coinlens.storage.tables import candles, markets, tokens
@@ -285,12 +286,18 @@ def _resolve_market(conn: Connection, token: Row[Any], market_key: str | None) -
 
 
 def _normalised(row: Row[Any], multiplier: float) -> Candle:
-    """A candle quoted per single token: prices ÷ multiplier, base volume × multiplier."""
-    prices = {f: float(getattr(row, f)) / multiplier for f in _PRICE_FIELDS}
+    """A candle quoted per single token: prices ÷ multiplier, base volume × multiplier (the
+    quotient without its float noise: 0.007059 / 1000 is 7.059e-06, not 7.0590000000000005e-06)."""
+    volume = float(row.volume)
+    if multiplier == 1.0:
+        prices = {f: float(getattr(row, f)) for f in _PRICE_FIELDS}
+    else:
+        prices = {f: significant(float(getattr(row, f)) / multiplier) for f in _PRICE_FIELDS}
+        volume = significant(volume * multiplier)
     return Candle(
         open_time=_at(row.open_time),
         **prices,
-        volume=float(row.volume) * multiplier,
+        volume=volume,
         quote_volume=row.quote_volume,
         trades=row.trades,
     )
