@@ -1,18 +1,21 @@
 """Delivery survives outages and crashes: every alert arrives exactly once per idempotency key.
 
 Real pieces only: the outbox on PostgreSQL, `coinlens alerts worker` processes, and a local
-HTTP receiver that goes down and comes back.
+HTTP receiver that goes down and comes back. And `coinlens up --replay`'s background half
+delivers what the replay fires (SQLite).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,9 @@ import pytest
 from coinlens.alerts import evaluate as ev
 from coinlens.alerts.delivery import WorkerConfig
 from coinlens.alerts.rules import AlertRuleCreate
-from coinlens.services import alerts
+from coinlens.cli.live import start_background
+from coinlens.pipeline import synthetic
+from coinlens.services import alerts, jobs
 from coinlens.services.context import Context, build_context
 from coinlens.services.keys import KeySpec, create_key
 from coinlens.settings import get_settings
@@ -137,3 +142,48 @@ def test_worker_killed_mid_batch_loses_nothing(pg_ctx: Context) -> None:
     assert len(keys) == slow_first  # nothing lost
     # repeated: at most the uncommitted outcomes (< mark_batch) + the one send in flight
     assert sum(n - 1 for n in keys.values()) <= WorkerConfig().mark_batch
+
+
+def _rising_token(u: synthetic.SyntheticUniverse, days: int) -> tuple[int, float]:
+    """A token whose last close tops every close of the `days` before it, and a level between."""
+    before = np.nanmax(u.close[:, -days - 1 : -1], axis=1)
+    i = int(np.nanargmax(u.close[:, -1] / before))
+    assert u.close[i, -1] > before[i] * 1.005
+    return i, float((before[i] + u.close[i, -1]) / 2)
+
+
+def test_up_replay_delivers_what_the_replay_fires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = synthetic.make_universe(6, 300, start=date(2024, 6, 1))
+    replayed = 4
+    token, level = _rising_token(u, replayed)
+    settings = get_settings(env="test", data_dir=tmp_path, alerts_allow_hosts=["127.0.0.1"])
+    source = build_context(settings)
+    synthetic.write_universe(source, u)
+    source.engine.dispose()
+    fast = [dataclasses.replace(j, every=0.5) if j.name == "deliver" else j for j in jobs.JOBS]
+    monkeypatch.setattr(jobs, "JOBS", tuple(fast))  # the 30 s period, shortened for the test
+    first = date(1970, 1, 1) + timedelta(days=u.first_day + u.close.shape[1] - replayed)
+    hook = HttpReceiver().start()
+    served, stop = start_background(settings, live=False, replay_from=first, speed=86_400 / 3)
+    target = build_context(served)
+    try:
+        _wait(lambda: bool(alerts.market_state(target).token_ids.size), 30)
+        owner = create_key(target, KeySpec(name="replay")).key.id
+        made = alerts.create_rule(target, owner, AlertRuleCreate.model_validate(
+            {"symbol": u.symbols[token], "kind": "price_cross", "direction": "above",
+             "level": level, "channels": [f"json://127.0.0.1:{hook.port}/hook"],
+             "cooldown_seconds": 0}))  # fmt: skip
+        assert made.armed
+        _wait(lambda: bool(hook.received), 60)
+    finally:
+        stop()
+        hook.stop()
+        target.engine.dispose()
+    (got,) = hook.received
+    key = got["headers"]["Idempotency-Key"]
+    assert key.startswith(f"cl-{made.id}-")
+    body = json.loads(got["body"])
+    assert u.symbols[token] in body["title"]
+    assert body["message"].endswith(f"ref: {key}")

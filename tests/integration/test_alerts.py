@@ -137,8 +137,10 @@ def test_fire_deliver_and_log(actx: Context, owner: int, hook: HttpReceiver) -> 
     assert key == f"cl-{rule_id}-1-c0"
     body = hook.json_bodies()[0]
     assert "BTC" in body["title"]
-    assert "101,000" in body["message"]
+    assert "Observed: price 101,000.00" in body["message"]
     assert "UTC" in body["message"]
+    assert "Token page: http://127.0.0.1:8000/t/BTC\n" in body["message"]
+    assert body["message"].endswith(f"\nref: {key}")  # the per-channel key, as documented
     log = alerts.rule_log(actx, owner, rule_id)
     (d,) = log.events[0].deliveries
     assert (d.status, d.attempts, d.idempotency_key) == ("sent", 1, key)
@@ -214,10 +216,20 @@ def test_email_alert_reaches_the_smtp_server_with_its_key(actx: Context, owner: 
 
 
 def test_test_sends_a_sample_through_each_channel(
-    actx: Context, owner: int, hook: HttpReceiver
+    actx: Context, owner: int, hook: HttpReceiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = alerts.create_rule(actx, owner, rule(f"json://127.0.0.1:{hook.port}/hook"))
+    current = state(90_000.0)
+    current.values[0, [ev.CHG_24H, ev.TRADER, ev.INVESTOR, ev.SIGNAL]] = [-0.02, 55, 70, 1]
+    monkeypatch.setattr(alerts, "market_state", lambda ctx, prices=None: current)
     (result,) = alerts.test_rule(actx, owner, made.id)
     assert result.ok
     assert result.status == 200
-    assert hook.json_bodies()[0]["title"].startswith("[test]")
+    (body,) = hook.json_bodies()
+    assert body["title"].startswith("[test]")
+    assert body["message"].startswith("TEST MESSAGE")
+    assert "Observed: price 90,000.00" in body["message"]
+    assert "24h -2.00%" in body["message"]
+    assert "Trader Grade: 55.0  Investor Grade: 70.0  Signal: long" in body["message"]
+    (key,) = hook.keys()
+    assert body["message"].endswith(f"ref: {key}")

@@ -22,13 +22,14 @@ I64 = NDArray[np.int64]
 I8 = NDArray[np.int8]
 B = NDArray[np.bool_]
 
-# Metrics: columns of MarketState.values (tokens × metrics).
-PRICE, CHG_1H, CHG_24H, CHG_7D, TRADER, INVESTOR, SIGNAL, GAP_RES, GAP_SUP = range(9)
-N_METRICS = 9
-RULE_VALUE = -1  # the value is per rule (e.g. a probability for that rule's target)
+# Metrics: columns of MarketState.values (tokens × metrics). PRICE is the live price on a
+# tick and the last daily close otherwise (CLOSE); RES/SUP are the stored key levels' prices.
+PRICE, CHG_1H, CHG_24H, CHG_7D, TRADER, INVESTOR, SIGNAL, RES, SUP, CLOSE = range(10)
+N_METRICS = 10
+RULE_VALUE = -1  # the value is per rule (a probability for that rule's target, a level gap)
 METRIC_NAMES = (
     "price", "change_1h", "change_24h", "change_7d", "trader", "investor",
-    "signal", "gap_to_resistance", "gap_to_support",
+    "signal", "resistance", "support", "close",
 )  # fmt: skip
 # Ops.
 ABOVE, BELOW, ABS_ABOVE, MOVE, FLIP = range(5)

@@ -1,4 +1,11 @@
-"""Alert message text: symbol, price, change, grade/signal context, UTC and local time, link."""
+"""Alert message text: what fired and what was observed, price and context, times, link.
+
+Words and precision follow the API and CLI: signals are long/flat/short, every price (the
+observed one, a level, the price line) goes through one formatter, changes are percent. A
+live tick's price is labelled as such, and the changes next to it as of the last daily close
+(they are computed from stored closes). The body is rendered once per event; the `ref:` line
+carries the per-channel idempotency key, so it is added per delivery (`with_ref`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-_SIGNALS = {1.0: "bullish", -1.0: "bearish", 0.0: "neutral"}
+SIGNALS = {1.0: "long", -1.0: "short", 0.0: "flat"}
+_SPEC_SIGNALS = {"bullish": "long", "bearish": "short"}
+REF = "ref: "
 
 
 @dataclass(frozen=True)
@@ -18,19 +27,33 @@ class Message:
     body: str
 
 
-def _num(x: Any, spec: str) -> str:
-    return "n/a" if x is None else format(float(x), spec)
+def price(x: Any) -> str:
+    """A price: two decimals with thousands separators, 6 significant digits below 1."""
+    if x is None:
+        return "n/a"
+    v = float(x)
+    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.6g}"
 
 
-def _pct(x: Any) -> str:
+def pct(x: Any) -> str:
+    """A fraction as a signed percent (-0.067051 → -6.71%)."""
     return "n/a" if x is None else f"{float(x) * 100:+.2f}%"
 
 
+def _grade(x: Any) -> str:
+    return "n/a" if x is None else f"{float(x):.1f}"
+
+
+def signal(x: Any) -> str:
+    """The signal's word (long/flat/short), as the API and CLI print it."""
+    return "n/a" if x is None else SIGNALS.get(float(x), "n/a")
+
+
 def describe(kind: str, spec: dict[str, Any]) -> str:
-    """One line saying what a rule watches, e.g. `price above 70,000`."""
+    """One line saying what a rule watches, e.g. `price above 70,000.00`."""
     d = spec.get("direction")
     if kind == "price_cross":
-        return f"price {d} {spec['level']:,.8g}"
+        return f"price {d} {price(spec['level'])}"
     if kind == "pct_change":
         sign = {"above": "≥ +", "below": "≤ −", "either": "beyond ±"}[str(d)]
         return f"{spec['window']} change {sign}{spec['threshold']:g}%"
@@ -39,31 +62,93 @@ def describe(kind: str, spec: dict[str, Any]) -> str:
     if kind == "grade_move":
         return f"{spec['grade']} grade moves by ≥ {spec['points']:g} points"
     if kind == "signal_flip":
-        return f"signal flips to {spec['signal']}"
+        side = _SPEC_SIGNALS.get(str(spec["signal"]))
+        return f"signal flips to {side}" if side else "signal flips (either way)"
     if kind == "level_break":
         return "price breaks resistance" if d == "above" else "price breaks support"
     return (
-        f"P(reach {spec['target']:,.8g} within {spec['horizon_days']}d) {d} {spec['threshold']:g}"
+        f"P(reach {price(spec['target'])} within {spec['horizon_days']}d) {d} {spec['threshold']:g}"
     )
 
 
-def render(context: dict[str, Any], fired_at: datetime, zone: str, link: str, key: str) -> Message:
-    """The title and body of one alert; `context` holds what the evaluator saw."""
-    symbol = context["symbol"]
-    what = describe(context["kind"], context["spec"])
+def _level_observed(c: dict[str, Any]) -> str:
+    what = "price" if c.get("live") else "close"
+    name = "resistance" if c["spec"].get("direction") == "above" else "support"
+    p, level = c.get("price"), c.get("level")
+    if p is None or level is None:
+        return f"{what} {price(p)}, {name} {price(level)}"
+    side = "below" if p < level else "above" if p > level else "at"
+    return f"{what} {price(p)} {side} {name} {price(level)} ({pct(c.get('value'))})"
+
+
+def observed(c: dict[str, Any]) -> str:
+    """What the rule saw, in its own terms (a percent, a price, the flip, the level)."""
+    kind, spec, v = c["kind"], c["spec"], c.get("value")
+    if kind == "price_cross":
+        return f"price {price(v)}"
+    if kind == "pct_change":
+        return f"{spec['window']} change {pct(v)}"
+    if kind in ("grade_cross", "grade_move"):
+        moved = f" (from {_grade(c['previous'])})" if c.get("previous") is not None else ""
+        return f"{spec['grade']} grade {_grade(v)}{moved}"
+    if kind == "signal_flip":
+        before = f"{signal(c['previous'])} → " if c.get("previous") is not None else ""
+        return f"signal {before}{signal(v)}"
+    if kind == "level_break":
+        return _level_observed(c)
+    return f"P = {'n/a' if v is None else format(float(v), '.2f')}"
+
+
+def headline(c: dict[str, Any]) -> str:
+    """The title's phrase of a fired alert: the flip or the broken level when known."""
+    kind, spec = c["kind"], c["spec"]
+    if kind == "signal_flip" and c.get("previous") is not None and c.get("value") is not None:
+        return f"signal flipped {signal(c['previous'])} → {signal(c['value'])}"
+    if kind == "level_break" and c.get("level") is not None:
+        name = "resistance" if spec.get("direction") == "above" else "support"
+        return f"broke {name} {price(c['level'])}"
+    return describe(kind, spec)
+
+
+def _price_lines(c: dict[str, Any]) -> list[str]:
+    changes = (
+        f"1h {pct(c.get('change_1h'))}, 24h {pct(c.get('change_24h'))}, "
+        f"7d {pct(c.get('change_7d'))}"
+    )
+    if c.get("live"):
+        return [
+            f"Price: {price(c.get('price'))} (live tick)",
+            f"Last daily close: {price(c.get('close'))}  (as of that close: {changes})",
+        ]
+    return [f"Price: {price(c.get('price'))}  ({changes})"]
+
+
+def render(
+    context: dict[str, Any], fired_at: datetime, zone: str, link: str, *, test: bool = False
+) -> Message:
+    """The title and body of one alert; `context` holds what the evaluator saw. A `test`
+    message says it is one and shows the values the rule would see now."""
+    c, symbol = context, context["symbol"]
     local = fired_at.astimezone(ZoneInfo(zone))
-    signal = context.get("signal")
     lines = [
-        f"{symbol}: {what}",
-        f"Price: {_num(context.get('price'), ',.8g')}  "
-        f"(1h {_pct(context.get('change_1h'))}, 24h {_pct(context.get('change_24h'))}, "
-        f"7d {_pct(context.get('change_7d'))})",
-        f"Trader Grade: {_num(context.get('trader'), '.1f')}  "
-        f"Investor Grade: {_num(context.get('investor'), '.1f')}  "
-        f"Signal: {_SIGNALS.get(signal, 'n/a') if signal is not None else 'n/a'}",
-        f"Observed: {_num(context.get('value'), ',.6g')}",
+        *(["TEST MESSAGE: the rule did not fire; these are the current values."] if test else []),
+        f"Rule: {symbol} {describe(c['kind'], c['spec'])}",
+        f"Observed: {observed(c)}",
+        *_price_lines(c),
+        f"Trader Grade: {_grade(c.get('trader'))}  Investor Grade: {_grade(c.get('investor'))}"
+        f"  Signal: {signal(c.get('signal'))}",
         f"Time: {fired_at:%Y-%m-%d %H:%M:%S} UTC / {local:%Y-%m-%d %H:%M %Z} ({zone})",
         f"Token page: {link}",
-        f"ref: {key}",
     ]
-    return Message(title=f"Coinlens alert: {symbol} {what}", body="\n".join(lines))
+    what = describe(c["kind"], c["spec"]) if test else headline(c)
+    title = f"{'[test] ' if test else ''}Coinlens alert: {symbol} {what}"
+    return Message(title=title, body="\n".join(lines))
+
+
+def with_ref(body: str, key: str) -> str:
+    """The body with its `ref:` line set to `key` (a delivery's per-channel idempotency key);
+    an older body's event-level ref line is replaced."""
+    lines = body.split("\n")
+    if lines and lines[-1].startswith(REF):
+        lines.pop()
+    return "\n".join([*lines, REF + key])

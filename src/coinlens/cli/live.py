@@ -14,8 +14,8 @@ import typer
 from coinlens.cli.common import cli_context, console, load_settings
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.services.context import Context, build_context
-from coinlens.services.replay import ReplayConfig, canonical_dump, replay
-from coinlens.services.scheduler import Scheduler, default_jobs, recompute_in_process
+from coinlens.services.replay import ReplayConfig, canonical_dump, replay, replay_days
+from coinlens.services.scheduler import JobFn, Scheduler, default_jobs, recompute_in_process
 from coinlens.settings import Settings
 
 RedisUrl = Annotated[
@@ -127,7 +127,9 @@ def replay_command(
     into: Annotated[
         str | None, typer.Option("--into", help="Empty target database URL (default: fresh SQLite)")
     ] = None,
-    executor: Annotated[str, typer.Option("--executor", help="local or celery")] = "local",
+    executor: Annotated[
+        Literal["local", "celery"], typer.Option("--executor", help="local or celery")
+    ] = "local",
     shards: Shards = 4,
     redis_url: RedisUrl = None,
     visibility: Visibility = 3600.0,
@@ -137,8 +139,10 @@ def replay_command(
 ) -> None:
     """Replay stored history through the live path (candles → pipeline → alerts → stream)."""
     source = _settings(data_dir, database_url, redis_url)
-    target = _fresh_target(source, into)
     cfg = ReplayConfig(start=start.date(), end=end.date() if end else None, speed=speed)
+    with cli_context(source) as src:
+        replay_days(src, cfg)  # nothing to replay: refuse before the target is emptied
+    target = _fresh_target(source, into)
     if executor == "celery":
         recompute = recompute_via_celery(target, shards, visibility, timeout=3600)
     else:
@@ -160,30 +164,48 @@ def _print_day(day: int, report: object) -> None:
 # --- `coinlens up --live | --replay-from` ---------------------------------------------------
 
 
+def _replay_jobs() -> dict[str, JobFn]:
+    """The scheduler's jobs beside a replay: `deliver` (mode "any"), so replayed firings are
+    sent. Not `retrain`: the replay's own recompute retrains when due (the join's forecasts
+    step), and a second writer of models on the same database would race it."""
+    fns = default_jobs("replay")
+    return {"deliver": fns["deliver"]}
+
+
 def start_background(
     settings: Settings, *, live: bool, replay_from: date | None, speed: float
 ) -> tuple[Settings, Callable[[], None]]:
-    """Start the scheduler (live) or a replay thread; (settings to serve, stop function)."""
+    """Start the scheduler (live), or a replay thread with the delivery job beside it;
+    (settings to serve, stop function)."""
     if replay_from is not None:
-        target = _fresh_target(settings, None)
-        src, dst = build_context(settings), build_context(target)
         cfg = ReplayConfig(start=replay_from, speed=speed)
+        with cli_context(settings) as checked:
+            replay_days(checked, cfg)  # nothing to replay: refuse before the target is emptied
+        target = _fresh_target(settings, None)
+        src, ctx = build_context(settings), build_context(target)
         thread = threading.Thread(
-            target=replay, args=(src, dst, cfg, recompute_in_process), daemon=True, name="replay"
+            target=replay, args=(src, ctx, cfg, recompute_in_process), daemon=True, name="replay"
         )
         thread.start()
-        console.print(f"replaying from {replay_from} at {speed:g}x into {target.db_url}")
-        return target, lambda: None
+        sched = Scheduler(ctx, _replay_jobs()).start()
+        console.print(
+            f"replaying from {replay_from} at {speed:g}x into {target.db_url}; "
+            "background jobs: " + ", ".join(sorted(sched.fns))
+        )
+        return target, _stopper(sched, ctx)
     if not live:
         return settings, lambda: None
     ctx = build_context(settings)
     mode: Mode = "live"
     sched = Scheduler(ctx, default_jobs(mode)).start()
     console.print("live scheduler started: " + ", ".join(sorted(sched.fns)))
+    return settings, _stopper(sched, ctx)
 
+
+def _stopper(sched: Scheduler, ctx: Context) -> Callable[[], None]:
     def stop() -> None:
         sched.stop()
         with contextlib.suppress(Exception):
             ctx.engine.dispose()
 
-    return settings, stop
+    return stop

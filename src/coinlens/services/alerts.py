@@ -42,11 +42,11 @@ from coinlens.domain.errors import (
     UserInputError,
     ValidationFailed,
 )
+from coinlens.services.alerts_state import F64, RuleValues, market_state, rule_values
 from coinlens.services.context import Context
 from coinlens.storage import alerts_repo as repo
 from coinlens.storage.panel import read_daily_panel
 
-F64 = np.ndarray[Any, np.dtype[np.float64]]
 ABSURD_FACTOR = 1000.0  # a price level 1000x away from the current price is a typo
 
 
@@ -76,9 +76,8 @@ def compile_spec(kind: str, spec: Mapping[str, Any]) -> tuple[int, int, float, f
     if kind == "signal_flip":
         return ev.SIGNAL, ev.FLIP, 0.0, _SIGNAL_TARGET[str(spec["signal"])]
     if kind == "level_break":
-        return (
-            (ev.GAP_RES, ev.ABOVE, 0.0, 0.0) if d == "above" else (ev.GAP_SUP, ev.BELOW, 0.0, 0.0)
-        )
+        # the value is the price's gap to the level known before it (`alerts_state`)
+        return ev.RULE_VALUE, op, 0.0, 0.0
     return ev.RULE_VALUE, op, float(spec["threshold"]), 0.0  # probability_cross
 
 
@@ -105,97 +104,6 @@ def _rule_arrays(rows: Sequence[Any]) -> ev.RuleArrays:
     )
 
 
-# --- market state ----------------------------------------------------------------------------
-
-
-def _changes(close: F64, ends: np.ndarray[Any, np.dtype[np.int64]], lag: int) -> F64:
-    rows = np.arange(close.shape[0])
-    prev = np.maximum(ends - lag, 0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = close[rows, ends] / close[rows, prev] - 1.0
-    return np.where(ends - lag >= 0, out, np.nan)
-
-
-def _fill_daily(ctx: Context, ids: list[int], values: F64) -> None:
-    try:
-        p = read_daily_panel(ctx.engine, ctx.cache_dir)
-    except DataUnavailable:
-        return
-    finite = np.isfinite(p.close)
-    ends = np.where(finite.any(axis=1), p.close.shape[1] - 1 - np.argmax(finite[:, ::-1], 1), 0)
-    rows = np.searchsorted(ids, p.token_ids)
-    values[rows, ev.PRICE] = p.close[np.arange(len(ends)), ends]
-    values[rows, ev.CHG_24H] = _changes(p.close, ends, 1)
-    values[rows, ev.CHG_7D] = _changes(p.close, ends, 7)
-
-
-def _fill_db(conn: Any, ids: list[int], values: F64) -> None:
-    row = {token_id: i for i, token_id in enumerate(ids)}.__getitem__
-
-    for t, trader, investor in repo.latest_grades(conn):
-        values[row(t), ev.TRADER] = trader
-        values[row(t), ev.INVESTOR] = np.nan if investor is None else investor
-    for t, signal, levels in repo.latest_signals(conn):
-        values[row(t), ev.SIGNAL] = signal
-        for key, col in (("resistance", ev.GAP_RES), ("support", ev.GAP_SUP)):
-            level = (levels or {}).get(key)
-            if level and level.get("price"):
-                values[row(t), col] = float(level["price"])  # turned into a gap below
-    hourly: dict[int, list[tuple[int, float]]] = {}
-    for t, open_time, close in repo.hourly_closes(conn):
-        hourly.setdefault(t, []).append((open_time, close))
-    for t, pts in hourly.items():
-        pts.sort()
-        if len(pts) == 2 and pts[0][1] > 0:
-            values[row(t), ev.CHG_1H] = pts[1][1] / pts[0][1] - 1.0
-
-
-def market_state(ctx: Context, prices: Mapping[int, float] | None = None) -> ev.MarketState:
-    """Latest price, changes, grades, signal and level gaps of every token (NaN if unknown).
-
-    `prices` (token id → live price) overrides the stored closes, as on a live tick.
-    """
-    with ctx.engine.connect() as conn:
-        ids = sorted(repo.token_ids_all(conn))
-        values = np.full((len(ids), ev.N_METRICS), np.nan)
-        _fill_daily(ctx, ids, values)
-        _fill_db(conn, ids, values)
-    for token_id, price in (prices or {}).items():
-        i = int(np.searchsorted(ids, token_id))
-        if i < len(ids) and ids[i] == token_id:
-            values[i, ev.PRICE] = price
-    with np.errstate(invalid="ignore", divide="ignore"):
-        values[:, ev.GAP_RES] = values[:, ev.PRICE] / values[:, ev.GAP_RES] - 1.0
-        values[:, ev.GAP_SUP] = values[:, ev.PRICE] / values[:, ev.GAP_SUP] - 1.0
-    return ev.MarketState(np.asarray(ids, dtype=np.int64), values)
-
-
-def _probabilities(ctx: Context, rows: Sequence[Any], symbols: Mapping[int, str]) -> F64:
-    """P(reach target within horizon) for each probability rule (NaN elsewhere / unknown)."""
-    from coinlens.analytics import forecast as fc
-    from coinlens.services.forecasts import latest_forecast
-
-    out = np.full(len(rows), np.nan)
-    cache: dict[int, Any] = {}
-    for i, r in enumerate(rows):
-        if r.kind != "probability_cross":
-            continue
-        if r.token_id not in cache:
-            try:
-                cache[r.token_id] = latest_forecast(ctx, symbols[r.token_id])
-            except (DataUnavailable, NotFound, KeyError):
-                cache[r.token_id] = None
-        f = cache[r.token_id]
-        if f is not None:
-            target = float(r.spec["target"])
-            _, p_by = fc.probability(
-                np.log(f.prices), f.horizons, math.log(f.last_close), target,
-                float(r.spec["horizon_days"]), above=target >= f.last_close,
-            )  # fmt: skip
-            out[i] = p_by
-    return out
-
-
 # --- evaluation ------------------------------------------------------------------------------
 
 
@@ -212,42 +120,57 @@ class EvaluationReport:
     event_ids: list[int] = field(default_factory=list)
 
 
+def _num(x: Any) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
 def _context(
-    state: ev.MarketState, row: int, rule: Any, symbol: str, value: float
+    state: ev.MarketState, row: int, rule: Any, symbol: str, seen: Mapping[str, Any]
 ) -> dict[str, Any]:
+    """What the message says: the rule, the value it saw (`seen`: value, level, previous
+    ref, live) and the token's market state."""
     v = state.values[row] if row >= 0 else np.full(ev.N_METRICS, np.nan)
-
-    def num(x: float) -> float | None:
-        return float(x) if math.isfinite(x) else None
-
+    previous = rule.ref if rule.kind in ("grade_move", "signal_flip") else None
     return {
-        "symbol": symbol,
-        "kind": rule.kind,
-        "spec": rule.spec,
-        "value": num(value),
-        "price": num(v[ev.PRICE]),
-        "change_1h": num(v[ev.CHG_1H]),
-        "change_24h": num(v[ev.CHG_24H]),
-        "change_7d": num(v[ev.CHG_7D]),
-        "trader": num(v[ev.TRADER]),
-        "investor": num(v[ev.INVESTOR]),
-        "signal": num(v[ev.SIGNAL]),
-    }
+        "symbol": symbol, "kind": rule.kind, "spec": rule.spec,
+        "value": _num(seen.get("value")), "level": _num(seen.get("level")),
+        "previous": _num(previous), "live": bool(seen.get("live")),
+        "price": _num(v[ev.PRICE]), "close": _num(v[ev.CLOSE]),
+        "change_1h": _num(v[ev.CHG_1H]), "change_24h": _num(v[ev.CHG_24H]),
+        "change_7d": _num(v[ev.CHG_7D]), "trader": _num(v[ev.TRADER]),
+        "investor": _num(v[ev.INVESTOR]), "signal": _num(v[ev.SIGNAL]),
+    }  # fmt: skip
+
+
+def token_link(ctx: Context, symbol: str) -> str:
+    """The public URL of a token's page (the web app's `/t/{symbol}`)."""
+    return f"{ctx.settings.alerts_public_url.rstrip('/')}/t/{symbol}"
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What one evaluation saw: the state, each rule's value and level, tick or close."""
+
+    state: ev.MarketState
+    value: F64
+    level: F64
+    live: bool
 
 
 def _event_rows(
-    ctx: Context, rows: Sequence[Any], fired: Sequence[int], state: ev.MarketState,
-    value: F64, meta: Mapping[int, Any], now: datetime,
+    ctx: Context, rows: Sequence[Any], fired: Sequence[int], seen: _Seen,
+    meta: Mapping[int, Any], now: datetime,
 ) -> list[dict[str, Any]]:  # fmt: skip
-    pos, found = state.lookup(np.asarray([rows[j].token_id for j in fired], dtype=np.int64))
+    tokens = np.asarray([rows[j].token_id for j in fired], dtype=np.int64)
+    pos, found = seen.state.lookup(tokens)
     out = []
     for n, j in enumerate(fired):
         r = rows[j]
         symbol, zone = meta[r.id]["symbol"], meta[r.id]["timezone"]
         key = event_key(r.id, r.version)
-        context = _context(state, int(pos[n]) if found[n] else -1, r, symbol, float(value[j]))
-        link = f"{ctx.settings.alerts_public_url.rstrip('/')}/tokens/{symbol}"
-        msg = messages.render(context, now, zone, link, key)
+        at = {"value": seen.value[j], "level": seen.level[j], "live": seen.live}
+        context = _context(seen.state, int(pos[n]) if found[n] else -1, r, symbol, at)
+        msg = messages.render(context, now, zone, token_link(ctx, symbol))
         out.append(
             {"rule_id": r.id, "rule_version": r.version, "key": key, "fired_at": now,
              "context": context, "title": msg.title, "body": msg.body}
@@ -271,31 +194,47 @@ def _outbox_rows(meta: Mapping[int, Any], versions: Mapping[int, int], now: date
     return build
 
 
+def _rebase_levels(rules: ev.RuleArrays, rows: Sequence[Any], levels: RuleValues) -> Any:
+    """Set each `level_break` rule's ref to the level stored now (its next comparison's
+    level); the positions whose ref changed."""
+    moved = [
+        j for j, r in enumerate(rows)
+        if r.kind == "level_break"
+        and not (rules.ref[j] == levels.level_now[j]
+                 or (math.isnan(rules.ref[j]) and math.isnan(levels.level_now[j])))
+    ]  # fmt: skip
+    rules.ref[moved] = levels.level_now[moved]
+    return np.asarray(moved, dtype=np.int64)
+
+
 def evaluate_alerts(
     ctx: Context,
     state: ev.MarketState | None = None,
     *,
     now: datetime | None = None,
     token_filter: Sequence[int] | None = None,
+    live: bool = False,
 ) -> EvaluationReport:
-    """Evaluate every active rule against the latest state; store events + outbox + state."""
+    """Evaluate every active rule against the latest state; store events + outbox + state.
+
+    `live`: the state's prices are live ticks (messages say so), not the last daily close.
+    """
     started, report = time.perf_counter(), EvaluationReport()
     now = now or datetime.now(UTC)
     state = state if state is not None else market_state(ctx)
     with ctx.engine.connect() as conn:
         rows = repo.active_rules(conn, token_filter)
-        symbols = repo.symbols_by_id(conn)
     report.rules = len(rows)
     if not rows:
         return report
     rules = _rule_arrays(rows)
-    per_rule = _probabilities(ctx, rows, symbols) if any(
-        r.kind == "probability_cross" for r in rows) else None  # fmt: skip
+    per_rule = rule_values(ctx, rows, state)
     t0 = time.perf_counter()
-    result = ev.evaluate(rules, state, now.timestamp(), per_rule)
+    result = ev.evaluate(rules, state, now.timestamp(), per_rule.value)
     report.evaluate_ms = (time.perf_counter() - t0) * 1000
-    report.fired, report.state_changes = len(result.fired), len(result.changed)
-    if not len(result.changed):
+    changed = np.union1d(result.changed, _rebase_levels(rules, rows, per_rule))
+    report.fired, report.state_changes = len(result.fired), len(changed)
+    if not len(changed):
         report.seconds = time.perf_counter() - started
         return report
     fired_set = set(result.fired.tolist())
@@ -303,12 +242,13 @@ def evaluate_alerts(
         {"rule_id": rows[j].id, "expected": rows[j].version, "armed": int(rules.armed[j]),
          "ref": None if not math.isfinite(rules.ref[j]) else float(rules.ref[j]),
          "fired": now if j in fired_set else rows[j].last_fired_at}
-        for j in result.changed.tolist()
+        for j in changed.tolist()
     ]  # fmt: skip
+    seen = _Seen(state, result.value, per_rule.level, live)
     with ctx.engine.begin() as conn:
         meta = repo.rules_meta(conn, [rows[j].id for j in result.fired.tolist()])
         fired = [j for j in result.fired.tolist() if rows[j].id in meta]
-        events = _event_rows(ctx, rows, fired, state, result.value, meta, now)
+        events = _event_rows(ctx, rows, fired, seen, meta, now)
         versions = {rows[j].id: rows[j].version for j in fired}
         build = _outbox_rows(meta, versions, now)
         report.event_ids = repo.write_firings(conn, updates, events, build)
@@ -325,7 +265,7 @@ def evaluate_ticks(
         ids = repo.token_ids(conn, prices)
     by_id = {ids[s.upper()]: float(p) for s, p in prices.items() if s.upper() in ids}
     state = market_state(ctx, by_id)
-    return evaluate_alerts(ctx, state, now=now, token_filter=sorted(by_id))
+    return evaluate_alerts(ctx, state, now=now, token_filter=sorted(by_id), live=True)
 
 
 # --- CRUD ------------------------------------------------------------------------------------
@@ -412,14 +352,16 @@ def _public(row: Mapping[str, Any], warnings: Sequence[str] = ()) -> AlertRulePu
 
 
 def _primed(
-    row: Mapping[str, Any], state: ev.MarketState, now: datetime
+    ctx: Context, row: Mapping[str, Any], state: ev.MarketState, now: datetime
 ) -> tuple[int, float | None]:
-    """The initial armed/ref of a new rule: whether its condition already holds now."""
+    """The initial armed/ref of a new rule: whether its condition already holds now (a
+    probability from the latest forecast, a level break against the levels stored now)."""
     rule = type("Row", (), {**row, "id": 0, "version": 0, "armed": ev.UNPRIMED, "ref": None,
                             "last_fired_at": None})  # fmt: skip
     rules = _rule_arrays([rule])
-    if row["kind"] != "probability_cross":
-        ev.evaluate(rules, state, now.timestamp())
+    per_rule = rule_values(ctx, [rule], state)
+    ev.evaluate(rules, state, now.timestamp(), per_rule.value)
+    _rebase_levels(rules, [rule], per_rule)
     ref = float(rules.ref[0])
     return int(rules.armed[0]), (ref if math.isfinite(ref) else None)
 
@@ -454,7 +396,7 @@ def create_rule(
         "quiet_hours": body.quiet_hours.model_dump(mode="json") if body.quiet_hours else None,
         "active": True, "last_fired_at": None, "version": 0, "created_at": now,
     }  # fmt: skip
-    row["armed"], row["ref"] = _primed(row, state, now)
+    row["armed"], row["ref"] = _primed(ctx, row, state, now)
     limit = ctx.settings.alerts_max_rules_per_key
     with ctx.engine.begin() as conn:
         repo.lock_owner(conn, owner)
@@ -539,14 +481,27 @@ def rule_log(ctx: Context, owner: int, rule_id: int, limit: int = 50) -> AlertLo
     return AlertLog(rule_id=rule_id, events=events)
 
 
+def _sample(ctx: Context, row: Mapping[str, Any], now: datetime) -> messages.Message:
+    """A test message of a rule: the current market state and the value the rule would see
+    now, labelled as a test (the rule's state is left unchanged)."""
+    rule = type("Row", (), {**row, "version": 0, "last_fired_at": None})
+    state = market_state(ctx)
+    pos, found = state.lookup(np.asarray([row["token_id"]], dtype=np.int64))
+    per_rule = rule_values(ctx, [rule], state)
+    value = ev.rule_values(_rule_arrays([rule]), state, per_rule.value)[0]
+    seen = {"value": value, "level": per_rule.level[0]}
+    context = _context(state, int(pos[0]) if found[0] else -1, rule, row["symbol"], seen)
+    return messages.render(context, now, row["timezone"], token_link(ctx, row["symbol"]),
+                           test=True)  # fmt: skip
+
+
 def test_rule(ctx: Context, owner: int, rule_id: int) -> list[TestResult]:
-    """Send a sample message through each of the rule's channels now (SSRF re-checked)."""
+    """Send a sample message (current values, marked as a test) through each of the rule's
+    channels now (SSRF re-checked)."""
     row = _owned(ctx, owner, rule_id)
     now = datetime.now(UTC)
-    context = {"symbol": row["symbol"], "kind": row["kind"], "spec": row["spec"], "value": None}
     key = f"cl-test-{rule_id}-{int(now.timestamp() * 1000)}"
-    link = f"{ctx.settings.alerts_public_url.rstrip('/')}/tokens/{row['symbol']}"
-    msg = messages.render(context, now, row["timezone"], link, key)
+    msg = _sample(ctx, row, now)
     out = []
     for i, enc in enumerate(row["channels_enc"]):
         meta = row["channels_meta"][i]
@@ -557,7 +512,8 @@ def test_rule(ctx: Context, owner: int, rule_id: int) -> list[TestResult]:
         except ValidationFailed as exc:
             out.append(TestResult(channel=public, ok=False, error=exc.detail))
             continue
-        res = channels.send(channel, "[test] " + msg.title, msg.body, f"{key}-c{i}",
+        ckey = f"{key}-c{i}"
+        res = channels.send(channel, msg.title, messages.with_ref(msg.body, ckey), ckey,
                             timeout=ctx.settings.alerts_send_timeout)  # fmt: skip
         out.append(TestResult(channel=public, ok=res.ok, status=res.status, error=res.error))
     return out
@@ -578,7 +534,8 @@ class _Store:
         return [
             delivery.Job(
                 id=r["id"], key=r["key"], url=crypto.decrypt(self._secret, r["url_enc"]),
-                destination=r["destination"], title=r["title"], body=r["body"],
+                destination=r["destination"], title=r["title"],
+                body=messages.with_ref(r["body"], r["key"]),
                 attempts=r["attempts"],
             )
             for r in rows

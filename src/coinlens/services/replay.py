@@ -171,14 +171,35 @@ def _market_symbols(ctx: Context) -> dict[int, str]:
         return {int(i): str(s) for i, s in conn.execute(q)}
 
 
-def _last_day(source: Context) -> int:
+def _stored_days(source: Context) -> tuple[int, int]:
+    """The first and last epoch day with a daily candle in `source`."""
     with source.engine.connect() as conn:
-        newest = conn.execute(
-            sa.select(sa.func.max(candles.c.open_time)).where(candles.c.timeframe == "1d")
-        ).scalar()
+        oldest, newest = conn.execute(
+            sa.select(sa.func.min(candles.c.open_time), sa.func.max(candles.c.open_time)).where(
+                candles.c.timeframe == "1d"
+            )
+        ).one()
     if newest is None:
         raise UserInputError("the replay source has no daily candles")
-    return int(newest) // DAY
+    return int(oldest) // DAY, int(newest) // DAY
+
+
+def replay_days(source: Context, cfg: ReplayConfig) -> range:
+    """The epoch days a replay of `source` walks; UserInputError when there is nothing to
+    replay. Reads only: call it before emptying a target database."""
+    cfg.check()
+    oldest, newest = _stored_days(source)
+    first = to_day(cfg.start)
+    if first > newest:
+        raise UserInputError(
+            f"nothing to replay from {cfg.start}: the stored daily candles end on {_d(newest)}"
+        )
+    if cfg.end is not None and to_day(cfg.end) < oldest:
+        raise UserInputError(
+            f"nothing to replay up to {cfg.end}: the stored daily candles begin on {_d(oldest)}"
+        )
+    last = min(newest, to_day(cfg.end) if cfg.end else newest)
+    return range(first, last + 1)
 
 
 def _one_day(source: Context, target: Context, day: int, report: ReplayReport) -> None:
@@ -216,12 +237,10 @@ def replay(
     on_day: Callable[[int, ReplayReport], None] | None = None,
 ) -> ReplayReport:
     """Prepare the target, then feed each day's candles through the live path (see module)."""
-    cfg.check()
+    days = replay_days(source, cfg)  # before the target is touched
     started, report = time.perf_counter(), ReplayReport()
     prepare_target(source, target, cfg.start)
-    first = to_day(cfg.start)
-    last = min(_last_day(source), to_day(cfg.end) if cfg.end else first + 10**6)
-    for day in range(first, last + 1):
+    for day in days:
         tick = time.perf_counter()
         _one_day(source, target, day, report)
         recompute(target, datetime.fromtimestamp((day + 1) * DAY, tz=UTC))
