@@ -9,18 +9,9 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from coinlens.domain.numbers import significant
+from coinlens.domain.numbers import tidy
 
-
-def tidy(value: Any) -> Any:
-    """`value` (JSON-able) with every finite float rounded by `significant`."""
-    if isinstance(value, float):
-        return significant(value)
-    if isinstance(value, dict):
-        return {k: tidy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [tidy(v) for v in value]
-    return value
+__all__ = ["TidyJSONResponse", "tidy"]
 
 
 class TidyJSONResponse(JSONResponse):

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import typer
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from rich.console import Console
+from rich.markup import escape
 
-from coinlens.domain.errors import CoinlensError, ValidationFailed
+from coinlens.domain.errors import CoinlensError, Problem, ValidationFailed
 from coinlens.services.context import Context, build_context
 from coinlens.settings import Settings, get_settings
 
 console = Console()
 err_console = Console(stderr=True)
+M = TypeVar("M", bound=BaseModel)
 
 
 def load_settings(data_dir: Path | None = None, database_url: str | None = None) -> Settings:
@@ -27,28 +32,66 @@ def load_settings(data_dir: Path | None = None, database_url: str | None = None)
     return get_settings(**overrides)
 
 
-@contextmanager
-def cli_context(settings: Settings, *, migrate: bool = True) -> Iterator[Context]:
-    """A service context whose domain errors become a readable message and exit code."""
+def validation_failed(exc: PydanticValidationError) -> ValidationFailed:
+    """A pydantic error as the domain's, one problem per field (never echoing the input)."""
+    problems = [
+        Problem(
+            ".".join(str(part) for part in err["loc"]) or "input",
+            err["msg"].removeprefix("Value error, "),
+        )
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    first = problems[0] if problems else Problem("input", "invalid")
+    detail = f"{first.location}: {first.reason}" if len(problems) <= 1 else "invalid input"
+    return ValidationFailed(detail, problems)
+
+
+def parse_model(model: type[M], data: Mapping[str, object]) -> M:
+    """`model` validated from `data` (lax: text becomes the field's type); ValidationFailed."""
     try:
-        ctx = build_context(settings, migrate=migrate)
-    except CoinlensError as exc:
-        err_console.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(2) from exc
-    try:
-        yield ctx
-    except ValidationFailed as exc:
-        err_console.print(f"[red]error:[/red] {exc.detail}")
+        return model.model_validate(dict(data))
+    except PydanticValidationError as exc:
+        raise validation_failed(exc) from None  # the pydantic chain would repeat the input
+
+
+def report_error(exc: CoinlensError) -> None:
+    """Print a domain error as `error: …` (and its problems), markup-safe."""
+    err_console.print(f"[red]error:[/red] {escape(exc.detail)}")
+    if isinstance(exc, ValidationFailed):
         for problem in exc.problems[:50]:
             line = f"{problem.location}: {problem.reason}"
             if line != exc.detail:  # a single problem is usually the detail itself
-                err_console.print(f"  {line}")
-        raise typer.Exit(1) from exc
+                err_console.print(f"  {escape(line)}")
+
+
+@contextmanager
+def user_errors(code: int = 1) -> Iterator[None]:
+    """Domain errors raised inside become a readable message and exit `code`."""
+    try:
+        yield
+    except PydanticValidationError as exc:
+        report_error(validation_failed(exc))
+        raise typer.Exit(code) from None
     except CoinlensError as exc:
-        err_console.print(f"[red]error:[/red] {exc.detail}")
-        raise typer.Exit(1) from exc
+        report_error(exc)
+        raise typer.Exit(code) from exc
+
+
+@contextmanager
+def cli_context(settings: Settings, *, migrate: bool = True) -> Iterator[Context]:
+    """A service context whose domain errors become a readable message and exit code."""
+    with user_errors(2):
+        ctx = build_context(settings, migrate=migrate)
+    try:
+        with user_errors(1):
+            yield ctx
     finally:
         ctx.engine.dispose()
+
+
+def http_url(host: str, port: int) -> str:
+    """`http://host:port`, an IPv6 address in brackets (`http://[::1]:8765`)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def plural(n: int, noun: str) -> str:

@@ -9,12 +9,19 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
-from coinlens.cli.common import cli_context, console, err_console, load_settings
+from coinlens.cli.common import cli_context, console, err_console, load_settings, report_error
 from coinlens.cli.options import DataDir, DbUrl
-from coinlens.domain.errors import UserInputError, ValidationFailed
-from coinlens.services.importer import Hints, ImportOptions, ImportReport, import_file
+from coinlens.domain.errors import UserInputError
+from coinlens.services.importer import (
+    Hints,
+    ImportOptions,
+    ImportReport,
+    hint_problems,
+    import_file,
+)
 
 
 class Instrument(StrEnum):
@@ -45,7 +52,7 @@ Quote = Annotated[str | None, typer.Option(help="Quote asset when the symbol doe
 TimeframeOpt = Annotated[
     Timeframe | None, typer.Option("--timeframe", help="1d or 1h when the file name does not say")
 ]
-Show = Annotated[int, typer.Option("--show", help="How many rejections and gaps to list")]
+Show = Annotated[int, typer.Option("--show", min=0, help="How many rejections and gaps to list")]
 
 
 def _summary(reports: list[ImportReport]) -> Table:
@@ -56,7 +63,7 @@ def _summary(reports: list[ImportReport]) -> Table:
     for r in reports:
         rejected = f"[red]{len(r.rejected)}[/red]" if r.rejected else "0"
         table.add_row(
-            Path(r.file).name,
+            escape(Path(r.file).name),
             str(r.rows),
             str(r.counts.inserted),
             str(r.counts.updated),
@@ -69,30 +76,24 @@ def _summary(reports: list[ImportReport]) -> Table:
 
 
 def _details(report: ImportReport, show: int) -> None:
-    name = Path(report.file).name
-    markets = ", ".join(report.markets[:5]) + (" …" if len(report.markets) > 5 else "")
+    name = escape(Path(report.file).name)
+    markets = escape(", ".join(report.markets[:5]) + (" …" if len(report.markets) > 5 else ""))
     console.print(
         f"{name}: [bold]{report.status}[/bold] ({report.layout} layout, {report.timeframe}, "
         f"run {report.run_id}) {markets}"
     )
     for warning in report.warnings:
-        console.print(f"[yellow]warning[/yellow] {name}: {warning}")
+        console.print(f"[yellow]warning[/yellow] {name}: {escape(warning)}")
     for rej in report.rejected[:show]:
-        console.print(f"[red]rejected[/red] {name}:{rej.line}: {rej.reason}")
+        console.print(f"[red]rejected[/red] {name}:{rej.line}: {escape(rej.reason)}")
     if len(report.rejected) > show:
         console.print(f"  … {len(report.rejected) - show} more (quarantine, run {report.run_id})")
     for gap in report.gaps[:show]:
         start = datetime.fromtimestamp(gap.first_missing, UTC).strftime("%Y-%m-%dT%H:%MZ")
-        console.print(f"gap {gap.market_key}: {gap.missing} candle(s) missing from {start}")
+        key = escape(gap.market_key)
+        console.print(f"gap {key}: {gap.missing} candle(s) missing from {start}")
     if len(report.gaps) > show:
         console.print(f"  … {len(report.gaps) - show} more gaps")
-
-
-def _file_error(path: Path, exc: UserInputError) -> None:
-    err_console.print(f"[red]error:[/red] {exc.detail}")
-    if isinstance(exc, ValidationFailed):
-        for problem in exc.problems[:10]:
-            err_console.print(f"  {problem.reason}")
 
 
 def import_command(
@@ -115,6 +116,10 @@ def import_command(
         quote=quote,
         timeframe=timeframe.value if timeframe else None,
     )
+    if wrong := hint_problems(hints):  # once, before any file or database is touched
+        for reason in wrong:
+            err_console.print(f"[red]error:[/red] {escape(reason)}")
+        raise typer.Exit(2)
     options = ImportOptions(hints=hints, strict=strict)
     reports: list[ImportReport] = []
     failed = 0
@@ -123,7 +128,7 @@ def import_command(
             try:
                 reports.append(import_file(ctx, path, options))
             except UserInputError as exc:  # one bad file does not stop the others
-                _file_error(path, exc)
+                report_error(exc)
                 failed += 1
     if reports:
         console.print(_summary(reports))

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 
 import structlog
 import typer
+from rich.markup import escape
 
-from coinlens.cli.common import cli_context, err_console, load_settings
+from coinlens.cli.common import cli_context, err_console, http_url, load_settings
 from coinlens.cli.options import DataDir, DbUrl
 
 Transport = Literal["stdio", "http"]
@@ -54,10 +55,17 @@ def mcp_command(
     from coinlens.mcp.server import build_server
 
     settings = load_settings(data_dir, database_url)
+    if settings.database_url is None and not settings.data_dir.is_dir():
+        # an assistant would otherwise get answers from a new, empty database
+        err_console.print(
+            f"[red]error:[/red] data directory {escape(str(settings.data_dir))} does not exist "
+            "(run `coinlens load` there first, or pass --data-dir / --database-url)"
+        )
+        raise typer.Exit(2)
     with cli_context(settings) as ctx:
         server = build_server(ctx, api_key=api_key)
         if transport == "stdio":
             server.run("stdio")
         else:
-            err_console.print(f"MCP (streamable HTTP) on http://{host}:{port}/mcp")
+            err_console.print(f"MCP (streamable HTTP) on {http_url(host, port)}/mcp")
             server.run("streamable-http", host=host, port=port)

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from coinlens.cli.analytics import run_all_steps
-from coinlens.cli.common import cli_context, console, load_settings
+from coinlens.cli.common import cli_context, console, http_url, load_settings
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.services.context import Context
 from coinlens.services.loading import count_rows, load_embedded
@@ -71,9 +71,9 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
 
     from coinlens.api.app import create_app
 
-    host = host or settings.host
-    port = port or settings.port
-    base = f"http://{host}:{port}"
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
+    base = http_url(host, port)
     console.print(f"\n[bold]Coinlens[/bold] on {base}")
     for path, what in (
         ("/v1/tokens", "tokens"),
@@ -102,7 +102,9 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
 
 
 Host = Annotated[str | None, typer.Option("--host", help="Bind address (default from settings)")]
-Port = Annotated[int | None, typer.Option("--port", help="Port (default from settings)")]
+Port = Annotated[
+    int | None, typer.Option("--port", min=1, max=65535, help="Port (default from settings)")
+]
 Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="API worker processes")]
 GRACE_SECONDS = 10  # on SIGTERM: stop accepting, finish in-flight requests, flush usage
 
@@ -134,7 +136,7 @@ def _print_demo_key(ctx: Context) -> None:
         console.print(
             f"\n[bold]demo API key[/bold] (read scope, shown once — keep it): {demo.plaintext}\n"
             f'  curl -H "X-API-Key: {demo.plaintext}" '
-            f"http://{ctx.settings.host}:{ctx.settings.port}/v1/tokens/ETH",
+            f"{http_url(ctx.settings.host, ctx.settings.port)}/v1/tokens/ETH",
             soft_wrap=True,  # never break the key across lines: it must copy-paste whole
         )
     else:

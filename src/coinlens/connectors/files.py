@@ -1,6 +1,7 @@
 """Read OHLCV files (CSV, CSV.gz, Parquet) of any known layout into validated candle batches.
 
-Pure with respect to the outside world: no database and no clock. `parse_file` reads one file,
+Pure with respect to the outside world: no database, and the clock only as the default of
+`parse_file`'s `now` (open times after it are rejected). `parse_file` reads one file,
 detects its layout (see `layouts`), parses every row with its 1-based file line number (the
 header is line 1), runs the validation rules of docs/import.md and returns a `ParsedFile`:
 good rows per market, every rejected row with its line and reason, and the gaps it found.
@@ -32,6 +33,7 @@ from coinlens.connectors.layouts import (
     Layout,
     MarketSpec,
     detect_layout,
+    hint_problems,
     market_for,
     pair_from_name,
     timeframe_from_name,
@@ -293,6 +295,16 @@ def check_grid(times: np.ndarray, timeframe: str) -> Problems:
     }
 
 
+def check_future(times: np.ndarray, timeframe: str, now: float) -> Problems:
+    """No candle opens later than one timeframe after `now` (epoch s): such rows are bad data."""
+    step = TIMEFRAME_SECONDS[timeframe]
+    late = np.isfinite(times) & (np.nan_to_num(times) > now + step)
+    return {
+        int(i): [f"open time {iso(times[i])} is in the future (after now + {timeframe})"]
+        for i in np.flatnonzero(late)
+    }
+
+
 def find_gaps(market_key: str, times: np.ndarray, step: int) -> list[Gap]:
     """Runs of missing candles between sorted, unique open times."""
     diffs = np.diff(times)
@@ -526,9 +538,13 @@ def _warnings(
     return out
 
 
-def parse_file(path: Path, hints: Hints | None = None) -> ParsedFile:
-    """Read, validate and split one OHLCV file into per-market candle batches."""
+def parse_file(path: Path, hints: Hints | None = None, *, now: float | None = None) -> ParsedFile:
+    """Read, validate and split one OHLCV file into per-market candle batches; rows opening
+    more than one timeframe after `now` (epoch seconds, default the clock) are rejected."""
     hints = hints or Hints()
+    if wrong := hint_problems(hints):
+        raise _fail(path, "; ".join(wrong))
+    now = datetime.now(UTC).timestamp() if now is None else now
     table = read_table(path)
     layout = detect_layout(table.header, str(path))
     timeframe = _timeframe(path, hints)
@@ -540,7 +556,10 @@ def parse_file(path: Path, hints: Hints | None = None) -> ParsedFile:
     times, time_problems = parse_open_times(table.frame[layout.time_column], layout.naive_is_utc)
     values, value_problems = _values(table.frame, layout)
     grid = check_grid(times, timeframe)
-    problems = _merge(marks.problems, time_problems, value_problems, check_candles(values), grid)
+    future = check_future(times, timeframe, now)
+    problems = _merge(
+        marks.problems, time_problems, future, value_problems, check_candles(values), grid
+    )
     for pos in np.flatnonzero(marks.skip):
         problems.pop(int(pos), None)
     good = ~marks.skip

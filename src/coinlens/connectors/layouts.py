@@ -142,6 +142,23 @@ class Hints:
     timeframe: str | None = None
 
 
+VENUE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,31}")
+"""An exchange name as it appears in market keys: `binance`, `gate.io`, `okx_v5`."""
+
+
+def hint_problems(hints: Hints) -> list[str]:
+    """Why the user's --exchange / --instrument cannot name a market (empty when fine)."""
+    problems: list[str] = []
+    if hints.exchange is not None and not VENUE_NAME.fullmatch(hints.exchange.lower()):
+        problems.append(
+            f"--exchange {hints.exchange!r}: use letters, digits, '_', '-' or '.' "
+            "(at most 32, starting with a letter or digit), e.g. binance"
+        )
+    if hints.instrument is not None and hints.instrument.lower() not in ("spot", "perp"):
+        problems.append(f"--instrument {hints.instrument!r}: use spot or perp")
+    return problems
+
+
 @dataclass(frozen=True, slots=True)
 class MarketSpec:
     """The identity of one market a file feeds (matches the `markets` table)."""

@@ -20,10 +20,21 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from coinlens import __version__
+from coinlens.alerts.rules import (
+    MAX_CHANNELS,
+    AlertRuleCreate,
+    Direction,
+    GradeName,
+    QuietHours,
+    RuleKind,
+    SignalTarget,
+    Window,
+)
 from coinlens.domain.errors import CoinlensError, DataUnavailable, TemporaryError, UserInputError
+from coinlens.domain.numbers import tidy
 from coinlens.services.context import Context
 
 T = TypeVar("T")
@@ -57,11 +68,12 @@ def _run(fn: Callable[[], T]) -> T:
 
 
 def _json(value: Any) -> Any:
+    """A service answer as JSON, floats rounded to 15 significant digits like the API's."""
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        return tidy(value.model_dump(mode="json"))
     if isinstance(value, list):
         return [_json(v) for v in value]
-    return value
+    return tidy(value)
 
 
 def _dump(value: Any) -> dict[str, Any]:
@@ -70,6 +82,14 @@ def _dump(value: Any) -> dict[str, Any]:
     if not isinstance(dumped, dict):
         raise ToolError("internal error: the service answered an unexpected shape")
     return dumped
+
+
+def _problems(exc: ValidationError) -> str:
+    """`field: reason; …` of a pydantic error, without the rejected values (channel secrets)."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'rule'}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors(include_url=False, include_input=False)
+    )
 
 
 def _optional(fn: Callable[[], Any]) -> tuple[Any, str | None]:
@@ -212,32 +232,64 @@ class CoinlensTools:
             series["first"] = series["points"][0]["date"] if series["points"] else None
         return detail
 
+    # Flat arguments, one per field of `AlertRuleCreate` (the REST body), so the model sees
+    # each with its type and choices; a test keeps the two in step.
     def create_alert(
         self,
         symbol: Symbol,
-        kind: str,
-        channels: list[str],
-        direction: Literal["above", "below", "either"] | None = None,
-        level: float | None = None,
-        window: Literal["1h", "24h", "7d"] | None = None,
-        threshold: float | None = None,
-        grade: Literal["trader", "investor"] | None = None,
-        signal: Literal["bullish", "bearish", "any"] | None = None,
-        note: str | None = None,
+        kind: Annotated[RuleKind, Field(description="What the rule watches (see above)")],
+        channels: Annotated[
+            list[str], Field(min_length=1, max_length=MAX_CHANNELS, description="Apprise URLs")
+        ],
+        direction: Direction | None = None,
+        level: Annotated[float | None, Field(gt=0, description="Price level")] = None,
+        window: Window | None = None,
+        threshold: Annotated[
+            float | None, Field(description="% change, grade (0-100) or probability (0-1)")
+        ] = None,
+        grade: GradeName | None = None,
+        points: Annotated[
+            float | None, Field(gt=0, le=100, description="Grade points moved")
+        ] = None,
+        signal: SignalTarget | None = None,
+        target: Annotated[float | None, Field(gt=0, description="Price target")] = None,
+        horizon_days: Annotated[
+            int | None, Field(ge=1, le=365, description="Days to reach the target")
+        ] = None,
+        cooldown_seconds: Annotated[
+            int | None, Field(ge=0, description="Seconds between firings (default 3600)")
+        ] = None,
+        expires_at: Annotated[
+            dt.datetime | None, Field(description="When the rule stops (future, with offset)")
+        ] = None,
+        timezone: Annotated[str | None, Field(description="IANA zone of the owner")] = None,
+        quiet_hours: Annotated[
+            QuietHours | None, Field(description="Daily window (owner's zone) without deliveries")
+        ] = None,
+        note: Annotated[str | None, Field(max_length=200)] = None,
     ) -> dict[str, Any]:
-        """Create an alert rule owned by the server's API key. Kinds: price_cross (direction,
-        level), pct_change (direction, window, threshold %), grade_cross (direction, grade,
-        threshold), signal_flip (signal), level_break (direction). Channels are apprise URLs,
-        e.g. a webhook `json://host/path` or `mailto://…`."""
-        alerts, rules = _service("alerts"), importlib.import_module("coinlens.alerts.rules")
+        """Create an alert rule owned by the server's API key. Each kind's fields:
+        price_cross (direction above/below, level), pct_change (direction above/below/either,
+        window, threshold %), grade_cross (direction, grade, threshold 0-100), grade_move
+        (grade, points), signal_flip (signal), level_break (direction), probability_cross
+        (direction, target, horizon_days, threshold 0-1). Channels are apprise URLs, e.g. a
+        webhook `json://host/path` or `mailto://…`."""
+        alerts = _service("alerts")
         owner = self._owner()
-        fields: dict[str, Any] = {"direction": direction, "level": level, "window": window}
-        fields |= {"threshold": threshold, "grade": grade, "signal": signal, "note": note}
-        spec = {k: v for k, v in fields.items() if v is not None}
+        given: dict[str, object] = {
+            "direction": direction, "level": level, "window": window, "threshold": threshold,
+            "grade": grade, "points": points, "signal": signal, "target": target,
+            "horizon_days": horizon_days, "cooldown_seconds": cooldown_seconds,
+            "expires_at": expires_at, "timezone": timezone, "quiet_hours": quiet_hours,
+            "note": note,
+        }  # fmt: skip
+        fields = {k: v for k, v in given.items() if v is not None}
         try:
-            body = rules.AlertRuleCreate(symbol=symbol, kind=kind, channels=channels, **spec)
-        except ValueError as exc:
-            raise ToolError(f"invalid alert rule: {exc}") from exc
+            body = AlertRuleCreate.model_validate(
+                {"symbol": symbol, "kind": kind, "channels": channels, **fields}
+            )
+        except ValidationError as exc:  # the message names fields, never echoes the input
+            raise ToolError(f"invalid alert rule: {_problems(exc)}") from None
         return _dump(_run(lambda: alerts.create_rule(self.ctx, owner, body)))
 
     def _owner(self) -> int:

@@ -18,11 +18,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from coinlens.connectors.files import Gap, Hints, MarketBatch, ParsedFile, Rejection, parse_file
+from coinlens.connectors.layouts import hint_problems
 from coinlens.domain.errors import TemporaryError, UserInputError, ValidationFailed
 from coinlens.services.context import Context
 from coinlens.storage import repo
 
-__all__ = ["Gap", "Hints", "ImportOptions", "ImportReport", "Rejection", "import_file"]
+__all__ = [
+    "Gap",
+    "Hints",
+    "ImportOptions",
+    "ImportReport",
+    "Rejection",
+    "failure_message",
+    "hint_problems",
+    "import_file",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +77,7 @@ def import_file(ctx: Context, path: Path, options: ImportOptions | None = None) 
         with ctx.engine.begin() as conn:
             return _write(conn, run_id, parsed, options.strict)
     except UserInputError as exc:
-        problems = exc.problems if isinstance(exc, ValidationFailed) else []
-        _fail(ctx, run_id, "; ".join([exc.detail, *(p.reason for p in problems)]))
+        _fail(ctx, run_id, failure_message(exc))
         raise
     except sa.exc.OperationalError as exc:
         _fail(ctx, run_id, f"rolled back: {exc.orig}")
@@ -76,6 +85,16 @@ def import_file(ctx: Context, path: Path, options: ImportOptions | None = None) 
     except BaseException as exc:
         _fail(ctx, run_id, f"rolled back: {type(exc).__name__}: {exc}")
         raise
+
+
+def failure_message(exc: UserInputError) -> str:
+    """The error and each problem reason it does not already say, joined by `; `."""
+    problems = exc.problems if isinstance(exc, ValidationFailed) else []
+    parts = [exc.detail]
+    for reason in (p.reason for p in problems):
+        if not any(reason in part for part in parts):
+            parts.append(reason)
+    return "; ".join(parts)
 
 
 def _fail(ctx: Context, run_id: int, message: str) -> None:

@@ -242,6 +242,13 @@ def get_key(ctx: Context, account: str, key_id: int) -> ApiKey:
     return _to_key(row)
 
 
+def require_key(ctx: Context, key_id: int) -> None:
+    """NotFound unless API key `key_id` exists (e.g. before storing rules it will own)."""
+    with ctx.engine.connect() as conn:
+        if not keys_repo.key_exists(conn, key_id):
+            raise NotFound(f"no API key with id {key_id}")
+
+
 def list_keys(ctx: Context, account: str, *, cursor: str | None, limit: int) -> KeysPage:
     """The account's keys in creation order, `limit` at a time."""
     after = int(decode_cursor("keys", cursor).get("id", 0)) if cursor else 0

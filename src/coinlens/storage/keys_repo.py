@@ -25,6 +25,12 @@ def key_by_lookup(conn: Connection, lookup_id: str) -> Row[Any] | None:
     return conn.execute(sa.select(api_keys).where(api_keys.c.lookup_id == lookup_id)).first()
 
 
+def key_exists(conn: Connection, key_id: int) -> bool:
+    """Whether a key row with id `key_id` exists (revoked or not)."""
+    query = sa.select(api_keys.c.id).where(api_keys.c.id == key_id)
+    return conn.execute(query).first() is not None
+
+
 def key_of_account(conn: Connection, account: str, key_id: int) -> Row[Any] | None:
     """Key `key_id` if (and only if) it belongs to `account`."""
     query = sa.select(api_keys).where(api_keys.c.id == key_id, api_keys.c.account == account)

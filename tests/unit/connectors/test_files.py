@@ -377,3 +377,58 @@ def test_blank_lines_are_skipped_but_line_numbers_stay_true(tmp_path: Path) -> N
 
     assert list(_reasons(parsed)) == [5]
     assert parsed.rows_total == 2
+
+
+# --- open times in the future and venue names ---------------------------------------------------
+
+
+def test_an_open_time_after_now_plus_one_timeframe_is_rejected(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "\n".join(
+            [
+                HEADER,
+                "BTCUSDT,2024-01-01T00:00:00Z,10,13,9,12,100",
+                "BTCUSDT,2024-01-02T00:00:00Z,10,13,9,12,100",  # the candle open at `now`
+                "BTCUSDT,2024-01-03T00:00:00Z,10,13,9,12,100",  # now + 1d: still allowed
+                "BTCUSDT,2024-01-04T00:00:00Z,10,13,9,12,100",
+                "BTCUSDT,2099-01-01T00:00:00Z,10,13,9,12,100",
+            ]
+        ),
+    )
+
+    parsed = parse_file(path, VENUE, now=T0 + DAY + 3_600)
+
+    assert _times(parsed) == [T0, T0 + DAY, T0 + 2 * DAY]
+    assert _reasons(parsed) == {
+        5: "open time 2024-01-04T00:00:00Z is in the future (after now + 1d)",
+        6: "open time 2099-01-01T00:00:00Z is in the future (after now + 1d)",
+    }
+    assert parsed.gaps == ()
+
+
+def test_the_clock_is_the_default_now(tmp_path: Path) -> None:
+    parsed = _canonical(tmp_path, "BTCUSDT,2099-01-01T00:00:00Z,10,13,9,12,100")
+
+    assert "in the future" in _reasons(parsed)[2]
+
+
+@pytest.mark.parametrize("exchange", ["Bad Exchange!", "bin/ance", "-x", "", "a" * 33])
+def test_an_exchange_name_that_cannot_be_a_market_key_fails_the_file(
+    tmp_path: Path, exchange: str
+) -> None:
+    path = _write(tmp_path, f"{HEADER}\nBTCUSDT,2024-01-01T00:00:00Z,10,13,9,12,100")
+
+    with pytest.raises(ValidationFailed, match="--exchange"):
+        parse_file(path, Hints(exchange=exchange, instrument="spot"))
+
+
+@pytest.mark.parametrize("exchange", ["binance", "Binance", "gate.io", "okx_v5", "crypto-com"])
+def test_exchange_names_of_letters_digits_and_separators_are_accepted(
+    tmp_path: Path, exchange: str
+) -> None:
+    path = _write(tmp_path, f"{HEADER}\nBTCUSDT,2024-01-01T00:00:00Z,10,13,9,12,100")
+
+    parsed = parse_file(path, Hints(exchange=exchange, instrument="spot"))
+
+    assert parsed.batches[0].market.market_key == f"{exchange.lower()}:spot:BTCUSDT"
