@@ -104,11 +104,12 @@ def _probability(f: Any, spec: Mapping[str, Any]) -> float:
 
 def _forecasts(ctx: Context, rows: Sequence[Any]) -> dict[int, Any]:
     """The latest forecast (or None) of each token with a probability rule."""
-    from coinlens.services.forecasts import latest_forecast
-
     wanted = {r.token_id for r in rows if r.kind == "probability_cross"}
     if not wanted:
         return {}
+    # imported only when needed: the forecasts module loads LightGBM (~2 s the first time),
+    # which an evaluation without probability rules must not wait for
+    from coinlens.services.forecasts import latest_forecast
     with ctx.engine.connect() as conn:
         symbols = repo.symbols_by_id(conn)
     out: dict[int, Any] = {}
