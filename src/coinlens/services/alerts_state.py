@@ -110,6 +110,7 @@ def _forecasts(ctx: Context, rows: Sequence[Any]) -> dict[int, Any]:
     # imported only when needed: the forecasts module loads LightGBM (~2 s the first time),
     # which an evaluation without probability rules must not wait for
     from coinlens.services.forecasts import latest_forecast
+
     with ctx.engine.connect() as conn:
         symbols = repo.symbols_by_id(conn)
     out: dict[int, Any] = {}
