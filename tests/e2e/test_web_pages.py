@@ -19,15 +19,14 @@ from typer.testing import CliRunner
 from coinlens.analytics.forecast import ForecastConfig
 from coinlens.api.app import create_app
 from coinlens.cli.main import app as cli_app
-from coinlens.domain.errors import DataUnavailable
-from coinlens.services import catalog, forecasts
-from coinlens.services import grades as grade_service
+from coinlens.services import forecasts
 from coinlens.services import keys as key_service
 from coinlens.services.analytics import run_analytics
 from coinlens.services.context import build_context
 from coinlens.services.grades import run_grades
 from coinlens.settings import get_settings
 from coinlens.web import auth, token_data
+from e2e.stale_token import find_stale_token
 
 pytestmark = pytest.mark.xdist_group("embedded")
 PASSWORD = "correct horse battery"  # noqa: S105 - a test fixture password
@@ -127,29 +126,11 @@ def _token_data(html: str) -> dict[str, Any]:
 
 
 def _graded_token_ending_early(data_dir: Path) -> str:
-    """A token with grades whose newest daily close is before the dataset's (XMR if it is one)."""
-    ctx = build_context(get_settings(env="test", data_dir=data_dir))
-    try:
-        page = catalog.list_tokens(ctx, limit=catalog.MAX_TOKENS_LIMIT)
-        early = sorted(
-            (
-                t.symbol
-                for t in page.items
-                if t.last_candle and page.as_of and t.last_candle < page.as_of
-            ),
-            key=lambda s: (s != "XMR", s),
-        )
-        for symbol in early:
-            try:
-                grade_service.get_grades(
-                    ctx, symbol, start=page.as_of.date() if page.as_of else None
-                )
-            except DataUnavailable:
-                continue
-            return symbol
-    finally:
-        ctx.engine.dispose()
-    pytest.skip("every graded token has data up to the dataset's end")
+    """A token with enough history (so grades) whose prices stopped long before the data's
+    end: the one `find_stale_token` picks (the embedded data has several)."""
+    found = find_stale_token(data_dir)
+    assert found is not None, "the loaded data has no token whose prices stopped"
+    return found.symbol
 
 
 def test_token_whose_data_ends_early_shows_its_own_grade_history(
