@@ -81,6 +81,16 @@ def test_signals_current_and_history(client: TestClient) -> None:
     assert body["history"][-1]["date"] == body["since"]
     assert body["as_of"] == "2025-09-30"
     assert any(w.startswith("stale: last candle is") for w in body["warnings"])
+    assert not any("stablecoin" in w for w in body["warnings"])
+
+
+def test_a_stablecoins_signal_says_it_calls_no_market_move(client: TestClient) -> None:
+    body = _ok(client.get("/v1/tokens/usd1/signals"))
+
+    assert (
+        "USD1 is a stablecoin: its price is pegged, so its trend signal does not call a "
+        "market move" in body["warnings"]
+    )
 
 
 def test_performance_stored_equals_on_demand(client: TestClient) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +97,24 @@ def test_token_grades_endpoint(client: TestClient) -> None:
     assert client.get("/v1/tokens/NOPE/grades").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["", "/ohlcv", "/signals", "/grades", "/predictions", "/probability?above=1&by=2025-12-31"],
+)
+def test_a_contract_or_old_ticker_points_at_its_token(client: TestClient, path: str) -> None:
+    contract = client.get(f"/v1/tokens/1000pepe{path}")
+    renamed = client.get(f"/v1/tokens/MATIC{path}")
+    unknown = client.get(f"/v1/tokens/1000NOPE{path}")
+
+    assert (contract.status_code, renamed.status_code, unknown.status_code) == (404, 404, 404)
+    assert contract.json()["detail"] == (
+        "no token with symbol '1000pepe': 1000PEPE quotes 1000 PEPE; its data are under PEPE "
+        "(prices per 1 PEPE)"
+    )
+    assert "MATIC was renamed POL; its data are under POL" in renamed.json()["detail"]
+    assert unknown.json()["detail"] == "no token with symbol '1000NOPE'"
+
+
 def test_a_stablecoin_is_not_graded_and_says_so(client: TestClient) -> None:
     answer = client.get("/v1/tokens/USD1/grades")
 
@@ -107,6 +128,44 @@ def test_grades_cli(loaded_dir: Path, graded: GradesReport) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "investor grades on 2025-09-30" in result.output
+
+
+def test_grades_cli_refuses_an_unknown_sector_and_names_the_known_ones(
+    loaded_dir: Path, graded: GradesReport
+) -> None:
+    """An unknown sector once printed an empty table and exit 0, like a sector without buys."""
+    args = ["grades", "--data-dir", str(loaded_dir), "--sector"]
+    result = CliRunner().invoke(cli_app, [*args, "nope"])
+    assert result.exit_code == 1, result.output
+    assert "no token is in sector 'nope'" in result.output
+    assert "Meme Coins" in result.output
+    assert "Traceback" not in result.output
+    known = CliRunner().invoke(cli_app, [*args, "meme coins", "--top", "3"])  # any case
+    assert known.exit_code == 0, known.output
+    assert "DOGE" in known.output
+
+
+def test_grades_cli_never_cuts_a_symbol_or_a_grade_in_a_narrow_terminal(
+    loaded_dir: Path, graded: GradesReport
+) -> None:
+    """At 80 columns rich cut every cell: "ETH…" for ETHFI, "84…" for a grade."""
+    env = {**os.environ, "COLUMNS": "80", "COINLENS_DATA_DIR": str(loaded_dir)}
+    env.pop("COINLENS_DATABASE_URL", None)
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("coinlens")), "grades", "--top", "10"],
+        env=env, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    table = out[: out.index("track record")]
+    assert "…" not in table, table
+    assert max(len(line) for line in table.splitlines()) <= 80
+    assert "ETHFI" in table
+    assert "sub-grades left out" in table
+    wide = subprocess.run(
+        [str(Path(sys.executable).with_name("coinlens")), "grades", "--top", "10"],
+        env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    assert "fundamentals" in wide
+    assert "…" not in wide
 
 
 def test_evaluate_grades_cli_on_a_short_window(loaded_dir: Path, tmp_path: Path) -> None:

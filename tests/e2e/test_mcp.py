@@ -15,6 +15,7 @@ from coinlens.analytics.forecast import ForecastConfig
 from coinlens.cli.main import app as cli_app
 from coinlens.domain.errors import CoinlensError
 from coinlens.domain.numbers import tidy
+from coinlens.mcp import server as mcp_server
 from coinlens.mcp.server import build_server
 from coinlens.services import analytics_queries, forecasts, grades
 from coinlens.services.analytics import run_analytics
@@ -101,6 +102,17 @@ async def test_unknown_token_is_a_readable_tool_error(research: Context) -> None
     assert "NOPE-XYZ" in answer["error"]
 
 
+async def test_a_contract_symbol_points_at_its_token(research: Context) -> None:
+    answer = await _call(research, "grades", {"symbol": "1000pepe"})
+    assert "1000PEPE quotes 1000 PEPE; its data are under PEPE" in answer["error"]
+
+
+async def test_data_that_will_never_exist_is_unavailable_not_pending(research: Context) -> None:
+    answer = await _call(research, "grades", {"symbol": "DAI"})
+    assert "grades: unavailable: DAI is a stablecoin" in answer["error"]
+    assert "not computed yet" not in answer["error"]
+
+
 async def test_screener_filters_by_grade_band_signal_and_sector(research: Context) -> None:
     direct = grades.leaderboard(research, grades.LeaderboardQuery(limit=10))
     top = await _call(research, "screener", {"limit": 10})
@@ -115,6 +127,23 @@ async def test_screener_filters_by_grade_band_signal_and_sector(research: Contex
     band = top["items"][0]["trader_band"]
     banded = await _call(research, "screener", {"band": band, "limit": 100})
     assert {r["trader_band"] for r in banded["items"]} == {band}
+
+
+async def test_screener_counts_and_intersects_across_pages(
+    research: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pages of 7 rows stand in for a universe larger than one page of the listings
+    monkeypatch.setattr(mcp_server, "SCREEN_PAGE", 7)
+    board = grades.leaderboard(research, grades.LeaderboardQuery(limit=500))
+    top = await _call(research, "screener", {"limit": 5})
+    assert (top["matches"], len(top["items"])) == (board.total, 5)
+    longs = {
+        s.symbol for s in analytics_queries.list_signals(research, signal="long", limit=500).items
+    }
+    expected = [e.symbol for e in board.items if e.symbol in longs]
+    found = await _call(research, "screener", {"signal": "long", "limit": 100})
+    assert found["matches"] == len(expected) > 7
+    assert [r["symbol"] for r in found["items"]] == expected[:100]
 
 
 async def test_signals_backtest_levels_and_grades_match_the_services(research: Context) -> None:

@@ -418,6 +418,11 @@ def test_openapi_documents_problems_and_docs_are_served(client: TestClient) -> N
     for code in ("404", "422"):
         assert list(ohlcv["responses"][code]["content"]) == [PROBLEM_JSON]
     assert "ProblemDetails" in spec["components"]["schemas"]
+    # every /v1 operation refuses unknown query parameters with a problem+json 422, and says so
+    for path, ops in spec["paths"].items():
+        for op in ops.values() if path.startswith("/v1/") else ():
+            assert list(op["responses"]["422"]["content"]) == [PROBLEM_JSON], path
+    assert _problem(client.get("/v1/models?limt=5"), 422)["errors"][0]["location"] == "query.limt"
     assert {t["name"] for t in spec["tags"]} == {"tokens", "health"}
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()

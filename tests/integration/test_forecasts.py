@@ -157,8 +157,12 @@ def test_queries_answer_with_reasons(ctx: Context) -> None:
     by = pred.origin + dt.timedelta(days=60)
     prob = forecasts.probability(ctx, "SYN1", pred.last_close * 1.5, by)
     assert 0 <= prob.p_at <= prob.p_by <= 1
-    with pytest.raises(ValidationFailed):
+    first, last = pred.origin + dt.timedelta(days=1), pred.origin + dt.timedelta(days=366)
+    with pytest.raises(ValidationFailed) as too_early:  # the detail alone says what to ask
         forecasts.probability(ctx, "SYN1", 1.0, pred.origin - dt.timedelta(days=1))
+    assert f"between {first} and {last}" in too_early.value.detail
+    # a symbol with stray spaces is found, as by the token and grades endpoints
+    assert forecasts.get_predictions(ctx, " syn1 ").symbol == "SYN1"
     with pytest.raises(ValidationFailed):
         forecasts.probability(ctx, "SYN1", 1.0, pred.origin + dt.timedelta(days=400))
     with pytest.raises(NotFound):

@@ -18,8 +18,9 @@ N_TOKENS, N_DAYS, DAY0 = 12, 240, 19_000  # DAY0 = 2022-01-08
 SYMBOLS = ["BTC", *(f"T{i:02d}" for i in range(1, N_TOKENS))]
 
 
-def _seed(ctx: Context) -> dict[str, int]:
-    """A small SYNTHETIC universe: random walks, two sectors, monthly market caps."""
+def _seed(ctx: Context, days: dict[str, int] | None = None) -> dict[str, int]:
+    """A small SYNTHETIC universe: random walks, two sectors, monthly market caps (`days`:
+    tokens whose candles stop after that many days, e.g. delisted)."""
     rng = np.random.default_rng(1)
     close = 10 * np.exp(np.cumsum(rng.normal(0, 0.04, (N_TOKENS, N_DAYS)), axis=1))
     with ctx.engine.begin() as conn:
@@ -55,7 +56,7 @@ def _seed(ctx: Context) -> dict[str, int]:
                     "close": c,
                     "volume": 1e4 * (i + 1),
                 }
-                for j, c in enumerate(close[i].tolist())
+                for j, c in enumerate(close[i].tolist()[: (days or {}).get(s, N_DAYS)])
             ]
             repo.write_candles(conn, mid, "1d", rows)
         repo.refresh_token_spans(conn)
@@ -138,6 +139,20 @@ def test_token_grades_add_up(ctx: Context) -> None:
         get_grades(ctx, "NOPE")
 
 
+def test_grades_of_a_token_whose_prices_stopped_say_they_are_not_current(ctx: Context) -> None:
+    _seed(ctx, days={"T05": N_DAYS - 40})
+    run_grades(ctx)
+    gone, live = get_grades(ctx, "T05"), get_grades(ctx, "T04")
+
+    last = date(1970, 1, 1) + np.timedelta64(DAY0 + N_DAYS - 41, "D")
+    newest = date(1970, 1, 1) + np.timedelta64(DAY0 + N_DAYS - 1, "D")
+    assert (gone.day, live.day) == (last, newest)
+    assert any(
+        f"from {last}, 40 days before the newest graded day {newest}" in w for w in gone.warnings
+    )
+    assert not any("newest graded day" in w for w in live.warnings)
+
+
 def test_leaderboard_filters_sorts_and_pages(ctx: Context) -> None:
     with pytest.raises(DataUnavailable):
         leaderboard(ctx)
@@ -169,6 +184,10 @@ def test_leaderboard_filters_sorts_and_pages(ctx: Context) -> None:
 
     past = leaderboard(ctx, LeaderboardQuery(day=date(2022, 6, 1)))
     assert past.day == date(2022, 6, 1)
+    first = date(1970, 1, 1) + np.timedelta64(DAY0 + 59, "D")  # 60 bars before the first grade
+    newest = date(1970, 1, 1) + np.timedelta64(DAY0 + N_DAYS - 1, "D")
+    with pytest.raises(DataUnavailable, match=f"graded days run from {first} to {newest}"):
+        leaderboard(ctx, LeaderboardQuery(day=date(2030, 1, 1)))
     with pytest.raises(ValidationFailed):
         leaderboard(ctx, LeaderboardQuery(band="moon"))
     with pytest.raises(ValidationFailed):

@@ -161,6 +161,7 @@ _GATE_RESPONSES = {
     "401": "Missing, malformed, invalid, revoked or expired API key",
     "403": "The key lacks the scope this operation needs",
     "413": "Request body over the size limit",
+    "422": "A query parameter the operation does not declare (or an invalid one)",
     "429": "Rate limited: see Retry-After and the RateLimit headers",
 }
 

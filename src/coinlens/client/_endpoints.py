@@ -16,6 +16,13 @@ def _sym(symbol: str) -> str:
     return quote(symbol.strip(), safe="")
 
 
+def _day(value: Instant | None) -> dt.date | str | None:
+    """A date-only parameter: a datetime is sent as its (UTC) day, which the API accepts."""
+    if isinstance(value, dt.datetime):
+        return (value.astimezone(dt.UTC) if value.tzinfo else value).date()
+    return value
+
+
 def health() -> Call[m.Health]:
     return call("GET", "/healthz", m.Health)
 
@@ -57,11 +64,12 @@ def roi(symbol: str) -> Call[m.TokenRoi]:
 
 
 def grades(symbol: str, start: Instant | None, end: Instant | None) -> Call[m.TokenGrades]:
-    params = {"start": start, "end": end}
+    params = {"start": _day(start), "end": _day(end)}
     return call("GET", f"/v1/tokens/{_sym(symbol)}/grades", m.TokenGrades, params=params)
 
 
 def leaderboard(params: dict[str, Any]) -> Call[m.GradesPage]:
+    params = {**params, "day": _day(params.get("day"))}
     return call("GET", "/v1/grades", m.GradesPage, params=params)
 
 
@@ -76,7 +84,7 @@ def scenarios(symbol: str) -> Call[m.Scenarios]:
 def probability(
     symbol: str, by: Instant, above: float | None, below: float | None
 ) -> Call[m.Probability]:
-    params = {"by": by, "above": above, "below": below}
+    params = {"by": _day(by), "above": above, "below": below}
     return call("GET", f"/v1/tokens/{_sym(symbol)}/probability", m.Probability, params=params)
 
 

@@ -237,6 +237,7 @@ class GradePoint(Model):
     investor: float | None = None
     trader_band: str
     investor_band: str | None = None
+    components: dict[str, float] = Field(default_factory=dict)
 
 
 class GradePeriodRecord(Model):
@@ -300,6 +301,7 @@ class LeaderboardEntry(Model):
     investor: float | None = None
     trader_band: str
     investor_band: str | None = None
+    components: dict[str, float] = Field(default_factory=dict)
 
 
 class GradesPage(Model):

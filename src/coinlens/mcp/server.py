@@ -4,7 +4,8 @@ Every tool is a thin call to the same `coinlens.services` functions the REST API
 with a `Context` built from settings; answers are the API's JSON shapes. A service that
 is not installed yet makes its tool answer "not available yet" instead of failing the
 whole server. Domain errors become tool errors the model can read (not found, invalid
-input, data not computed yet); anything else is logged and reported as an internal error.
+input, data unavailable — not computed yet, or never for this token); anything else is
+logged and reported as an internal error.
 
 Creating alerts acts as an API key (`--api-key` / `COINLENS_MCP_API_KEY`) with the
 `alerts:write` scope: the rules belong to that key, exactly as if created over REST.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from collections.abc import Callable
+from functools import partial
 from types import ModuleType
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -34,6 +36,7 @@ from coinlens.alerts.rules import (
     Window,
 )
 from coinlens.domain.errors import CoinlensError, DataUnavailable, TemporaryError, UserInputError
+from coinlens.domain.grades import Band
 from coinlens.domain.numbers import tidy
 from coinlens.services.context import Context
 
@@ -43,6 +46,7 @@ INSTRUCTIONS = """Coinlens crypto research data (daily candles, signals, grades,
 Start with `token_summary` for one token or `screener` to find tokens; numbers carry their
 `source` and `as_of` — quote them. Prices are USD(T); grades are 0-100; probabilities 0-1."""
 HISTORY_POINTS = 30  # grade history points returned (the newest)
+SCREEN_PAGE = 500  # rows per page when the screener walks the leaderboard and the signals
 
 
 def _service(name: str) -> ModuleType:
@@ -58,7 +62,7 @@ def _run(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except DataUnavailable as exc:
-        raise ToolError(f"not computed yet: {exc.detail}") from exc
+        raise ToolError(f"unavailable: {exc.detail}") from exc
     except UserInputError as exc:
         raise ToolError(exc.detail) from exc
     except TemporaryError as exc:
@@ -92,6 +96,16 @@ def _problems(exc: ValidationError) -> str:
     )
 
 
+def _every(fetch: Callable[[str | None], Any]) -> tuple[Any, list[Any]]:
+    """The first page of a cursor-paginated listing and the items of all its pages."""
+    first, cursor, items = None, None, []
+    while first is None or cursor:
+        page = _run(partial(fetch, cursor))
+        first, cursor = first or page, page.next_cursor
+        items += page.items
+    return first, items
+
+
 def _optional(fn: Callable[[], Any]) -> tuple[Any, str | None]:
     """(answer, None) or (None, why) — for the parts of a summary that may be missing."""
     try:
@@ -109,7 +123,8 @@ class CoinlensTools:
     def token_summary(self, symbol: Symbol) -> dict[str, Any]:
         """One token at a glance: metadata, markets, current signal, grades and levels.
 
-        Parts that are not computed yet are listed in `unavailable` with the reason.
+        Parts that are unavailable (not computed yet, or never for this token) are listed in
+        `unavailable` with the reason.
         """
         catalog, aq = _service("catalog"), _service("analytics_queries")
         token = _dump(_run(lambda: catalog.get_token(self.ctx, symbol)))
@@ -132,27 +147,42 @@ class CoinlensTools:
     def screener(
         self,
         signal: Literal["long", "flat", "short"] | None = None,
-        band: str | None = None,
+        band: Annotated[Band | None, Field(description="Grade band of `sort`")] = None,
         sector: str | None = None,
         sort: Literal["trader", "investor"] = "trader",
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
     ) -> dict[str, Any]:
         """Tokens ranked by Trader or Investor grade, filtered by grade band, signal and sector."""
         grades, aq = _service("grades"), _service("analytics_queries")
-        query = grades.LeaderboardQuery(sector=sector, band=band, sort=sort, limit=500)
-        board = _run(lambda: grades.leaderboard(self.ctx, query))
-        rows = [_json(e) for e in board.items]
-        if signal is not None:
-            page = _run(lambda: aq.list_signals(self.ctx, signal=signal, sector=sector, limit=500))
-            wanted = {s.symbol: s for s in page.items}
+
+        def board_page(cursor: str | None, size: int) -> Any:
+            query = grades.LeaderboardQuery(
+                sector=sector, band=band, sort=sort, cursor=cursor, limit=size
+            )
+            return grades.leaderboard(self.ctx, query)
+
+        if signal is None:  # the first `limit` of the ranking, and how many match in all
+            board = _run(lambda: board_page(None, limit))
+            rows, matches = [_json(e) for e in board.items], board.total
+        else:  # every ranked token against every token with that signal, page by page
+            board, entries = _every(lambda c: board_page(c, SCREEN_PAGE))
+            _, signalled = _every(
+                lambda c: aq.list_signals(
+                    self.ctx, signal=signal, sector=sector, cursor=c, limit=SCREEN_PAGE
+                )
+            )
+            wanted = {s.symbol: s for s in signalled}
             rows = [
-                dict(r, signal=wanted[r["symbol"]].signal) for r in rows if r["symbol"] in wanted
+                dict(_json(e), signal=wanted[e.symbol].signal)
+                for e in entries
+                if e.symbol in wanted
             ]
+            matches = len(rows)
         return {
             "day": board.day.isoformat(),
             "sort": sort,
             "filters": {"signal": signal, "band": band, "sector": sector},
-            "matches": len(rows),
+            "matches": matches,
             "items": rows[:limit],
             "source": board.source,
         }

@@ -45,7 +45,7 @@ from coinlens.domain.analytics_models import (
     TokenSignal,
     TradeMetrics,
 )
-from coinlens.domain.errors import DataUnavailable, NotFound
+from coinlens.domain.errors import DataUnavailable
 from coinlens.services.analytics import (
     DEFAULT_BACKTEST,
     SOURCE,
@@ -54,6 +54,7 @@ from coinlens.services.analytics import (
     num,
     params_key,
 )
+from coinlens.services.catalog import unknown_token
 from coinlens.services.context import Context
 from coinlens.services.paging import decode_cursor, encode_cursor, invalid
 from coinlens.storage import analytics_repo
@@ -91,7 +92,7 @@ def staleness(as_of_day: int | None, *, today: date | None = None) -> list[str]:
 def _token(conn: Connection, symbol: str) -> Row[Any]:
     row = analytics_repo.token_by_symbol(conn, symbol)
     if row is None:
-        raise NotFound(f"no token with symbol {symbol!r}")
+        raise unknown_token(conn, symbol)
     return row
 
 
@@ -196,8 +197,17 @@ def get_signals(ctx: Context, symbol: str) -> TokenSignal:
         source=SOURCE,
         as_of=to_date(row.as_of_day),
         computed_at=row.computed_at,
-        warnings=staleness(row.as_of_day),
+        warnings=staleness(row.as_of_day) + _pegged(token),
     )
+
+
+def _pegged(token: Row[Any]) -> list[str]:
+    if not token.is_stablecoin:
+        return []
+    return [
+        f"{token.symbol} is a stablecoin: its price is pegged, so its trend signal does not "
+        "call a market move"
+    ]
 
 
 def _level(raw: dict[str, Any] | None) -> Level | None:

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from coinlens.connectors.layouts import TIMEFRAME_SECONDS
+from coinlens.connectors.layouts import TIMEFRAME_SECONDS, token_of
 from coinlens.domain.errors import DataUnavailable, NotFound
 from coinlens.domain.models import (
     TIMEFRAMES,
@@ -164,8 +164,23 @@ def _token_row(conn: Connection, symbol: str) -> Row[Any]:
         _tokens_select().where(sa.func.upper(tokens.c.symbol) == wanted).order_by(tokens.c.id)
     ).first()
     if row is None:
-        raise NotFound(f"no token with symbol {symbol!r}")
+        raise unknown_token(conn, symbol)
     return row
+
+
+def unknown_token(conn: Connection, symbol: str) -> NotFound:
+    """NotFound for `symbol`, pointing at the token it denotes when it is a contract's quoted
+    base or an old ticker the dataset files under another token (1000PEPE → PEPE, MATIC → POL)."""
+    wanted = symbol.strip().upper()
+    token, multiplier = token_of(wanted)
+    exists = sa.select(tokens.c.symbol).where(sa.func.upper(tokens.c.symbol) == token).limit(1)
+    if token == wanted or conn.execute(exists).first() is None:
+        return NotFound(f"no token with symbol {symbol!r}")
+    what = f"quotes {multiplier:g} {token}" if multiplier != 1 else f"was renamed {token}"
+    return NotFound(
+        f"no token with symbol {symbol!r}: {wanted} {what}; its data are under {token} "
+        f"(prices per 1 {token})"
+    )
 
 
 def _coverage(conn: Connection, market_ids: Sequence[int]) -> dict[int, list[CandleCoverage]]:

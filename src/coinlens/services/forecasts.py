@@ -33,8 +33,10 @@ from coinlens.domain.forecasts import (
     Scenarios,
     TrackRecord,
 )
+from coinlens.domain.numbers import change
 from coinlens.services import analytics_queries, track_records
 from coinlens.services import scenario_levels as sl
+from coinlens.services.catalog import unknown_token
 from coinlens.services.context import Context
 from coinlens.storage import forecasts_repo as repo
 from coinlens.storage.panel import Panel, read_daily_panel
@@ -352,9 +354,9 @@ def _matrix(rows: list[dict[str, Any]]) -> np.ndarray[Any, np.dtype[np.float64]]
 def latest_forecast(ctx: Context, symbol: str) -> TokenForecast:
     """The newest model's latest forecast of `symbol`; NotFound / DataUnavailable with reason."""
     with ctx.engine.connect() as conn:
-        token = repo.token_by_symbol(conn, symbol)
+        token = repo.token_by_symbol(conn, symbol.strip())  # any case, as `get_grades`
         if token is None:
-            raise NotFound(f"no token with symbol {symbol!r}")
+            raise unknown_token(conn, symbol)
         model = repo.latest_model(conn, KIND, with_artifact=False)
         rows = repo.token_forecasts(conn, token["id"], model["model_id"]) if model else []
         base: list[dict[str, Any]] = []
@@ -450,9 +452,9 @@ def get_scenarios(ctx: Context, symbol: str) -> Scenarios:
                 bear=bear,
                 base=base,
                 bull=bull,
-                bear_change=bear / f.last_close - 1,
-                base_change=base / f.last_close - 1,
-                bull_change=bull / f.last_close - 1,
+                bear_change=change(bear, f.last_close),
+                base_change=change(base, f.last_close),
+                bull_change=change(bull, f.last_close),
                 bear_levels=sl.place_target(bear, f.last_close, levels),
                 base_levels=sl.place_target(base, f.last_close, levels),
                 bull_levels=sl.place_target(bull, f.last_close, levels),
@@ -471,6 +473,14 @@ def get_scenarios(ctx: Context, symbol: str) -> Scenarios:
     )
 
 
+MAX_PROBABILITY_DAYS = 366
+
+
+def probability_dates(origin: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last date `probability` answers for a forecast made at `origin`."""
+    return origin + dt.timedelta(days=1), origin + dt.timedelta(days=MAX_PROBABILITY_DAYS)
+
+
 def probability(
     ctx: Context, symbol: str, level: float, by: dt.date, *, above: bool = True
 ) -> Probability:
@@ -478,18 +488,14 @@ def probability(
     check_level(level)
     f = latest_forecast(ctx, symbol)
     origin = day_to_date(f.origin_day)
-    days = (by - origin).days
-    if days < 1 or days > 366:
+    first, last = probability_dates(origin)
+    if not first <= by <= last:
         raise ValidationFailed(
-            f"`by` must be after the forecast origin {origin} and at most a year after it",
-            [
-                Problem(
-                    "by",
-                    f"must be between {origin + dt.timedelta(days=1)} and "
-                    f"{origin + dt.timedelta(days=366)}",
-                )
-            ],
+            f"`by` must be after the forecast origin {origin} and at most a year after it: "
+            f"between {first} and {last}, not {by}",
+            [Problem("by", f"must be between {first} and {last}")],
         )
+    days = (by - origin).days
     p_at, p_by = fc.probability(
         np.log(f.prices), f.horizons, math.log(f.last_close), level, float(days), above=above
     )

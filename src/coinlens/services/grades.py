@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 from sqlalchemy.engine import Connection, Row
 
 from coinlens.analytics import grades as method
-from coinlens.domain.errors import DataUnavailable, NotFound, Problem, ValidationFailed
+from coinlens.domain.errors import DataUnavailable, Problem, ValidationFailed
 from coinlens.domain.grades import (
     Band,
     GradeBreakdown,
@@ -38,6 +38,7 @@ from coinlens.domain.grades import (
 )
 from coinlens.services import track_records
 from coinlens.services.analytics_queries import to_date, to_day
+from coinlens.services.catalog import unknown_token
 from coinlens.services.context import Context
 from coinlens.storage import grades_repo
 from coinlens.storage.panel import Panel, read_daily_panel
@@ -397,7 +398,7 @@ def _token(conn: Connection, symbol: str) -> Row[Any, Any, Any, Any, Any]:
         .order_by(tokens.c.id)
     ).first()
     if row is None:
-        raise NotFound(f"no token with symbol {symbol!r}")
+        raise unknown_token(conn, symbol)
     return row
 
 
@@ -431,11 +432,18 @@ def get_grades(
             where.append(grades.c.day <= to_day(end))
         hist = conn.execute(sa.select(grades).where(*where).order_by(grades.c.day)).all()
         record = latest_track_record(conn)
+        newest = conn.execute(sa.select(sa.func.max(grade_days.c.day))).scalar()
     if latest is None and tok.is_stablecoin:
         raise DataUnavailable(f"{tok.symbol} is a stablecoin: stablecoins are not graded")
     if latest is None:
         raise DataUnavailable(f"{tok.symbol} has no grades yet: run `coinlens load` first")
     comp = {str(k): float(v) for k, v in dict(latest.components).items()}
+    warnings = _stale_warnings(tok.symbol, int(latest.day), newest)
+    if latest.investor is None:
+        warnings.append(
+            f"{tok.symbol} has under {method.GradeConfig().investor_history} days of history: "
+            "no Investor Grade yet"
+        )
     return TokenGrades(
         symbol=tok.symbol,
         name=tok.name,
@@ -446,14 +454,21 @@ def get_grades(
         history=[_point(r.day, r.trader, r.investor, r.components) for r in hist],
         source=SOURCE,
         model=MODEL,
-        warnings=[]
-        if latest.investor is not None
-        else [
-            f"{tok.symbol} has under {method.GradeConfig().investor_history} days of history: "
-            "no Investor Grade yet"
-        ],
+        warnings=warnings,
         track_record=record,
     )
+
+
+def _stale_warnings(symbol: str, day: int, newest: int | None) -> list[str]:
+    """Say so when a token's newest grades are older than the newest graded day (its prices
+    stopped, e.g. a delisted token): they are its last grades, not current ones."""
+    if newest is None or day >= int(newest):
+        return []
+    return [
+        f"{symbol}'s newest grades are from {to_date(day)}, {int(newest) - day} days before "
+        f"the newest graded day {to_date(int(newest))}: it has no daily close since, so these "
+        "are its last grades, not current ones, and it is not on the latest leaderboard"
+    ]
 
 
 # --- leaderboard ---------------------------------------------------------------------------
@@ -507,14 +522,19 @@ class LeaderboardQuery:
 
 def _resolve_day(conn: Connection, wanted: date | None) -> tuple[int, int]:
     """(the day to rank, the newest graded day); DataUnavailable when nothing is graded."""
-    newest = conn.execute(sa.select(sa.func.max(grade_days.c.day))).scalar()
+    oldest, newest = conn.execute(
+        sa.select(sa.func.min(grade_days.c.day), sa.func.max(grade_days.c.day))
+    ).one()
     if newest is None:
         raise DataUnavailable("no grades yet: run `coinlens load` first")
     if wanted is None:
         return int(newest), int(newest)
     day = to_day(wanted)
     if conn.execute(sa.select(grade_days.c.day).where(grade_days.c.day == day)).first() is None:
-        raise DataUnavailable(f"no grades for {wanted.isoformat()}")
+        raise DataUnavailable(
+            f"no grades for {wanted.isoformat()}: graded days run from "
+            f"{to_date(int(oldest))} to {to_date(int(newest))}"
+        )
     return day, int(newest)
 
 

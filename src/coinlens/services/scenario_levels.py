@@ -12,6 +12,7 @@ import datetime as dt
 
 from coinlens.domain.analytics_models import TokenLevels
 from coinlens.domain.forecasts import KeyLevel, TargetLevels
+from coinlens.domain.numbers import change
 
 LEVELS_METHOD = (
     "key levels: the nearest support / resistance and the strongest levels of the analytics "
@@ -27,7 +28,7 @@ def key_levels(levels: TokenLevels, last_close: float) -> list[KeyLevel]:
             price=lv.price,
             kind="support" if lv.price < last_close else "resistance",
             strength=lv.strength,
-            distance=lv.price / last_close - 1,
+            distance=change(lv.price, last_close),
         )
         for lv in levels.distinct()
     ]

@@ -91,13 +91,15 @@ def analytics_summary(conn: Connection) -> tuple[int, int | None]:
 
 
 def token_by_symbol(conn: Connection, symbol: str) -> Row[Any] | None:
-    """The token row (id, symbol, name, sector, primary market) for a symbol, any case."""
+    """The token row (id, symbol, name, sector, stablecoin flag, primary market) for a symbol,
+    any case."""
     query: sa.Select[Any] = (
         sa.select(
             tokens.c.id,
             tokens.c.symbol,
             tokens.c.name,
             tokens.c.sector,
+            tokens.c.is_stablecoin,
             tokens.c.primary_market_id,
             markets.c.market_key,
             markets.c.source,

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from coinlens.api.responses import TidyJSONResponse, tidy
+from coinlens.domain.numbers import change
 
 
 @pytest.mark.parametrize(
@@ -38,3 +39,13 @@ def test_the_response_renders_tidied_json() -> None:
 
     assert json.loads(body) == {"score": -0.6, "price": 7.059e-06}
     assert b"0000000" not in body
+
+
+def test_a_change_between_equal_prices_is_zero_and_real_changes_keep_their_digits() -> None:
+    close = 4145.15
+    back = math.exp(math.log(close))  # a quantile equal to the close, back from log space
+
+    assert back / close - 1 != 0.0  # the noise this removes
+    assert change(back, close) == 0.0
+    assert change(4145.16, close) == pytest.approx(2.4124e-06, rel=1e-4)
+    assert change(3 * close, close) == 2.0

@@ -10,6 +10,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
 
 from coinlens.alerts.rules import KINDS, AlertRuleCreate
+from coinlens.domain.grades import BAND_NAMES
 from coinlens.mcp import server as mcp_server
 from coinlens.mcp.server import CoinlensTools, build_server
 from coinlens.services import alerts
@@ -41,10 +42,10 @@ def stored(monkeypatch: pytest.MonkeyPatch) -> list[AlertRuleCreate]:
     return bodies
 
 
-async def _schema(ctx: Context) -> dict[str, Any]:
+async def _schema(ctx: Context, tool: str = "create_alert") -> dict[str, Any]:
     async with Client(build_server(ctx)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    return tools["create_alert"].input_schema
+    return tools[tool].input_schema
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -53,6 +54,14 @@ async def test_create_alert_offers_every_rule_field_and_the_kinds(ctx: Context) 
 
     assert set(schema["properties"]) == set(AlertRuleCreate.model_fields)
     assert schema["properties"]["kind"]["enum"] == list(KINDS)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_screener_offers_the_grade_bands(ctx: Context) -> None:
+    band = (await _schema(ctx, "screener"))["properties"]["band"]
+    assert [*BAND_NAMES, None] == [
+        v for choice in band["anyOf"] for v in choice.get("enum", [None])
+    ]
 
 
 @pytest.mark.parametrize(
