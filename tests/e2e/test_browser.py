@@ -212,6 +212,20 @@ def test_token_chart_is_drawn_with_markers_levels_and_fan(browser: Any, real: st
     assert state["levels"] > 0
     assert state["fan"] >= 5
     assert state["fanEnd"] > state["lastCandle"]
+    # the fan is drawn on a time axis: the 90-day point 3× as far out as the 30-day one (it
+    # once sat on the bar after it), and an axis tick of float noise reads 0, not 0.0₁₅1388
+    fan = page.evaluate(
+        """() => { const p = window.coinlens.price, ts = p.chart.timeScale();
+          const d = p.fan.p50.data().map(x => x.time);
+          return {days: d.map(t => (t - d[0]) / 86400), x: d.map(t => ts.timeToCoordinate(t)),
+                  noise: window.coinlensFmtPrice(1.3878e-16)}; }"""
+    )
+    days, xs = fan["days"], fan["x"]
+    per_day = (xs[-1] - xs[0]) / days[-1]
+    assert per_day > 0, fan
+    for d, x in zip(days, xs, strict=True):
+        assert x - xs[0] == pytest.approx(d * per_day, abs=1.0), fan
+    assert fan["noise"] == "0"
     page.get_by_role("button", name="1h", exact=True).click()
     page.wait_for_function("window.coinlens.price.data.timeframe === '1h'")
     page.get_by_role("button", name="3M").click()

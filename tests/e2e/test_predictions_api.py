@@ -179,6 +179,32 @@ def test_cli_predict_and_quick_evaluation(
         assert (out / f"forecasts_calibration_{h}d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_quick_evaluation_keeps_until_and_labels_the_direction_test(
+    loaded_ctx: Context, tmp_path: Path
+) -> None:
+    """--quick once dropped --until (scoring every target), a window with no origin was a
+    traceback, and each horizon's p-value sat next to the accuracy it was not computed on."""
+    env = {"COINLENS_DATA_DIR": str(loaded_ctx.settings.data_dir), "COINLENS_ENV": "test"}
+    runner = CliRunner()
+    base = ["evaluate", "forecasts", "--out", str(tmp_path), "--ets-tokens", "0"]
+    for extra in (["--quick"], []):
+        refused = runner.invoke(app, [*base, *extra, "--until", "2010-01-01"], env=env)
+        assert refused.exit_code == 1, refused.output
+        assert "error: nothing to evaluate" in refused.output
+        assert "2010-01-01" in refused.output
+        assert refused.exception is None or isinstance(refused.exception, SystemExit)
+
+    result = runner.invoke(app, [*base, "--quick", "--until", "2024-12-31"], env=env)
+    assert result.exit_code == 0, result.output
+    lines = {ln.split("d ", 1)[0].strip(): ln for ln in result.output.splitlines() if "skill" in ln}
+    assert "(non-overlapping " in lines["30"]
+    assert "no non-overlapping origins to test" in lines["90"]  # no 90d target by 2024-12-31
+    report = (tmp_path / "forecasts.md").read_text()
+    row = next(ln for ln in report.splitlines() if ln.startswith("| 90d | "))
+    assert "nan" not in row
+    assert row.endswith("| — | 0 | — |")
+
+
 def test_a_full_walk_forward_is_served_as_the_track_record(
     client: TestClient, loaded_ctx: Context, tmp_path: Path
 ) -> None:

@@ -100,7 +100,7 @@ def test_token_page_shows_every_panel_with_real_data(client: TestClient) -> None
     html = client.get("/t/btc").text
     for heading in ("Price chart", "Grades", "Returns", "Signal backtest", "Scenarios"):
         assert heading in html
-    assert "Not computed yet" not in html
+    assert "Not available." not in html
     assert "binance:spot:BTCUSDT" in html  # volume by market and provenance
     assert "Grading history" in html
     assert "Probability of reaching" in html
@@ -150,6 +150,63 @@ def test_token_whose_data_ends_early_shows_its_own_grade_history(
     assert re.search(r"close of \d{4}-\d\d-\d\d UTC, no newer data", html)
     fragment = client.get(f"/web/t/{symbol}/price").text  # the header's 60 s refresh
     assert "no newer data" in fragment
+    grades = html[html.index('id="grades-h"') : html.index("Grading history")]
+    assert re.search(  # the grades service's warning, as the API serves it
+        rf"{symbol}&#39;s newest grades are from {last_day.date()}, \d+ days before the newest "
+        r"graded day [\d-]+: it has no daily close since, so these are its last grades, not "
+        r"current ones, and it is not on the latest leaderboard",
+        grades,
+    ), grades
+    assert "newest grades are from" not in client.get("/t/BTC").text
+
+
+def test_volume_by_market_compares_the_same_30_days(client: TestClient) -> None:
+    """POL's Coinbase MATIC-USD candles end in 2021: their last 30 days were once summed
+    next to today's markets and shown as the largest share."""
+    html = client.get("/t/POL").text
+    table = html[html.index('id="mv-h"') : html.index("</table>", html.index('id="mv-h"'))]
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td>(.*?)</tr>", table, re.S))
+    assert "no candles since 2021-10-28" in rows["coinbase:spot:MATIC-USD"]
+    assert "no candles since 2024-09-10" in rows["binance:spot:MATICUSDT"]
+    shares = {m: re.findall(r"([\d.]+)%</td>$", cells.strip()) for m, cells in rows.items()}
+    assert shares["binance:perp:POLUSDT"] == ["100.0"], shares
+
+
+def test_a_panel_that_cannot_be_computed_does_not_say_not_yet(client: TestClient) -> None:
+    """ "Not computed yet." once headed reasons no run would change (a stablecoin, too short a
+    history, prices that stopped)."""
+    html = client.get("/t/USD1").text
+    assert "Not computed yet" not in html
+    assert "Not available.</strong> USD1 is a stablecoin: stablecoins are not graded" in html
+
+
+def test_backtest_rates_are_shares_not_changes(client: TestClient) -> None:
+    html = client.get("/t/ETH").text
+    line = re.search(r"<small>(\d+ trades · win rate .*?) per side", html)
+    assert line is not None
+    assert re.fullmatch(
+        r"\d+ trades · win rate \d+% · exposure \d+% · fees \d\.\d\d% \+ slippage \d\.\d\d%",
+        line.group(1),
+    ), line.group(1)  # no "+44%" in green: a win rate is not a gain
+
+
+def test_probability_form_offers_only_the_dates_the_server_takes(client: TestClient) -> None:
+    html = client.get("/t/ETH").text
+    origin = re.search(r"origin (\d{4}-\d\d-\d\d) UTC\)", html)
+    assert origin is not None
+    day = datetime.fromisoformat(origin.group(1)).date()
+    first, last = day + timedelta(days=1), day + timedelta(days=366)
+    by = re.search(r'<input name="by"[^>]*>', html)
+    assert by is not None
+    assert f'min="{first}"' in by.group(0)
+    assert f'max="{last}"' in by.group(0)
+    for edge in (first, last):  # the server takes both ends
+        answer = client.get(f"/web/t/ETH/probability?level=4000&by={edge}")
+        assert "chance the close on" in answer.text
+    one = client.get(f"/web/t/ETH/probability?level=4000&by={first}").text
+    assert "(1 day after the forecast origin" in one
+    refused = client.get(f"/web/t/ETH/probability?level=4000&by={last + timedelta(days=1)}")
+    assert "banner warn" in refused.text
 
 
 def test_grade_history_ends_on_the_last_graded_day_whatever_the_guess(computed: Path) -> None:
@@ -183,7 +240,14 @@ def test_overview_marks_stale_tokens_and_keeps_them_out_of_top_movers(
     assert stale  # the embedded dataset has tokens whose data ends early (e.g. BAT)
     assert movers
     assert movers.isdisjoint(stale)
-    cells = dict(rows)  # the volume is one market's: a perpetual's is marked
+    cells = dict(rows)
+    for symbol in stale:  # their last signal is of their last close, not a current call
+        why = ("no current signal: no close since 20", "stablecoin: no trend signal")  # DAI: both
+        assert any(f'title="{w}' in cells[symbol] for w in why), symbol
+        assert 'class="sig ' not in cells[symbol]
+    assert 'title="stablecoin: no trend signal"' in cells["USD1"]
+    assert 'class="sig ' in cells["ETH"]
+    # the volume is one market's: a perpetual's is marked
     assert 'title="perpetual futures volume (binance:perp:1000PEPEUSDT)' in cells["PEPE"]
     assert ">perp</small>" not in cells["ETH"]
     assert "newest daily close" in client.get("/t/BTC").text  # current tokens are not marked

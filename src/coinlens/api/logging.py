@@ -45,13 +45,13 @@ def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=_stderr_logger,
+        logger_factory=stderr_logger,
         cache_logger_on_first_use=False,
     )
     _configured["level"] = level
 
 
-def _stderr_logger(*_args: object) -> structlog.PrintLogger:
+def stderr_logger(*_args: object) -> structlog.PrintLogger:
     # resolved per logger: test runners and daemons swap sys.stderr after start-up
     return structlog.PrintLogger(sys.stderr)
 

@@ -51,11 +51,13 @@ def forecasts_command(
         max_origins=origins,
         score_until=until.date() if until else None,
     )
-    if quick:
+    if quick:  # a small window and model; --until and --origins still apply
         cfg = EvalConfig(
             start=dt.date(2024, 9, 30),
             end=dt.date(2024, 9, 30),
             step_days=91,
+            max_origins=origins,
+            score_until=until.date() if until else None,
             ets_tokens=min(ets_tokens, 5),
             ets_window=365,
             market_features=market,
@@ -64,17 +66,28 @@ def forecasts_command(
     with cli_context(load_settings(data_dir, database_url)) as ctx:
         result = evaluate_forecasts(ctx, cfg, out, progress=console.print)
     for h, m in result["horizons"].items():
-        console.print(
-            f"{h:>3}d  skill {m['pinball_skill']:+.4f}  cov50/80/90 "
-            f"{m['coverage_50_model']:.3f}/{m['coverage_80_model']:.3f}/"
-            f"{m['coverage_90_model']:.3f}  direction {m['direction_accuracy']:.3f} "
-            f"(p={m['direction_p_value']:.3g})"
-        )
+        console.print(_horizon_line(h, m), soft_wrap=True)
     console.print(f"report: {result['report']}")
     if result["recorded"]:
         console.print("track record stored: /v1/models and the predictions now carry it")
     else:
         console.print("not stored as the track record (a quick, development or partial run)")
+
+
+def _horizon_line(h: int, m: dict[str, float]) -> str:
+    """One horizon's headline figures. The binomial test's p-value belongs to the direction
+    accuracy of the non-overlapping origins it was computed on, not to the all-rows one."""
+    n = int(m["direction_test_n"])
+    test = (
+        f"non-overlapping {m['direction_test_acc']:.3f} of {n:,}, p={m['direction_p_value']:.3g}"
+        if n
+        else "no non-overlapping origins to test"
+    )
+    return (
+        f"{h:>3}d  skill {m['pinball_skill']:+.4f}  cov50/80/90 "
+        f"{m['coverage_50_model']:.3f}/{m['coverage_80_model']:.3f}/"
+        f"{m['coverage_90_model']:.3f}  direction {m['direction_accuracy']:.3f} ({test})"
+    )
 
 
 @evaluate_app.command("grades")
@@ -106,7 +119,8 @@ def grades_command(
             console.print(
                 f"{track.grade:<8} {track.horizon:>2}d {p.name:<13} {p.start}…{p.end} "
                 f"IC {s.ic.mean:+.4f} (NW t {s.ic.t:+.2f}, {s.ic.n} days) "
-                f"Q5−Q1 {s.spread.mean:+.2%} (t {s.spread.t:+.2f})"
+                f"Q5−Q1 {s.spread.mean:+.2%} (t {s.spread.t:+.2f})",
+                soft_wrap=True,
             )
     for t in tuned:
         console.print(f"in-sample best {t.grade}: {t.weights} IC {t.mean_ic:+.4f} (t {t.t:+.2f})")

@@ -10,7 +10,9 @@ from rich.table import Table
 from coinlens.analytics.grades import SUB_GRADES
 from coinlens.cli.common import cli_context, console, load_settings, plural
 from coinlens.cli.options import DataDir, DbUrl
-from coinlens.domain.grades import GradeTrackRecord
+from coinlens.domain.errors import ValidationFailed
+from coinlens.domain.grades import GradesPage, GradeTrackRecord
+from coinlens.services import catalog
 from coinlens.services.context import Context
 from coinlens.services.grades import LeaderboardQuery, leaderboard, run_grades, track_record
 
@@ -43,22 +45,61 @@ def grades_command(
     query = LeaderboardQuery(sector=sector, band=band, sort=sort, limit=top)
     with cli_context(load_settings(data_dir, database_url)) as ctx:
         page = leaderboard(ctx, query)
+        if sector is not None and sector.strip() and page.total == 0:
+            _check_sector(ctx, sector)
         record = track_record(ctx)
-    table = Table(title=f"{page.sort} grades on {page.day} ({plural(page.total, 'token')})")
-    for col in ("symbol", "sector", "trader", "band", "investor", "band", *SUB_GRADES):
-        table.add_column(col)
-    for e in page.items:
-        table.add_row(
+    title = f"{page.sort} grades on {page.day} ({plural(page.total, 'token')})"
+    table = _table(page, title, SUB_GRADES)
+    if sum(c.min_width or 0 for c in table.columns) + 3 * len(table.columns) + 12 > console.width:
+        # cut cells ("ETH…", "84…") would name another token or grade: leave columns out
+        table = _table(page, title, ())
+        table.caption = "sub-grades left out: the terminal is too narrow for them"
+    console.print(table)
+    console.print(_track_line(record), soft_wrap=True)
+
+
+def _table(page: GradesPage, title: str, subs: tuple[str, ...]) -> Table:
+    """The leaderboard with `subs` as extra columns; only the sector may wrap, every other
+    column is as wide as its widest cell."""
+    rows = [
+        (
             e.symbol,
             e.sector or "",
             _num(e.trader),
             e.trader_band,
             _num(e.investor),
             e.investor_band or "",
-            *(_num(e.components.get(k)) for k in SUB_GRADES),
+            *(_num(e.components.get(k)) for k in subs),
         )
-    console.print(table)
-    console.print(_track_line(record), soft_wrap=True)
+        for e in page.items
+    ]
+    table = Table(title=title)
+    for i, col in enumerate(("symbol", "sector", "trader", "band", "investor", "band", *subs)):
+        if col == "sector":
+            table.add_column(col)
+        else:
+            width = max([len(col), *(len(r[i]) for r in rows)])
+            table.add_column(col, no_wrap=True, min_width=width)
+    for r in rows:
+        table.add_row(*r)
+    return table
+
+
+def _check_sector(ctx: Context, sector: str) -> None:
+    """ValidationFailed naming the known sectors when no token is in `sector` (any case)."""
+    if catalog.list_tokens(ctx, sector=sector, limit=1).total:
+        return
+    known: set[str] = set()
+    cursor = None
+    while True:
+        tokens = catalog.list_tokens(ctx, cursor=cursor, limit=catalog.MAX_TOKENS_LIMIT)
+        known.update(t.sector for t in tokens.items if t.sector)
+        if (cursor := tokens.next_cursor) is None:
+            break
+    raise ValidationFailed(
+        f"sector: no token is in sector {sector!r}; known sectors: "
+        + ", ".join(sorted(known, key=str.lower))
+    )
 
 
 def _track_line(record: GradeTrackRecord | None) -> str:

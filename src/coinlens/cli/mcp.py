@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import sys
 from typing import Annotated, Literal
 
 import structlog
 import typer
 from rich.markup import escape
 
+from coinlens.api.logging import stderr_logger
 from coinlens.cli.common import cli_context, err_console, http_url, load_settings
 from coinlens.cli.options import DataDir, DbUrl
 
@@ -51,7 +51,7 @@ def mcp_command(
         err_console.print("[red]error:[/red] the MCP HTTP transport binds to loopback only")
         raise typer.Exit(2)
     # stdout belongs to the JSON-RPC stream under stdio: every log line goes to stderr.
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    structlog.configure(logger_factory=stderr_logger)  # sys.stderr as it is when a line is logged
     from coinlens.mcp.server import build_server
 
     settings = load_settings(data_dir, database_url)

@@ -24,6 +24,7 @@ from coinlens.analytics import forecast as fc
 from coinlens.analytics import scoring
 from coinlens.analytics.forecast import INTERVALS
 from coinlens.analytics.forecast_features import FeaturePanel, build_features
+from coinlens.domain.errors import UserInputError
 from coinlens.domain.forecasts import CoverageRecord, HorizonRecord, TrackRecord
 from coinlens.services import track_records
 from coinlens.services.analytics_queries import to_day
@@ -265,6 +266,13 @@ def run_walk_forward(
     target_last = _col(panel, cfg.score_until) if cfg.score_until else len(panel.days) - 1
     cols = [c for c in cols if c + 1 < target_last]  # origins with something left to score
     cols = cols[: cfg.max_origins] if cfg.max_origins else cols
+    if not cols:
+        last = cfg.score_until or day_to_date(int(panel.days[-1]))
+        raise UserInputError(
+            f"nothing to evaluate: no retraining origin in {cfg.start} … {cfg.end} is before "
+            f"the last target day {last}"
+            + (" (--until)" if cfg.score_until else " (the data's end)")
+        )
     collected: dict[int, Collected] = {}
     ets_rows: dict[int, list[tuple[F64, F64, F64]]] = {}
     t0, t_ets = time.perf_counter(), 0.0

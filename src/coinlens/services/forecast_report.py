@@ -78,7 +78,11 @@ def calibration_png(path: Path, horizon: int, m: dict[str, Any]) -> None:
 
 
 def _pct(v: float) -> str:
-    return f"{100 * v:.1f} %"
+    return f"{100 * v:.1f} %" if math.isfinite(v) else "—"  # nan: nothing to measure
+
+
+def _p(v: float) -> str:
+    return f"{v:.3g}" if math.isfinite(v) else "—"
 
 
 def _horizon_table(result: dict[str, Any]) -> list[str]:
@@ -101,7 +105,7 @@ def _horizon_table(result: dict[str, Any]) -> list[str]:
             + " | ".join(cov)
             + f" | {_pct(m['direction_accuracy'])} | {_pct(m['direction_test_acc'])} "
             f"| {int(m['direction_test_n']):,} "
-            f"| {m['direction_p_value']:.3g} |"
+            f"| {_p(m['direction_p_value'])} |"
         )
     return lines
 

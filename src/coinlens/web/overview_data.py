@@ -43,6 +43,7 @@ class Row:
     name: str
     sector: str | None
     synthetic: bool
+    stablecoin: bool = False  # pegged: its trend signal says nothing about the market
     price: float | None = None
     last_close: date | None = None
     stale: bool = False  # newest close before the data's as-of day: no current change or volume
@@ -136,7 +137,9 @@ def _signals(ctx: Context, rows: dict[str, Row]) -> date | None:
             return None
         as_of = page.as_of
         for s in page.items:
-            if (row := rows.get(s.symbol)) is not None:
+            row = rows.get(s.symbol)
+            # a stale token's signal is its last one (of its last close), not a current call
+            if row is not None and not row.stale and not row.stablecoin:
                 row.signal, row.signal_since = s.signal, s.since
                 row.previous_signal = s.previous_signal
         if page.next_cursor is None:
@@ -172,6 +175,7 @@ def _catalog(ctx: Context) -> tuple[dict[str, Row], dict[int, str]]:
                 name=t.name,
                 sector=t.sector,
                 synthetic=SYNTHETIC in t.categories or SYNTHETIC in t.name,
+                stablecoin=t.is_stablecoin,
                 market=t.primary_market,
             )
         if page.next_cursor is None:

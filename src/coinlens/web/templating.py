@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -111,6 +112,26 @@ def fmt_num(x: Any, digits: int = 2) -> str:
     return "—" if v is None else f"{v:,.{digits}f}"
 
 
+def fmt_grade(x: Any) -> str:
+    """A 0–100 grade as the integer its band is read from: halves round up (60.5 is 61, a
+    buy), where `num(0)` rounded half to even and showed a buy as 60."""
+    v = _finite(x)
+    return "—" if v is None else str(math.floor(v + 0.5))
+
+
+_TICKS = re.compile(r"`([^`]+)`")
+
+
+def fmt_message(x: Any) -> Markup:
+    """A service message (reason, warning, error) for a page: escaped, with its `code` spans
+    (field names, commands such as `coinlens load`) set as <code>, not raw backticks."""
+    text, out, pos = str(x), Markup(""), 0
+    for m in _TICKS.finditer(text):
+        out += escape(text[pos : m.start()]) + Markup("<code>{}</code>").format(m[1])
+        pos = m.end()
+    return out + escape(text[pos:])
+
+
 def fmt_utc(x: Any) -> Markup:
     """A date or time written in UTC, with a machine-readable <time> the JS adds local time to."""
     if x is None:
@@ -148,6 +169,8 @@ def build_env() -> Environment:
         big=fmt_big,
         pct=fmt_pct,
         num=fmt_num,
+        grade=fmt_grade,
+        message=fmt_message,
         share=fmt_share,
         utc=fmt_utc,
         tojson_safe=to_json,

@@ -123,7 +123,8 @@ def has_hourly(detail: TokenDetail) -> bool:
 
 @dataclass
 class MarketVolume:
-    """One market's traded value over the last 30 days."""
+    """One market's traded value over the token's last 30 days; `ended` is the last daily
+    candle of a market that has none in them (no value, no share)."""
 
     market: str
     exchange: str
@@ -132,18 +133,35 @@ class MarketVolume:
     days: int
     approx: bool
     share: float | None = None
+    ended: date | None = None
 
 
 def market_volumes(ctx: Context, detail: TokenDetail) -> list[MarketVolume]:
-    """Traded value per market (spot vs perp, by exchange) over each market's last 30 days."""
+    """Traded value per market (spot vs perp, by exchange) over the same 30 days for every
+    market: those ending on the newest daily candle of any of the token's markets. A market
+    that stopped before them (a delisted pair) is listed with its last day instead: its own
+    last 30 days were once summed with today's and took the largest share."""
+    lasts = {
+        m.market_key: max((c.last for c in m.coverage if c.timeframe == "1d"), default=None)
+        for m in detail.markets
+    }
+    newest = max((v for v in lasts.values() if v is not None), default=None)
+    if newest is None:
+        return []
+    start = newest - timedelta(days=29)
     out = []
     for m in detail.markets:
-        last = max((c.last for c in m.coverage if c.timeframe == "1d"), default=None)
+        last = lasts[m.market_key]
         if last is None:
             continue
-        ohlcv = catalog.get_ohlcv(
-            ctx, detail.symbol, market=m.market_key, start=last - timedelta(days=29), limit=40
-        )
+        if last < start:
+            out.append(
+                MarketVolume(
+                    m.market_key, m.exchange, m.instrument, None, 0, False, None, last.date()
+                )
+            )
+            continue
+        ohlcv = catalog.get_ohlcv(ctx, detail.symbol, market=m.market_key, start=start, limit=40)
         approx = any(c.quote_volume is None for c in ohlcv.candles)
         usd = sum(
             c.quote_volume if c.quote_volume is not None else c.volume * c.close
@@ -154,7 +172,8 @@ def market_volumes(ctx: Context, detail: TokenDetail) -> list[MarketVolume]:
         )
     total = sum(v.usd or 0.0 for v in out)
     for v in out:
-        v.share = (v.usd or 0.0) / total if total > 0 else None
+        if v.usd is not None:
+            v.share = v.usd / total if total > 0 else None
     return sorted(out, key=lambda v: -(v.usd or 0.0))
 
 
@@ -273,6 +292,11 @@ def build(ctx: Context, symbol: str) -> TokenPage:
         "forecast": _forecast(page.predictions),
     }
     return page
+
+
+def probability_days(scenarios: Any) -> tuple[date, date] | None:
+    """The first and last day the probability form may ask about (what the service takes)."""
+    return None if scenarios is None else forecasts.probability_dates(scenarios.origin)
 
 
 def _levels(levels: Any) -> list[dict[str, Any]]:

@@ -45,6 +45,7 @@ def token(request: Request, symbol: Symbol) -> Response:
         "analytics_source": ANALYTICS_SOURCE,
         "grades_model": grade_service.MODEL,
         "today": dt.datetime.now(dt.UTC).date(),
+        "prob_days": token_data.probability_days(data.scenarios),
     }
     return page(request, "token.html", context)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from coinlens.web.templating import fmt_pct, input_number, price_text
+from coinlens.analytics.grades import band_of
+from coinlens.web.templating import fmt_grade, fmt_message, fmt_pct, input_number, price_text
 
 
 @pytest.mark.parametrize(
@@ -55,3 +56,30 @@ def test_a_change_that_rounds_to_zero_is_neutral(value: float) -> None:
 def test_changes_keep_their_sign_and_colour() -> None:
     assert str(fmt_pct(-0.035, 1)) == '<span class="down">−3.5%</span>'
     assert str(fmt_pct(0.035, 1)) == '<span class="up">+3.5%</span>'
+
+
+# the bands on a shown grade: 0–20, 21–40, 41–60, 61–80, 81–100 (analytics.grades.BANDS)
+_SHOWN_BAND = ((20, "strong_sell"), (40, "sell"), (60, "neutral"), (80, "buy"), (100, "strong_buy"))
+
+
+@pytest.mark.parametrize("grade", [20.5, 40.5, 60.5, 80.5, 20.49, 60.51, 2.5, 99.5, 0.0, 100.0])
+def test_a_shown_grade_lies_in_the_band_it_is_coloured_with(grade: float) -> None:
+    """num(0) rounded 60.5 half to even: "60" shown as a buy, which the bands call a hold."""
+    shown = int(fmt_grade(grade))
+    assert next(name for top, name in _SHOWN_BAND if shown <= top) == band_of(grade)
+
+
+def test_an_unknown_grade_is_a_dash() -> None:
+    assert fmt_grade(None) == "—"
+
+
+def test_a_message_shows_its_code_spans_as_code_and_escapes_the_rest() -> None:
+    shown = fmt_message(
+        "`by` must be between 2025-10-01 and 2026-10-01 <script>; run `coinlens load`"
+    )
+
+    assert str(shown) == (
+        "<code>by</code> must be between 2025-10-01 and 2026-10-01 &lt;script&gt;; run "
+        "<code>coinlens load</code>"
+    )
+    assert str(fmt_message("a lone ` stays")) == "a lone ` stays"

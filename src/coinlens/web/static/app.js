@@ -40,7 +40,8 @@
   var SUB = "₀₁₂₃₄₅₆₇₈₉", DIGITS = 5;
   function fmtPrice(v) {
     if (v === null || v === undefined || !isFinite(v)) return "—";
-    if (v === 0) return "0";
+    // below any price's minMove (1e-12): float noise, e.g. an axis tick at 1.4e-16 for 0
+    if (Math.abs(v) < 1e-12) return "0";
     var sig = Math.max(DIGITS, Math.floor(Math.log10(Math.abs(v))) + 1);
     var a = Number(Math.abs(v).toPrecision(Math.min(sig, 100)));  // 9.99999 is written as 10
     var sign = v < 0 ? "-" : "";

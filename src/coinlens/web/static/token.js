@@ -98,6 +98,12 @@
     p.fan.p10 = line(p.chart, css("--fan"), { lineStyle: LC.LineStyle.Dotted, lineWidth: 2, title: "p10" });
     ["p90", "p75", "p50", "p25", "p10"].forEach(function (q) { p.fan[q].setData(pts(q)); });
     p.fanEnd = f.points[f.points.length - 1].time;
+    // The time scale spaces bars, not days: without a (blank) slot for every day up to the
+    // last horizon, the 1, 7, 30 and 90-day points sat on four consecutive bars.
+    p.fanDays = [];
+    for (var t = f.origin + DAY; t < p.fanEnd; t += DAY) p.fanDays.push({ time: t });
+    p.fanAxis = p.chart.addSeries(LC.LineSeries, { lastValueVisible: false, priceLineVisible: false });
+    p.fanAxis.setData(p.fanDays);
   }
 
   var SPANS = { "1W": 7, "1M": 30, "3M": 91, "6M": 182, "1Y": 365 };
@@ -112,7 +118,9 @@
       p.chart.timeScale().fitContent();
       return;
     }
-    var end = Math.max(p.lastTime, p.fanEnd && p.data.timeframe === "1d" ? p.fanEnd : 0);
+    // the fan shows as far as a third of the span past the last candle (all of it on 1Y)
+    var fanTo = Math.min(p.fanEnd || 0, p.lastTime + Math.round(SPANS[r] / 3) * DAY);
+    var end = Math.max(p.lastTime, p.data.timeframe === "1d" ? fanTo : 0);
     p.chart.timeScale().setVisibleRange({ from: p.lastTime - SPANS[r] * DAY, to: end });
   }
 
@@ -126,6 +134,7 @@
       setSeries(c);
       var fan = state.price.fan;
       Object.keys(fan).forEach(function (q) { fan[q].applyOptions({ visible: tf === "1d" }); });
+      if (state.price.fanAxis) state.price.fanAxis.setData(tf === "1d" ? state.price.fanDays : []);
       return c;
     });
   }
