@@ -110,4 +110,7 @@ def test_a_rule_on_a_token_whose_prices_stopped_is_kept_with_a_warning(
     assert f"{symbol}'s newest close is {stale_token.newest}" in warning
     assert stale_token.end in warning
     assert current.json()["warnings"] == []
-    assert client.get(f"/v1/alerts/{stale.json()['id']}").json()["active"] is True
+    again = client.get(f"/v1/alerts/{stale.json()['id']}").json()
+    assert (again["active"], again["warnings"]) == (True, [warning])  # on every read, not once
+    listed = {r["id"]: r["warnings"] for r in client.get("/v1/alerts").json()["items"]}
+    assert (listed[stale.json()["id"]], listed[current.json()["id"]]) == ([warning], [])

@@ -178,6 +178,8 @@ def test_a_panel_that_cannot_be_computed_does_not_say_not_yet(client: TestClient
     html = client.get("/t/USD1").text
     assert "Not computed yet" not in html
     assert "Not available.</strong> USD1 is a stablecoin: stablecoins are not graded" in html
+    assert "stablecoin: the signal follows wobbles around its peg" in html
+    assert "wobbles around its peg" not in client.get("/t/ETH").text
 
 
 def test_backtest_rates_are_shares_not_changes(client: TestClient) -> None:
@@ -378,6 +380,17 @@ def test_owner_pages_need_login_and_forms_need_csrf(client: TestClient, computed
     assert alert.status_code == 200, alert.text[-2000:]
     assert "created" in alert.text
     rule_id = int(re.findall(rf'action="/alerts/{key_id}/(\d+)/delete"', alert.text)[0])
+    assert "newest close is" not in alert.text
+    stale = find_stale_token(computed)
+    assert stale is not None
+    on_stale = client.post(
+        "/alerts",
+        data={"csrf_token": token, "key_id": str(key_id), "symbol": stale.symbol,
+              "kind": "price_cross", "direction": "above", "level": str(stale.close * 1.1),
+              "channels": "discord://123/abc"},
+    )  # fmt: skip
+    assert f"{stale.symbol}&#39;s newest close is {stale.newest}" in client.get("/alerts").text
+    assert on_stale.status_code == 200
     assert client.post(f"/alerts/{key_id}/{rule_id}/delete").status_code == 403
     gone = client.post(f"/alerts/{key_id}/{rule_id}/delete", data={"csrf_token": token})
     assert gone.status_code == 200

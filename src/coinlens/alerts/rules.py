@@ -208,8 +208,8 @@ class AlertRulePublic(_Model):
     last_fired_at: AwareDatetime | None
     warnings: list[str] = Field(
         default_factory=list,
-        description="Why the rule may not fire soon (e.g. the token has no current prices); "
-        "given in the answer that created the rule",
+        description="Why the rule may not fire soon (e.g. the token has no current prices), "
+        "as of this answer",
     )
 
 

@@ -336,7 +336,8 @@ def _stale_warnings(ctx: Context, symbol: str, token_id: int) -> list[str]:
     ]
 
 
-def _public(row: Mapping[str, Any], warnings: Sequence[str] = ()) -> AlertRulePublic:
+def _public(ctx: Context, row: Mapping[str, Any]) -> AlertRulePublic:
+    """The rule as its owner sees it: channels redacted, and why it may not fire soon."""
     spec = {k: v for k, v in row["spec"].items() if v is not None}
     return AlertRulePublic(
         id=row["id"], symbol=row["symbol"], kind=row["kind"], spec=spec,
@@ -347,7 +348,7 @@ def _public(row: Mapping[str, Any], warnings: Sequence[str] = ()) -> AlertRulePu
         quiet_hours=QuietHours(**row["quiet_hours"]) if row["quiet_hours"] else None,
         active=row["active"], armed=row["armed"] != ev.DISARMED, note=row["note"],
         created_at=row["created_at"], last_fired_at=row["last_fired_at"],
-        warnings=list(warnings),
+        warnings=_stale_warnings(ctx, row["symbol"], row["token_id"]),
     )  # fmt: skip
 
 
@@ -406,7 +407,7 @@ def create_rule(
         rule_id = repo.insert_rule(conn, row)
         stored = repo.get_rule(conn, owner, rule_id)
     assert stored is not None  # noqa: S101 - just inserted in this transaction
-    return _public(stored, _stale_warnings(ctx, stored["symbol"], token_id))
+    return _public(ctx, stored)
 
 
 def _owned(ctx: Context, owner: int, rule_id: int) -> dict[str, Any]:
@@ -421,7 +422,7 @@ def list_rules(ctx: Context, owner: int) -> AlertRulesPage:
     """The key's rules, newest first, with channel URLs redacted."""
     with ctx.engine.connect() as conn:
         rows = repo.list_rules(conn, owner)
-    items = [_public(r) for r in rows]
+    items = [_public(ctx, r) for r in rows]
     return AlertRulesPage(
         items=items, total=len(items), limit=ctx.settings.alerts_max_rules_per_key
     )
@@ -429,7 +430,7 @@ def list_rules(ctx: Context, owner: int) -> AlertRulesPage:
 
 def get_rule(ctx: Context, owner: int, rule_id: int) -> AlertRulePublic:
     """One of the key's rules."""
-    return _public(_owned(ctx, owner, rule_id))
+    return _public(ctx, _owned(ctx, owner, rule_id))
 
 
 def update_rule(ctx: Context, owner: int, rule_id: int, body: AlertRuleUpdate) -> AlertRulePublic:
