@@ -10,10 +10,11 @@ import sqlalchemy as sa
 
 from coinlens.domain.errors import DataUnavailable
 from coinlens.services.context import Context
+from coinlens.settings import Settings
 from coinlens.storage import repo
-from coinlens.storage.db import current_revision, upgrade
+from coinlens.storage.db import current_revision, make_engine, upgrade
 from coinlens.storage.panel import read_daily_panel
-from coinlens.storage.tables import candles, import_runs, tokens
+from coinlens.storage.tables import candles, import_runs, markets, tokens
 
 DAY = 86_400
 T0 = 1_600_000_000 // DAY * DAY  # a UTC midnight
@@ -190,3 +191,46 @@ def test_migrations_match_the_table_definitions(ctx: Context) -> None:
     with ctx.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), all_metadata())
     assert diff == []
+
+
+def test_embedded_market_sources_fit_and_old_databases_migrate(settings: Settings) -> None:
+    """The embedded dataset's merged market sources (77 characters) fit markets.source on
+    PostgreSQL, which enforces VARCHAR lengths, also in a database made before 0011 that
+    already holds markets and candles (SQLite rebuilds the table under them)."""
+    import pyarrow.compute as pc
+
+    from coinlens.connectors.embedded import read_embedded
+
+    sources = read_embedded("markets").column("source")
+    longest = str(sources[pc.index(pc.utf8_length(sources), pc.max(pc.utf8_length(sources)))])
+    assert len(longest) > 64
+    engine = make_engine(settings.db_url)
+    try:
+        upgrade(engine, "0010")
+        with engine.begin() as conn:
+            mids = _seed(conn)
+            repo.write_candles(conn, mids["binance:spot:ETHUSDT"], "1d", _candles(3, 2000.0))
+        upgrade(engine)
+        with engine.begin() as conn:
+            repo.upsert_markets(
+                conn,
+                [
+                    {
+                        "market_key": "binance:spot:BTCUSDT",
+                        "token_id": conn.execute(sa.select(tokens.c.id).limit(1)).scalar_one(),
+                        "exchange": "binance",
+                        "pair": "BTCUSDT",
+                        "quote": "USDT",
+                        "instrument": "spot",
+                        "contract_multiplier": 1.0,
+                        "source": longest,
+                    }
+                ],
+            )
+            assert conn.execute(sa.select(sa.func.count()).select_from(candles)).scalar() == 3
+            stored = conn.execute(
+                sa.select(markets.c.source).where(markets.c.market_key == "binance:spot:BTCUSDT")
+            ).scalar_one()
+        assert stored == longest
+    finally:
+        engine.dispose()

@@ -74,22 +74,48 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
     """Apply migrations up to `revision` (idempotent)."""
     cfg = alembic_config(engine)
     try:
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+        with engine.connect() as conn:
+            sqlite = conn.dialect.name == "sqlite"
+            # SQLite alters a table by rebuilding it (copy, drop, rename): with foreign keys
+            # on, dropping a referenced table fails, so they are off while migrating (only
+            # possible outside a transaction) and every reference is checked before commit
+            _sqlite_foreign_keys(conn, on=False, enabled=sqlite)
+            try:
+                with conn.begin():
+                    cfg.attributes["connection"] = conn
+                    before = _heads(conn)
+                    command.upgrade(cfg, revision)
+                    if sqlite and _heads(conn) != before:  # it reads every row: only then
+                        _check_foreign_keys(conn)
+            finally:
+                _sqlite_foreign_keys(conn, on=True, enabled=sqlite)
     except CommandError as exc:  # e.g. the database is at a revision this code does not know
         raise ConfigError(f"cannot migrate the database: {exc}") from exc
     except sa.exc.OperationalError as exc:
         raise TemporaryError(f"database error while migrating: {exc.orig}") from exc
 
 
-def current_revision(engine: Engine) -> str | None:
-    """The applied migration revision(s), comma-joined; None for an empty database."""
+def _check_foreign_keys(conn: sa.Connection) -> None:
+    if bad := conn.exec_driver_sql("PRAGMA foreign_key_check").all():
+        raise ConfigError(f"migrating broke foreign keys: {bad[:5]}")
+
+
+def _sqlite_foreign_keys(conn: sa.Connection, *, on: bool, enabled: bool) -> None:
+    if enabled:
+        conn.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+        conn.commit()
+
+
+def _heads(conn: sa.Connection) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
+    return ",".join(sorted(MigrationContext.configure(conn).get_current_heads())) or None
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The applied migration revision(s), comma-joined; None for an empty database."""
     with engine.connect() as conn:
-        heads = MigrationContext.configure(conn).get_current_heads()
-    return ",".join(sorted(heads)) or None
+        return _heads(conn)
 
 
 def code_revision() -> str:

@@ -80,7 +80,7 @@ markets = sa.Table(
     sa.Column("quote", sa.String(16), nullable=False),
     sa.Column("instrument", sa.String(8), nullable=False),
     sa.Column("contract_multiplier", sa.Float, nullable=False, default=1.0),
-    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(256), nullable=False),
     sa.CheckConstraint("instrument in ('spot', 'perp')", name="instrument"),
     sa.CheckConstraint("contract_multiplier > 0", name="multiplier"),
 )
