@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -193,6 +194,7 @@ def test_the_api_sends_ratelimit_headers_and_an_integer_retry_after(
     assert refused.json()["type"] == "urn:coinlens:problem:rate-limited"
     metrics = redis_client.get("/metrics").text
     assert 'coinlens_ratelimit_rejections_total{plan="free"} 1.0' in metrics
+    assert "coinlens_ratelimit_redis_up 1.0" in metrics  # the limiter uses Redis
 
 
 def test_with_redis_down_the_api_answers_and_says_so(
@@ -204,3 +206,23 @@ def test_with_redis_down_the_api_answers_and_says_so(
         metrics = client.get("/metrics").text
     assert codes == [200, 200, 200, 429]
     assert 'coinlens_ratelimit_fallbacks_total{error="ConnectionError"} 1.0' in metrics
+    assert "coinlens_ratelimit_redis_up 0.0" in metrics
+
+
+def test_an_idle_worker_still_writes_its_usage(tmp_path: Path, api_headers: ApiHeaders) -> None:
+    """Usage reaches the database within FLUSH_EVERY s even when no request follows (with
+    several workers, the one that served a key may get no further request for hours)."""
+    import time
+
+    from coinlens.api.middleware import FLUSH_EVERY
+    from coinlens.services import keys as ks
+
+    with TestClient(create_app(_settings(tmp_path, REDIS_URL))) as client:
+        ctx = client.app.state.ctx
+        headers = api_headers(ctx, plan="free")
+        assert client.get("/v1/tokens", headers=headers).status_code == 200
+        key = ks.KeyVerifier(ctx).verify(headers["X-API-Key"])
+        time.sleep(FLUSH_EVERY + 1.5)
+        today = datetime.now(UTC).date()
+        page = ks.usage(ctx, key.account, start=today, end=today, cursor=None, limit=10)
+        assert [u.requests for u in page.items] == [1]

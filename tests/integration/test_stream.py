@@ -103,7 +103,13 @@ def keyed(sqlite_settings: Settings, api_headers: Callable[..., dict[str, str]])
 
 @pytest.fixture
 def stream_config() -> StreamConfig:
-    return StreamConfig(queue_size=16, heartbeat_seconds=0.3, auth_timeout=2.0, block_seconds=0.2)
+    return StreamConfig(
+        queue_size=16,
+        heartbeat_seconds=0.3,
+        auth_timeout=2.0,
+        block_seconds=0.2,
+        recheck_seconds=0.3,
+    )
 
 
 @pytest.fixture
@@ -395,6 +401,36 @@ def test_first_message_auth_for_browsers(
             ws.recv(timeout=TIMEOUT)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1008
+
+
+@pytest.mark.parametrize("how", ["header", "first message"])
+def test_a_revoked_key_loses_its_open_stream(
+    live: LiveServer, bus: EventBus, keyed: Settings, how: str
+) -> None:
+    """Revoking a key (here from another process's point of view: straight in the database)
+    closes the streams it opened, with 1008, within the key cache lifetime."""
+    from coinlens.services.keys import KeySpec, create_key, revoke_key
+
+    ctx = build_context(keyed, migrate=False)
+    try:
+        created = create_key(ctx, KeySpec(name="revoked", scopes=("read",), plan="enterprise"))
+        headers = {"X-API-Key": created.plaintext} if how == "header" else {}
+        with connect(live.ws_url, additional_headers=headers, open_timeout=TIMEOUT) as ws:
+            if how == "first message":
+                ws.send(json.dumps({"type": "auth", "key": created.plaintext}))
+            assert recv(ws)["type"] == "ready"
+            subscribe(ws, symbols=["*"])
+            alert = bus.publish("alert", "ETH", {"rule_id": 1}, audience=f"key:{created.key.id}")
+            assert events_of(ws, 1)[0]["id"] == alert.id
+            revoke_key(ctx, created.key.account, created.key.id)
+            bus.publish("alert", "ETH", {"rule_id": 2}, audience=f"key:{created.key.id}")
+            with pytest.raises(ConnectionClosed) as closed:
+                recv_until(ws, "closed")  # no such message: only the close ends this
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+        assert "revoked" in closed.value.rcvd.reason
+    finally:
+        ctx.engine.dispose()
 
 
 def test_bad_messages_get_errors_not_disconnects(

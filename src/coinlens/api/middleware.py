@@ -70,7 +70,7 @@ class Runtime:
     verifier: KeyVerifier
     limiter: RateLimiter
     meter: UsageMeter
-    last_flush: float
+    flusher: asyncio.Future[None] | None = None
 
 
 class ApiMiddleware:
@@ -86,6 +86,12 @@ class ApiMiddleware:
         self._limits: dict[str, tuple[Limit, ...]] = {}
         self._loading: dict[str, asyncio.Future[Any]] = {}
         self._log_requests = logging.getLevelName(settings.log_level) <= logging.INFO
+        # read at scrape time only: no cost per request
+        metrics.ratelimit_backend.set_function(self._redis_up)
+
+    def _redis_up(self) -> float:
+        runtime = self.runtime
+        return 1.0 if runtime is not None and runtime.limiter.backend == "redis" else 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -110,6 +116,9 @@ class ApiMiddleware:
         """Write pending usage and close Redis (graceful shutdown)."""
         runtime, self.runtime = self.runtime, None
         if runtime is not None:
+            if runtime.flusher is not None:
+                runtime.flusher.cancel()
+                await asyncio.gather(runtime.flusher, return_exceptions=True)
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await run_in_threadpool(runtime.meter.flush, runtime.ctx)
             await runtime.limiter.close()
@@ -125,8 +134,10 @@ class ApiMiddleware:
                 KeyVerifier(ctx),
                 RateLimiter(ctx.settings.redis_url, on_fallback=self._on_fallback),
                 UsageMeter(),
-                time.monotonic(),
             )
+            # every FLUSH_EVERY s, also when no request comes: an idle worker's counts
+            # would otherwise wait for its next request (or its shutdown)
+            self.runtime.flusher = asyncio.ensure_future(self._flush_every(self.runtime))
             scope["app"].state.api_runtime = self.runtime
         return self.runtime
 
@@ -271,7 +282,6 @@ class ApiMiddleware:
             # the server gives every request its own shallow copy of the state (ASGI spec)
             scope.setdefault("state", {})["principal"] = principal
             runtime.meter.record(principal.key_id, time.time())
-            self._maybe_flush(runtime)
         return None
 
     def _recently_verified(self, runtime: Runtime, raw: str) -> Principal | None:
@@ -365,19 +375,19 @@ class ApiMiddleware:
             headers=extra,
         )
 
-    def _maybe_flush(self, runtime: Runtime) -> None:
-        now = time.monotonic()
-        if now - runtime.last_flush < FLUSH_EVERY:
-            return
-        runtime.last_flush = now
-        task = asyncio.ensure_future(run_in_threadpool(runtime.meter.flush, runtime.ctx))
-        self._tasks.add(task)
-        task.add_done_callback(self._flushed)
-
-    def _flushed(self, task: asyncio.Future[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("usage.flush_failed", error=type(task.exception()).__name__)
+    async def _flush_every(self, runtime: Runtime) -> None:
+        """Write the usage counts every FLUSH_EVERY seconds while this runtime lives."""
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            if not runtime.meter.counts:
+                continue
+            task = asyncio.ensure_future(run_in_threadpool(runtime.meter.flush, runtime.ctx))
+            self._tasks.add(task)  # shutdown waits for a write in progress
+            task.add_done_callback(self._tasks.discard)
+            try:
+                await asyncio.shield(task)
+            except Exception as exc:
+                log.warning("usage.flush_failed", error=type(exc).__name__)
 
     def _limit_body(self, receive: Receive) -> Receive:
         limit, seen = self.settings.max_body_bytes, [0]

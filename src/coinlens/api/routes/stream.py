@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
@@ -64,6 +65,7 @@ class StreamConfig:
     replay_limit: int = 2_000  # events replayed on resume, at most
     read_batch: int = 200
     block_seconds: float = 1.0
+    recheck_seconds: float = 2.0  # how often an open stream's key is checked again
 
 
 _DROP = object()  # queued in place of the flushed backlog: "close this client"
@@ -178,13 +180,20 @@ def hub_of(websocket: WebSocket, ctx: Context) -> StreamHub:
 # --- authentication ------------------------------------------------------------------------
 
 
-async def _verify(websocket: WebSocket, ctx: Context, raw: str) -> Principal:
+def _verifier(websocket: WebSocket, ctx: Context) -> KeyVerifier:
     state = websocket.app.state
     runtime = getattr(state, "api_runtime", None)
     verifier = getattr(runtime, "verifier", None) or getattr(state, "stream_verifier", None)
     if not isinstance(verifier, KeyVerifier):
         verifier = state.stream_verifier = KeyVerifier(ctx)
-    principal = await run_in_threadpool(verifier.verify, raw)
+    return verifier
+
+
+async def _verify(websocket: WebSocket, ctx: Context, raw: str) -> Principal:
+    verifier = _verifier(websocket, ctx)
+    principal = verifier.recently_verified(raw)
+    if principal is None:
+        principal = await run_in_threadpool(verifier.verify, raw)
     if READ not in principal.scopes:
         raise KeyRejected("scope", "this key lacks the 'read' scope")
     return principal
@@ -198,19 +207,20 @@ def _refused_before_accept(scope: Scope) -> str | None:
 
 async def _first_message_auth(
     websocket: WebSocket, ctx: Context, config: StreamConfig
-) -> tuple[Principal | None, dict[str, Any] | None] | None:
-    """Without a header key: (principal, first non-auth message); None once closed."""
+) -> tuple[Principal | None, dict[str, Any] | None, str | None] | None:
+    """Without a header key: (principal, first non-auth message, key); None once closed."""
     try:
         first = await asyncio.wait_for(_receive(websocket, config), config.auth_timeout)
     except TimeoutError:
         await websocket.close(POLICY, "authenticate within the time limit")
         return None
     if first is not None and first.get("type") == "auth":
-        return await _verify(websocket, ctx, str(first.get("key", ""))), None
+        key = str(first.get("key", ""))
+        return await _verify(websocket, ctx, key), None, key
     if ctx.settings.require_keys:
         await websocket.close(POLICY, "authenticate first: {'type': 'auth', 'key': ...}")
         return None
-    return None, first  # keys not required: the first message is a normal one
+    return None, first, None  # keys not required: the first message is a normal one
 
 
 async def _receive(websocket: WebSocket, config: StreamConfig) -> dict[str, Any] | None:
@@ -235,8 +245,11 @@ class _TooBig(Exception):
 class Connection:
     """Serialises sends; handles subscribe/unsubscribe, resume, events and heartbeats."""
 
-    def __init__(self, websocket: WebSocket, hub: StreamHub, sub: Subscriber) -> None:
+    def __init__(
+        self, websocket: WebSocket, hub: StreamHub, sub: Subscriber, key: str | None = None
+    ) -> None:
         self.ws, self.hub, self.sub, self.config = websocket, hub, sub, hub.config
+        self.key = key  # the key it authenticated with: checked again while it streams
         self.lock = asyncio.Lock()
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -255,6 +268,8 @@ class Connection:
             asyncio.create_task(self._sender()),
             asyncio.create_task(self._heartbeat()),
         ]
+        if self.key is not None:
+            tasks.append(asyncio.create_task(self._watch_key(self.key)))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -283,6 +298,20 @@ class Connection:
             now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
             last = "{}-{}".format(*self.sub.last_sent)
             await self.send({"type": "heartbeat", "ts": now, "last_event_id": last})
+
+    async def _watch_key(self, key: str) -> None:
+        """Close the stream once its key is revoked or expires (another process's revocation
+        is seen within the verifier's row lifetime); a database outage keeps it open."""
+        ctx = self.ws.app.state.ctx
+        while True:
+            await asyncio.sleep(self.config.recheck_seconds)
+            try:
+                await _verify(self.ws, ctx, key)
+            except KeyRejected as exc:
+                await self.ws.close(POLICY, exc.detail)
+                return
+            except sa.exc.DBAPIError as exc:
+                log.warning("stream.key_recheck_failed", error=type(exc.orig).__name__)
 
     async def _receiver(self, first: dict[str, Any] | None) -> None:
         if first is not None:
@@ -410,13 +439,13 @@ async def stream(websocket: WebSocket) -> None:
             authed = await _first_message_auth(websocket, ctx, hub.config)
             if authed is None:
                 return
-            principal, first = authed
+            principal, first, raw = authed
     except KeyRejected as exc:
         await websocket.close(POLICY, exc.detail)  # before accept: a 403 handshake answer
         return
     except (WebSocketDisconnect, _TooBig):
         return
-    await _serve(websocket, hub, principal, first)
+    await _serve(websocket, hub, principal, first, key=raw)
 
 
 def _same_origin(websocket: WebSocket) -> bool:
@@ -449,7 +478,11 @@ async def web_stream(websocket: WebSocket) -> None:
 
 
 async def _serve(
-    websocket: WebSocket, hub: StreamHub, principal: Principal | None, first: dict[str, Any] | None
+    websocket: WebSocket,
+    hub: StreamHub,
+    principal: Principal | None,
+    first: dict[str, Any] | None,
+    key: str | None = None,
 ) -> None:
     audiences = (
         frozenset({f"key:{principal.key_id}", f"account:{principal.account}"})
@@ -457,7 +490,7 @@ async def _serve(
         else frozenset()
     )
     sub = Subscriber(hub.config.queue_size, audiences)
-    conn = Connection(websocket, hub, sub)
+    conn = Connection(websocket, hub, sub, key if principal is not None else None)
     hub.attach(sub)
     try:
         head = await _head(hub)
