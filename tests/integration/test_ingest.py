@@ -23,7 +23,15 @@ from coinlens.services.ingest import (
     sync_metadata,
 )
 from coinlens.storage import repo
-from coinlens.storage.tables import candles, import_runs, market_caps, metrics, quarantine, tokens
+from coinlens.storage.tables import (
+    candles,
+    import_runs,
+    market_caps,
+    markets,
+    metrics,
+    quarantine,
+    tokens,
+)
 from contract.fake_venues import (
     DAY_MS,
     NOW_MS,
@@ -78,6 +86,40 @@ def test_backfill_then_rerun_is_all_unchanged_and_the_open_candle_is_never_store
     times = _times(ctx)
     assert len(times) == 40
     assert times[-1] * 1000 == NOW_MS - 12 * 3_600_000 - DAY_MS  # 2025-01-09, not the open 01-10
+
+
+def test_a_coinbase_sync_continues_the_market_spelled_as_coinbase_does(
+    ctx: Context, server: FakeVenues
+) -> None:
+    with ctx.engine.begin() as db:  # as `coinlens load` stores it (dataset/PROVENANCE.md)
+        token_id = repo.upsert_tokens(db, [{"symbol": "ETH", "name": "Ethereum"}])["ETH"]
+        repo.upsert_markets(
+            db,
+            [
+                {
+                    "market_key": "coinbase:spot:ETH-USD",
+                    "token_id": token_id,
+                    "exchange": "coinbase",
+                    "pair": "ETH-USD",
+                    "quote": "USD",
+                    "instrument": "spot",
+                    "contract_multiplier": 1.0,
+                    "source": "coinbase_smoothbrainquant",
+                }
+            ],
+        )
+    coinbase = ExchangeConnector(
+        "coinbase", api_base=server.base, policy=POLICY, clock=lambda: NOW_MS, rate_limit_ms=1
+    )
+
+    report = sync_market(ctx, "coinbase", "ETH/USD", "1d", SINCE, connector=coinbase)
+
+    assert report.market_key == "coinbase:spot:ETH-USD"
+    assert report.counts.inserted == 40
+    with ctx.engine.connect() as db:
+        assert list(db.execute(sa.select(markets.c.market_key)).scalars()) == [
+            "coinbase:spot:ETH-USD"
+        ]
 
 
 def test_the_open_candle_lands_once_it_has_closed(ctx: Context, server: FakeVenues) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import math
+import re
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,6 +51,8 @@ PRICES: tuple[str, ...] = ("open", "high", "low", "close")
 _MS_THRESHOLD = 100_000_000_000  # epoch values above this are milliseconds (1e11 s ≈ year 5138)
 _MISSING = frozenset({"", "null", "none", "na", "n/a"})
 _NON_FINITE = frozenset({"nan", "inf", "infinity"})
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+")
+_COMMA_HINT = "a comma: write decimals with '.' and no thousands separators"
 _OFFSET = r"[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}(?::?\d{2})?)$"
 _READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, csv.Error, zlib.error, pa.ArrowException)
 
@@ -145,7 +149,8 @@ def read_table(path: Path) -> RawTable:
 def _read_csv(path: Path) -> RawTable:
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8-sig", newline="") as fh:
-        reader = csv.reader(fh)
+        first = fh.readline()
+        reader = csv.reader(itertools.chain([first], fh), delimiter=_delimiter(first))
         header = [h.strip().lower() for h in next(reader, [])]
         if not header:
             raise ValidationFailed(f"{path}: empty file", [Problem(str(path), "no header line")])
@@ -165,6 +170,15 @@ def _read_csv(path: Path) -> RawTable:
     frame = pd.DataFrame(rows, columns=header, dtype=str) if rows else _empty(header)
     raw = [",".join(r) for r in rows]
     return RawTable(header, frame, np.asarray(lines, dtype=np.int64), raw, rejected)
+
+
+def _delimiter(header: str) -> str:
+    """`,` unless the header line has none and is `;`- or tab-separated (spreadsheet exports)."""
+    if "," not in header:
+        for candidate in (";", "\t"):
+            if candidate in header:
+                return candidate
+    return ","
 
 
 def _read_parquet(path: Path) -> RawTable:
@@ -251,6 +265,8 @@ def parse_numbers(text: pd.Series, name: str, required: bool) -> tuple[np.ndarra
                 _add(problems, i, f"{name} is missing")
         elif low in _NON_FINITE:
             _add(problems, i, f"{name} is NaN or infinite ({raw})")
+        elif _DECIMAL_COMMA.fullmatch(raw):
+            _add(problems, i, f"{name} is not a number: {raw!r} ({_COMMA_HINT})")
         else:
             _add(problems, i, f"{name} is not a number: {raw!r}")
         values[i] = np.nan

@@ -20,11 +20,36 @@ TIMEFRAME_SECONDS: dict[str, int] = {"1h": 3_600, "1d": 86_400}
 QUOTES: tuple[str, ...] = ("FDUSD", "USDT", "USDC", "BUSD", "TUSD", "DAI", "USD", "EUR")
 """Quote assets recognised at the end of a run-together pair like BTCUSDT (longest first)."""
 
-TOKEN_ALIASES: dict[str, str] = {"MATIC": "POL"}
-"""Renamed tokens: the old ticker's history belongs to the new token."""
+TOKEN_ALIASES: dict[str, str] = {
+    "MATIC": "POL",
+    "RNDR": "RENDER",
+    "FTM": "S",
+    "LUNA2": "LUNA",
+    "RAYSOL": "RAY",
+    "MIOTA": "IOTA",
+    "UST": "USTC",
+    "PAX": "USDP",
+    "NANO": "XNO",
+    "XZC": "FIRO",
+    "XDCE": "XDC",
+    "STRAT": "STRAX",
+    "GNT": "GLM",
+    "BTMX": "ASD",
+    "AGI": "AGIX",
+}
+"""Renamed tokens: the old ticker's history belongs to the new token. The 1:1 renames and
+venue tickers the embedded dataset reconciles (dataset/PROVENANCE.md, "Symbol
+reconciliation"), so imported and synced markets land on the same tokens as the loaded ones."""
+
+PAIR_SEPARATORS: dict[str, str] = {"coinbase": "-"}
+"""How a venue spells its pairs where it is not run-together: Coinbase products are `BTC-USD`
+(as in the embedded dataset's `coinbase:spot:BTC-USD`)."""
 
 _MULTIPLIER = re.compile(r"^(?P<mult>1000000|100000|10000|1000|100|1M)(?P<base>[A-Z][A-Z0-9]*)$")
-_SEPARATED = re.compile(r"^(?P<base>[A-Z0-9]+)[/_:-](?P<quote>[A-Z0-9]+)$")
+_SEPARATED = re.compile(
+    r"^(?P<base>[A-Z0-9]+)[/_:-](?P<quote>[A-Z0-9]+)(?::(?P<settle>[A-Z0-9]+))?$"
+)  # BTC/USDT, BTC-USD, and ccxt's perpetual BTC/USDT:USDT (settle currency after the colon)
+_NAME = re.compile(r"[A-Z0-9]+")
 _TIMEFRAME_WORDS: dict[str, str] = {"1d": "1d", "1h": "1h", "daily": "1d", "hourly": "1h"}
 FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "quote_volume", "trades")
 """Candle fields a layout maps; the first five are required."""
@@ -201,16 +226,19 @@ def pair_from_name(path: Path) -> str | None:
 
 
 def split_pair(symbol: str, quote: str | None) -> tuple[str, str] | None:
-    """`BTC/USD`, `BTC-USD`, `BTCUSDT` (or `BTC` plus a quote) → (base, quote); None if unsure."""
+    """`BTC/USD`, `BTC-USD`, `BTC/USDT:USDT`, `BTCUSDT` (or `BTC` plus a quote) → (base, quote);
+    None if unsure."""
     sym = symbol.strip().upper()
     sep = _SEPARATED.fullmatch(sym)
     if sep:
         return sep["base"], sep["quote"]
+    if not _NAME.fullmatch(sym):
+        return None  # 'BTC USDT', 'BTC/USDT/X': no base to trust
     if quote:
         q = quote.upper()
         if sym.endswith(q) and len(sym) > len(q):
             return sym[: -len(q)], q
-        return (sym, q) if re.fullmatch(r"[A-Z0-9]+", sym) else None
+        return sym, q
     for q in QUOTES:
         if sym.endswith(q) and len(sym) > len(q):
             return sym[: -len(q)], q
@@ -225,6 +253,11 @@ def token_of(base: str) -> tuple[str, float]:
         base = match["base"]
         multiplier = 1e6 if match["mult"] == "1M" else float(match["mult"])
     return TOKEN_ALIASES.get(base, base), multiplier
+
+
+def venue_pair(exchange: str, base: str, quote: str) -> str:
+    """The pair as the venue spells it: `BTCUSDT` on Binance, `BTC-USD` on Coinbase."""
+    return f"{base}{PAIR_SEPARATORS.get(exchange.lower(), '')}{quote}"
 
 
 def market_for(symbol: str, layout: Layout, hints: Hints) -> MarketSpec | str:
@@ -243,7 +276,7 @@ def market_for(symbol: str, layout: Layout, hints: Hints) -> MarketSpec | str:
     if instrument not in ("spot", "perp"):
         return f"instrument must be spot or perp, not {instrument!r}"
     token, multiplier = token_of(base)
-    pair = f"{base}{quote}"
+    pair = venue_pair(exchange, base, quote)
     return MarketSpec(
         market_key=f"{exchange}:{instrument}:{pair}",
         token=token,

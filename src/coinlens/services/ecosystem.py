@@ -163,7 +163,10 @@ class StablecoinSupply(DomainModel):
     """Total stablecoin supply over time and the latest supply of each tracked stablecoin."""
 
     total: Series | None = None
-    latest: list[StakingItem] = Field(description="Newest supply of each stablecoin (USD)")
+    latest: list[StakingItem] = Field(
+        description="Newest supply of each stablecoin (USD), largest first; those whose series "
+        "ended earlier (e.g. USTC in 2022) after the current ones"
+    )
     warnings: list[str] = Field(default_factory=list)
 
 
@@ -487,7 +490,8 @@ def stablecoin_supply(ctx: Context) -> StablecoinSupply:
         )
         for e, g in by.items()
     ]
-    latest.sort(key=lambda i: -i.value)
+    newest = max((i.as_of for i in latest), default=None)
+    latest.sort(key=lambda i: (i.as_of != newest, -i.value))  # discontinued ones (USTC) last
     return StablecoinSupply(
         total=_group(total)[0] if total else None,
         latest=latest,

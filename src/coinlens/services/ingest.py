@@ -26,7 +26,7 @@ from coinlens.connectors.defillama import DefiLlamaConnector
 from coinlens.connectors.etherscan import EtherscanConnector
 from coinlens.connectors.exchanges import ExchangeConnector
 from coinlens.connectors.files import Gap, check_candles, check_grid, dedupe, find_gaps, iso
-from coinlens.connectors.layouts import FIELDS, TIMEFRAME_SECONDS, token_of
+from coinlens.connectors.layouts import FIELDS, TIMEFRAME_SECONDS, token_of, venue_pair
 from coinlens.domain.errors import CoinlensError, NotFound, TemporaryError, UserInputError
 from coinlens.domain.live import CandleBatch, ExchangeVolume, MetricPoint
 from coinlens.domain.models import Timeframe
@@ -115,7 +115,7 @@ def identify(conn: ExchangeConnector, symbol: str) -> MarketIdentity:
     if not instrument:
         raise UserInputError(f"{conn.name} {symbol}: only spot and perpetual markets are synced")
     token, multiplier = token_of(base)
-    pair = f"{base}{quote}"
+    pair = venue_pair(conn.name, base, quote)
     return MarketIdentity(
         f"{conn.name}:{instrument}:{pair}", token, pair, quote, instrument, multiplier
     )

@@ -18,6 +18,7 @@ from coinlens.connectors.embedded import (
     dataset_summary,
     read_embedded,
 )
+from coinlens.connectors.layouts import LAYOUTS, Hints, market_for
 from coinlens.domain.errors import DataUnavailable, NotFound, ValidationFailed
 
 REPO = Path(__file__).resolve().parents[3]
@@ -113,6 +114,22 @@ def test_pol_holds_the_matic_history(frames: dict[str, pd.DataFrame]) -> None:
     assert days.min() < pd.Timestamp("2020-01-01", tz="UTC")
     assert days.max() == pd.Timestamp("2024-09-10", tz="UTC")
     assert "binance:perp:POLUSDT" in set(markets.loc[markets["symbol"] == "POL", "market_key"])
+
+
+def test_imported_files_feed_the_loaded_markets_and_tokens(
+    frames: dict[str, pd.DataFrame],
+) -> None:
+    """A file of a venue pair we ship (e.g. a fresher Coinbase export) must land on the loaded
+    market and token, not create a twin `coinbase:spot:BTCUSD` or an orphan `LUNA2` token."""
+    canonical = next(layout for layout in LAYOUTS if layout.name == "canonical")
+    wrong = []
+    for m in frames["markets"].itertuples():
+        hints = Hints(exchange=m.exchange, instrument=m.instrument)
+        spec = market_for(m.pair, canonical, hints)
+        got = spec if isinstance(spec, str) else (spec.market_key, spec.token)
+        if got != (m.market_key, m.symbol):
+            wrong.append(f"{m.pair} on {m.exchange}: {got}, loaded as {m.market_key} {m.symbol}")
+    assert wrong == []
 
 
 def test_market_caps_stop_before_the_cutoff(frames: dict[str, pd.DataFrame]) -> None:

@@ -106,8 +106,8 @@ def test_coinbase_multi_symbol_usd() -> None:
 
     assert (parsed.layout, parsed.timeframe, parsed.rows_good) == ("coinbase", "1d", 20)
     assert [b.market.market_key for b in parsed.batches] == [
-        "coinbase:spot:BTCUSD",
-        "coinbase:spot:ETHUSD",
+        "coinbase:spot:BTC-USD",  # Coinbase spells its products BASE-QUOTE
+        "coinbase:spot:ETH-USD",
     ]
     assert all(len(b.rows) == 10 for b in parsed.batches)
 
@@ -234,6 +234,10 @@ def test_symbol_option_filters_a_multi_symbol_file() -> None:
         ("ETH-USDC", None, ("ETH", "USDC")),
         ("BTC", "usdt", ("BTC", "USDT")),
         ("BTC", None, None),
+        ("BTC/USDT:USDT", None, ("BTC", "USDT")),  # ccxt's perpetual, as freqtrade exports it
+        ("1000PEPE/USDT:USDT", None, ("1000PEPE", "USDT")),
+        ("BTC USDT", None, None),  # not a token 'BTC '
+        ("BTC USDT", "USDT", None),
     ],
 )
 def test_split_pair(symbol: str, quote: str | None, expected: tuple[str, str] | None) -> None:
@@ -248,6 +252,9 @@ def test_split_pair(symbol: str, quote: str | None, expected: tuple[str, str] | 
         ("1MBABYDOGE", ("BABYDOGE", 1e6)),
         ("1INCH", ("1INCH", 1.0)),
         ("MATIC", ("POL", 1.0)),
+        ("RNDR", ("RENDER", 1.0)),
+        ("LUNA2", ("LUNA", 1.0)),
+        ("RAYSOL", ("RAY", 1.0)),
     ],
 )
 def test_token_of(base: str, expected: tuple[str, float]) -> None:
@@ -377,6 +384,30 @@ def test_blank_lines_are_skipped_but_line_numbers_stay_true(tmp_path: Path) -> N
 
     assert list(_reasons(parsed)) == [5]
     assert parsed.rows_total == 2
+
+
+def test_spreadsheet_exports_with_bom_semicolons_or_tabs_are_read(tmp_path: Path) -> None:
+    rows = [HEADER, "BTCUSDT,2024-01-01T00:00:00Z,1,2,0.5,1.5,10", "BTCUSDT,bad,1,2,1,2,5"]
+    for sep, name in ((";", "semi_1d.csv"), ("\t", "tabs_1d.csv")):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(r.replace(",", sep) for r in rows).encode())
+
+        parsed = parse_file(path, VENUE)
+
+        assert (parsed.layout, _times(parsed), list(_reasons(parsed))) == ("canonical", [T0], [3])
+        assert parsed.rejected[0].raw == "BTCUSDT,bad,1,2,1,2,5"
+
+
+def test_a_decimal_comma_is_named_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "excel_1d.csv"
+    path.write_text(f"{HEADER.replace(',', ';')}\nBTCUSDT;{T0};1;2;0,5;1,5;10\n", encoding="utf-8")
+
+    parsed = parse_file(path, VENUE)
+
+    hint = "a comma: write decimals with '.' and no thousands separators"
+    assert _reasons(parsed) == {
+        2: f"low is not a number: '0,5' ({hint}); close is not a number: '1,5' ({hint})"
+    }
 
 
 # --- open times in the future and venue names ---------------------------------------------------
