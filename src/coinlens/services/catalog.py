@@ -123,6 +123,15 @@ def _token_fields(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+def known_sectors(ctx: Context) -> list[str]:
+    """Every sector a token is in, sorted case-insensitively."""
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(tokens.c.sector).where(tokens.c.sector.is_not(None)).distinct()
+        )
+        return sorted((str(r[0]) for r in rows), key=str.lower)
+
+
 def list_tokens(
     ctx: Context,
     *,
