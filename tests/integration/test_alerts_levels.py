@@ -140,3 +140,16 @@ def test_market_state_keeps_the_last_close_beside_a_live_price(uctx: Context) ->
     row = int(np.flatnonzero(state.token_ids == token_id)[0])
     assert state.values[row, ev.PRICE] == 1.0
     assert state.values[row, ev.CLOSE] > 1.0 or state.values[row, ev.CLOSE] < 1.0
+
+
+def test_market_state_skips_tokens_added_after_it_read_the_token_list(uctx: Context) -> None:
+    """A load or replay running beside the evaluator: the panel (read second) already holds
+    tokens the token list (read first) did not; they wait for the next evaluation."""
+    whole = alerts_state.market_state(uctx)
+    known = [int(t) for t in whole.token_ids[:-1]]  # the newest token "arrived" in between
+    values = np.full((len(known), ev.N_METRICS), np.nan)
+
+    alerts_state._fill_daily(uctx, known, values)
+
+    assert np.array_equal(values[:, ev.CLOSE], whole.values[:-1, ev.CLOSE])
+    assert np.isfinite(values[:, ev.CHG_7D]).all()

@@ -45,31 +45,39 @@ def _fill_daily(ctx: Context, ids: list[int], values: F64) -> None:
         return
     finite = np.isfinite(p.close)
     ends = np.where(finite.any(axis=1), p.close.shape[1] - 1 - np.argmax(finite[:, ::-1], 1), 0)
-    rows = np.searchsorted(ids, p.token_ids)
-    values[rows, ev.CLOSE] = p.close[np.arange(len(ends)), ends]
-    values[rows, ev.CHG_24H] = _changes(p.close, ends, 1)
-    values[rows, ev.CHG_7D] = _changes(p.close, ends, 7)
+    # the panel may hold tokens added after `ids` was read (a load or replay running meanwhile)
+    known_ids = np.asarray(ids, dtype=np.int64)
+    rows = np.searchsorted(known_ids, p.token_ids)
+    known = rows < len(known_ids)
+    known[known] = known_ids[rows[known]] == p.token_ids[known]
+    rows, panel_rows = rows[known], np.flatnonzero(known)
+    values[rows, ev.CLOSE] = p.close[panel_rows, ends[panel_rows]]
+    values[rows, ev.CHG_24H] = _changes(p.close, ends, 1)[known]
+    values[rows, ev.CHG_7D] = _changes(p.close, ends, 7)[known]
 
 
 def _fill_db(conn: Any, ids: list[int], values: F64) -> None:
-    row = {token_id: i for i, token_id in enumerate(ids)}.__getitem__
+    index = {token_id: i for i, token_id in enumerate(ids)}  # rows of tokens added since: skipped
 
     for t, trader, investor in repo.latest_grades(conn):
-        values[row(t), ev.TRADER] = trader
-        values[row(t), ev.INVESTOR] = np.nan if investor is None else investor
+        if (i := index.get(t)) is not None:
+            values[i, ev.TRADER] = trader
+            values[i, ev.INVESTOR] = np.nan if investor is None else investor
     for t, signal, levels in repo.latest_signals(conn):
-        values[row(t), ev.SIGNAL] = signal
+        if (i := index.get(t)) is None:
+            continue
+        values[i, ev.SIGNAL] = signal
         for key, col in (("resistance", ev.RES), ("support", ev.SUP)):
             level = (levels or {}).get(key)
             if level and level.get("price"):
-                values[row(t), col] = float(level["price"])
+                values[i, col] = float(level["price"])
     hourly: dict[int, list[tuple[int, float]]] = {}
     for t, open_time, close in repo.hourly_closes(conn):
         hourly.setdefault(t, []).append((open_time, close))
     for t, pts in hourly.items():
         pts.sort()
-        if len(pts) == 2 and pts[0][1] > 0:
-            values[row(t), ev.CHG_1H] = pts[1][1] / pts[0][1] - 1.0
+        if len(pts) == 2 and pts[0][1] > 0 and (i := index.get(t)) is not None:
+            values[i, ev.CHG_1H] = pts[1][1] / pts[0][1] - 1.0
 
 
 def market_state(ctx: Context, prices: Mapping[int, float] | None = None) -> ev.MarketState:
