@@ -148,6 +148,25 @@ def test_bad_specs_are_refused(sqlite_ctx: Context, spec: ks.KeySpec) -> None:
         ks.create_key(ctx, spec)
 
 
+def test_a_failed_usage_write_keeps_its_counts_for_the_next(sqlite_ctx: Context) -> None:
+    ctx, a = sqlite_ctx, _new(sqlite_ctx)
+    meter = ks.UsageMeter()
+    for _ in range(3):
+        meter.record(a.key.id, NOW.timestamp())
+    with ctx.engine.begin() as conn:  # the table is away: the write fails
+        conn.exec_driver_sql("ALTER TABLE usage RENAME TO usage_away")
+    with pytest.raises(sa.exc.OperationalError):
+        meter.flush(ctx)
+    meter.record(a.key.id, NOW.timestamp() + 60)  # a request while it was failing
+    with ctx.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE usage_away RENAME TO usage")
+
+    assert meter.flush(ctx) == 4
+    page = ks.usage(ctx, a.key.account, start=NOW.date(), end=NOW.date(), cursor=None, limit=5)
+    assert [u.requests for u in page.items] == [4]
+    assert ks.get_key(ctx, a.key.account, a.key.id).last_used_at == NOW + timedelta(seconds=60)
+
+
 def test_usage_is_metered_per_key_and_day(ctx: Context) -> None:
     a = _new(ctx)
     b = ks.create_key(ctx, ks.KeySpec(name="b", account=a.key.account))

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
 from coinlens.domain.errors import NotFound, UserInputError
@@ -436,9 +437,20 @@ class UsageMeter:
         if not counts:
             return 0
         when = {k: datetime.fromtimestamp(t, UTC) for k, t in last_used.items()}
-        with ctx.engine.begin() as conn:
-            keys_repo.add_usage(conn, counts, when)
+        try:
+            with ctx.engine.begin() as conn:
+                keys_repo.add_usage(conn, counts, when)
+        except sa.exc.OperationalError:  # database away, locked, a deadlock: the next flush
+            self._restore(counts, last_used)  # writes them (the transaction wrote nothing)
+            raise
         return sum(counts.values())
+
+    def _restore(self, counts: dict[tuple[int, int], int], last_used: dict[int, float]) -> None:
+        with self.lock:
+            for slot, n in counts.items():
+                self.counts[slot] = self.counts.get(slot, 0) + n
+            for key_id, t in last_used.items():
+                self.last_used[key_id] = max(t, self.last_used.get(key_id, t))
 
 
 def usage(

@@ -62,16 +62,18 @@ def _upsert(conn: Connection) -> Any:
 def add_usage(
     conn: Connection, counts: Mapping[tuple[int, int], int], last_used: Mapping[int, datetime]
 ) -> None:
-    """Add request counts per (key id, epoch day) and move last_used_at forward."""
+    """Add request counts per (key id, epoch day) and move last_used_at forward. Rows are
+    written in key order, so two workers flushing the same keys lock them in the same order
+    (in any order, PostgreSQL can deadlock them)."""
     insert = _upsert(conn)
-    for (key_id, day), n in counts.items():
+    for (key_id, day), n in sorted(counts.items()):
         stmt = insert(usage).values(key_id=key_id, day=day, requests=n)
         stmt = stmt.on_conflict_do_update(
             index_elements=[usage.c.key_id, usage.c.day],
             set_={"requests": usage.c.requests + stmt.excluded.requests},
         )
         conn.execute(stmt)
-    for key_id, when in last_used.items():
+    for key_id, when in sorted(last_used.items()):
         conn.execute(
             api_keys.update()
             .where(
