@@ -433,6 +433,34 @@ def test_a_revoked_key_loses_its_open_stream(
         ctx.engine.dispose()
 
 
+@pytest.mark.parametrize("how", ["header", "first message"])
+def test_a_key_that_cannot_be_checked_is_told_to_come_back(
+    live: LiveServer, keyed: Settings, api_headers: Callable[..., dict[str, str]], how: str
+) -> None:
+    """The database is away while a stream authenticates: 1013 "try again later", not a 500
+    handshake (a refused key would get 403/1008)."""
+    headers = api_headers(keyed)
+    ctx = build_context(keyed, migrate=False)
+    try:
+        with ctx.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE api_keys RENAME TO api_keys_away")
+        sent = headers if how == "header" else {}
+        with connect(live.ws_url, additional_headers=sent, open_timeout=TIMEOUT) as ws:
+            if how == "first message":
+                ws.send(json.dumps({"type": "auth", "key": headers["X-API-Key"]}))
+            with pytest.raises(ConnectionClosed) as closed:
+                recv(ws)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+            1013,
+            "the key cannot be checked now: try again later",
+        )
+    finally:
+        with ctx.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE api_keys_away RENAME TO api_keys")
+        ctx.engine.dispose()
+
+
 def test_bad_messages_get_errors_not_disconnects(
     live: LiveServer, keyed: Settings, api_headers: Callable[..., dict[str, str]]
 ) -> None:

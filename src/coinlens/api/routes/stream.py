@@ -31,6 +31,7 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Scope
+from starlette.websockets import WebSocketState
 
 from coinlens.api.security import READ, key_in_query, presented_key
 from coinlens.domain.errors import CoinlensError, TemporaryError
@@ -442,6 +443,12 @@ async def stream(websocket: WebSocket) -> None:
             principal, first, raw = authed
     except KeyRejected as exc:
         await websocket.close(POLICY, exc.detail)  # before accept: a 403 handshake answer
+        return
+    except sa.exc.DBAPIError as exc:  # the key cannot be checked now: not refused, not served
+        log.warning("stream.key_check_failed", error=type(exc.orig).__name__)
+        if websocket.application_state == WebSocketState.CONNECTING:
+            await websocket.accept()  # a close before accept is a 403 handshake: "forbidden"
+        await websocket.close(TRY_AGAIN_LATER, "the key cannot be checked now: try again later")
         return
     except (WebSocketDisconnect, _TooBig):
         return
