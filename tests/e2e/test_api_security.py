@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,21 @@ def test_an_admin_key_adds_keys_to_its_own_account_without_widening_scopes(
         "/v1/keys", headers=_h(admin_only["key"]), json={"name": "w", "scopes": ["read"]}
     )
     assert widened.status_code == 422
+
+
+def test_a_key_made_by_an_expiring_admin_key_expires_with_it(client: TestClient) -> None:
+    owner = _signup(client, expires_in_days=7)
+    ends = datetime.fromisoformat(owner["expires_at"])
+    made = [
+        client.post("/v1/keys", headers=_h(owner["key"]), json={"name": n, **extra}).json()
+        for n, extra in (("forever", {}), ("longer", {"expires_in_days": 30}))
+    ]
+    shorter = client.post(
+        "/v1/keys", headers=_h(owner["key"]), json={"name": "s", "expires_in_days": 1}
+    ).json()
+
+    assert [datetime.fromisoformat(k["expires_at"]) for k in made] == [ends, ends]
+    assert datetime.fromisoformat(shorter["expires_at"]) < ends
 
 
 # --- every route × scope ------------------------------------------------------------------

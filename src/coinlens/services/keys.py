@@ -92,6 +92,7 @@ class Principal:
     account: str
     scopes: frozenset[str]
     plan: str
+    expires_at: datetime | None = None  # a key it creates ends no later
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +305,8 @@ def check_row(ctx: Context, row: Row[Any] | None, plaintext: str, now: datetime)
         raise KeyRejected("revoked", "the API key was revoked")
     if m["expires_at"] is not None and m["expires_at"] <= now:
         raise KeyRejected("expired", "the API key has expired")
-    return Principal(m["id"], m["lookup_id"], m["account"], frozenset(m["scopes"]), m["plan"])
+    scopes = frozenset(m["scopes"])
+    return Principal(m["id"], m["lookup_id"], m["account"], scopes, m["plan"], m["expires_at"])
 
 
 @dataclass(frozen=True, slots=True)

@@ -161,7 +161,8 @@ def _forget(request: Request, lookup_id: str) -> None:
 )
 def create_key(ctx: CtxDep, request: Request, body: KeyCreate) -> KeyCreated:
     """Without a key: a new account on the free plan. With an `admin` key: one more key
-    of that account, with at most the caller's scopes. The plaintext is in `key`, once."""
+    of that account, with at most the caller's scopes and lifetime. The plaintext is in
+    `key`, once."""
     caller = _caller(request)
     expires = (
         datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
@@ -174,6 +175,8 @@ def create_key(ctx: CtxDep, request: Request, body: KeyCreate) -> KeyCreated:
         if not set(scopes) <= caller.scopes:
             reason = "a key can only grant scopes its creator has"
             raise ValidationFailed(f"scopes: {reason}", [Problem("body.scopes", reason)])
+        if caller.expires_at is not None:  # no more lifetime than its creator has
+            expires = min(expires or caller.expires_at, caller.expires_at)
         spec = KeySpec(body.name, body.email, scopes, caller.plan, expires, caller.account)
     return KeyCreated.of_created(key_service.create_key(ctx, spec))
 
