@@ -72,6 +72,31 @@ def test_indicators_page_and_agree_with_the_pipeline(client: TestClient) -> None
     assert latest["adx_14"] == pytest.approx(stored["adx"], rel=1e-12)
 
 
+def test_indicator_pages_count_candles_not_calendar_days(client: TestClient) -> None:
+    # POL has no candles on 2024-09-11 and 2024-09-12 (the only gap of the embedded data)
+    page = _ok(client.get("/v1/tokens/POL/indicators?start=2024-09-10&limit=2"))
+    in_gap = _ok(client.get("/v1/tokens/POL/indicators?start=2024-09-11&limit=2"))
+    rest = _ok(client.get(f"/v1/tokens/POL/indicators?cursor={page['next_cursor']}&limit=2"))
+
+    assert [r["date"] for r in page["rows"]] == ["2024-09-10", "2024-09-13"]
+    assert [r["date"] for r in in_gap["rows"]] == ["2024-09-13", "2024-09-14"]
+    assert "no candles in the requested range" not in in_gap["warnings"]
+    assert [r["date"] for r in rest["rows"]] == ["2024-09-14", "2024-09-15"]
+    tail = _ok(client.get("/v1/tokens/POL/indicators?start=2025-09-29&limit=2"))
+    assert [r["date"] for r in tail["rows"]] == ["2025-09-29", "2025-09-30"]
+    assert tail["next_cursor"] is None
+
+
+def test_indicator_candles_equal_the_ohlcv_candles(client: TestClient) -> None:
+    # FLOKI trades as 1000FLOKI: prices ÷ 1000 carry float noise unless tidied like /ohlcv
+    path = "/v1/tokens/FLOKI/{}?start=2025-06-01&end=2025-09-30"
+    candles = _ok(client.get(path.format("ohlcv")))["candles"]
+    rows = _ok(client.get(path.format("indicators")))["rows"]
+
+    fields = ("open", "high", "low", "close", "volume")
+    assert [[r[f] for f in fields] for r in rows] == [[c[f] for f in fields] for c in candles]
+
+
 def test_signals_current_and_history(client: TestClient) -> None:
     body = _ok(client.get("/v1/tokens/BTC/signals"))
 
@@ -117,6 +142,15 @@ def test_performance_over_a_range(client: TestClient) -> None:
     assert body["end"] == "2024-12-31"
 
 
+def test_a_past_backtest_window_is_not_called_stale_by_its_own_end(client: TestClient) -> None:
+    stored = _ok(client.get("/v1/tokens/SOL/signals/performance"))
+    past = _ok(client.get("/v1/tokens/SOL/signals/performance?start=2024-01-01&end=2024-12-31"))
+
+    assert past["as_of"] == "2024-12-31"  # the last close the window used
+    # staleness is about the token's data (last candle 2025-09-30), as on every other answer
+    assert past["warnings"] == stored["warnings"]
+
+
 def test_levels_and_roi(client: TestClient) -> None:
     levels = _ok(client.get("/v1/tokens/ETH/levels"))
     roi = _ok(client.get("/v1/tokens/ETH/roi"))
@@ -129,6 +163,19 @@ def test_levels_and_roi(client: TestClient) -> None:
     assert set(roi["roi"]) == {"1d", "7d", "30d", "90d", "1y", "ytd", "since_listing"}
     assert roi["roi"]["1d"] == pytest.approx(candles[-1]["close"] / candles[-2]["close"] - 1)
     assert roi["risk"]["max_drawdown"] <= roi["risk"]["drawdown_from_ath"] <= 0
+
+
+def test_an_unknown_sector_says_so_instead_of_an_empty_page(client: TestClient) -> None:
+    known = _ok(client.get("/v1/signals?sector=defi%20blue%20chips"))
+    unknown = _ok(client.get("/v1/signals?sector=defi"))
+
+    assert known["total"] > 0
+    assert not any("sector" in w for w in known["warnings"])
+    assert unknown["total"] == 0
+    assert any(
+        w.startswith("no token is in sector 'defi'; known sectors: ") and "DeFi Blue Chips" in w
+        for w in unknown["warnings"]
+    )
 
 
 def test_universe_signals_filter_and_page(client: TestClient) -> None:
@@ -182,3 +229,21 @@ def test_cli_signals_and_backtest(
     assert "buy & hold" in single.output
     assert "fee 0.002" in single.output
     assert neither.exit_code == 2
+
+
+def test_cli_tokens_names_the_sectors_when_none_matches(
+    loaded_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "width", 200)
+    monkeypatch.setattr(err_console, "width", 400)
+    runner = CliRunner()
+    args = ["--data-dir", str(loaded_dir)]
+
+    known = runner.invoke(cli_app, ["tokens", "--sector", "dex tokens", *args])
+    unknown = runner.invoke(cli_app, ["tokens", "--sector", "dex", *args])
+
+    assert known.exit_code == 0, known.output
+    assert "UNI" in known.output
+    assert unknown.exit_code == 1
+    assert "no token is in sector 'dex'; known sectors:" in unknown.output
+    assert "DEX Tokens" in unknown.output

@@ -9,7 +9,8 @@ from rich.table import Table
 
 from coinlens.cli.common import cli_context, console, load_settings, plural
 from coinlens.cli.options import DataDir, DbUrl
-from coinlens.services.catalog import list_tokens
+from coinlens.domain.errors import ValidationFailed
+from coinlens.services.catalog import list_tokens, unknown_sector
 
 
 def tokens_command(
@@ -22,6 +23,8 @@ def tokens_command(
     """List tokens (search by symbol or name, filter by sector)."""
     with cli_context(load_settings(data_dir, database_url)) as ctx:
         page = list_tokens(ctx, q=query, sector=sector, limit=limit)
+        if page.total == 0 and (why := unknown_sector(ctx, sector)):
+            raise ValidationFailed(f"sector: {why}")
     table = Table(title=plural(page.total, "token") + (f" matching {query!r}" if query else ""))
     for col in ("symbol", "name", "sector", "primary market", "first", "last"):
         table.add_column(col)

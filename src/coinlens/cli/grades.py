@@ -45,8 +45,8 @@ def grades_command(
     query = LeaderboardQuery(sector=sector, band=band, sort=sort, limit=top)
     with cli_context(load_settings(data_dir, database_url)) as ctx:
         page = leaderboard(ctx, query)
-        if sector is not None and sector.strip() and page.total == 0:
-            _check_sector(ctx, sector)
+        if page.total == 0 and (why := catalog.unknown_sector(ctx, sector)):
+            raise ValidationFailed(f"sector: {why}")
         record = track_record(ctx)
     title = f"{page.sort} grades on {page.day} ({plural(page.total, 'token')})"
     table = _table(page, title, SUB_GRADES)
@@ -83,16 +83,6 @@ def _table(page: GradesPage, title: str, subs: tuple[str, ...]) -> Table:
     for r in rows:
         table.add_row(*r)
     return table
-
-
-def _check_sector(ctx: Context, sector: str) -> None:
-    """ValidationFailed naming the known sectors when no token is in `sector` (any case)."""
-    known = catalog.known_sectors(ctx)
-    if sector.strip().lower() in {k.lower() for k in known}:
-        return
-    raise ValidationFailed(
-        f"sector: no token is in sector {sector!r}; known sectors: " + ", ".join(known)
-    )
 
 
 def _track_line(record: GradeTrackRecord | None) -> str:

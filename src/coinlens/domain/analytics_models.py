@@ -168,7 +168,7 @@ class TokenLevels(DomainModel):
     support: Level | None = None
     resistance: Level | None = None
     strongest: list[Level]
-    method: str = "swing pivots (5 bars), ATR-scaled clustering over 365 days; docs/signals.md"
+    method: str = "swing pivots (5 bars), ATR-scaled clustering over 365 days; docs/levels.md"
     source: str
     as_of: date
     warnings: list[str] = Field(default_factory=list)

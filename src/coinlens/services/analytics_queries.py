@@ -46,6 +46,7 @@ from coinlens.domain.analytics_models import (
     TradeMetrics,
 )
 from coinlens.domain.errors import DataUnavailable
+from coinlens.domain.numbers import significant
 from coinlens.services.analytics import (
     DEFAULT_BACKTEST,
     SOURCE,
@@ -54,7 +55,7 @@ from coinlens.services.analytics import (
     num,
     params_key,
 )
-from coinlens.services.catalog import unknown_token
+from coinlens.services.catalog import unknown_sector, unknown_token
 from coinlens.services.context import Context
 from coinlens.services.paging import decode_cursor, encode_cursor, invalid
 from coinlens.storage import analytics_repo
@@ -137,7 +138,7 @@ def get_indicators(
     cursor: str | None = None,
     limit: int = 1_000,
 ) -> IndicatorSeries:
-    """Daily indicator rows of one token in [start, end], oldest first, paged by `limit`."""
+    """Daily indicator rows of one token in [start, end], oldest first, `limit` candles a page."""
     if not 1 <= limit <= MAX_INDICATOR_ROWS:
         raise invalid("limit", f"must be between 1 and {MAX_INDICATOR_ROWS}")
     with ctx.engine.connect() as conn:
@@ -150,12 +151,18 @@ def get_indicators(
             raise invalid("cursor", "not a cursor for this listing")
         lo = max(lo, int(np.searchsorted(days, after, side="left")))
     panels = indicator_panels(o, h, lo_, c, v)
-    stop = min(hi, lo + limit)
-    raw = {"open": o, "high": h, "low": lo_, "close": c, "volume": v, **panels}
+    # a page holds `limit` candles: days without one (gaps) neither count nor end a page
+    candles = lo + np.flatnonzero(np.isfinite(c[lo:hi]))
+    page, more = candles[:limit], candles[limit:]
+    prices = {"open": o, "high": h, "low": lo_, "close": c, "volume": v}
     rows = [
-        IndicatorRow(date=to_date(days[j]), **{k: num(arr[j]) for k, arr in raw.items()})
-        for j in range(lo, stop)
-        if np.isfinite(c[j])
+        IndicatorRow(
+            date=to_date(days[j]),
+            # the candle as /ohlcv serves it (÷ a contract multiplier leaves float noise)
+            **{k: num(significant(arr[j])) for k, arr in prices.items()},
+            **{k: num(arr[j]) for k, arr in panels.items()},
+        )
+        for j in page.tolist()
     ]
     return IndicatorSeries(
         symbol=token.symbol,
@@ -163,7 +170,7 @@ def get_indicators(
         start=start,
         end=end,
         rows=rows,
-        next_cursor=encode_cursor("indicators", v=int(days[stop])) if stop < hi else None,
+        next_cursor=encode_cursor("indicators", v=int(days[more[0]])) if len(more) else None,
         source=f"{ON_DEMAND} ({token.source})",
         as_of=to_date(days[-1]),
         warnings=staleness(int(days[-1])) + ([] if rows else ["no candles in the requested range"]),
@@ -258,8 +265,13 @@ def get_roi(ctx: Context, symbol: str) -> TokenRoi:
 
 
 def _performance(
-    symbol: str, payload: dict[str, Any], origin: tuple[str, datetime], span: tuple[Any, Any]
+    symbol: str,
+    payload: dict[str, Any],
+    origin: tuple[str, datetime],
+    span: tuple[Any, Any],
+    last_candle: int | None = None,
 ) -> SignalPerformance:
+    """The answer; staleness is about the token's `last_candle` (default: the run's end)."""
     source, computed_at = origin
     eq = payload["equity"]
     start_day, end_day = payload["start_day"], payload["end_day"]
@@ -278,7 +290,7 @@ def _performance(
         source=source,
         as_of=None if end_day is None else to_date(end_day),
         computed_at=computed_at,
-        warnings=staleness(end_day),
+        warnings=staleness(end_day if last_candle is None else last_candle),
     )
 
 
@@ -323,7 +335,9 @@ def get_signal_performance(
     result, state = backtest_with_state(sig[:, lo:hi], o[lo:hi], c[lo:hi], cfg)
     summary = BacktestSummary(result.strategy, result.trades, result.buy_hold)
     payload = backtest_payload(days[lo:hi], summary, state, 0, cfg)
-    return _performance(token.symbol, payload, (ON_DEMAND, datetime.now(UTC)), (start, end))
+    origin = (ON_DEMAND, datetime.now(UTC))
+    # a window ending in the past is not stale data: staleness is the token's last candle
+    return _performance(token.symbol, payload, origin, (start, end), int(days[-1]))
 
 
 # --- the universe ------------------------------------------------------------------------------
@@ -364,6 +378,7 @@ def list_signals(
             query = query.where(tokens.c.symbol > after)
         rows = conn.execute(query.order_by(tokens.c.symbol).limit(limit + 1)).all()
     page = rows[:limit]
+    empty_why = None if total else unknown_sector(ctx, sector)  # an unknown sector, say so
     return SignalsPage(
         items=[_list_item(r) for r in page],
         total=total,
@@ -371,7 +386,7 @@ def list_signals(
         next_cursor=encode_cursor("signals", v=page[-1].symbol) if len(rows) > limit else None,
         source=SOURCE,
         as_of=to_date(latest),
-        warnings=staleness(latest),
+        warnings=staleness(latest) + ([empty_why] if empty_why else []),
     )
 
 

@@ -132,6 +132,17 @@ def known_sectors(ctx: Context) -> list[str]:
         return sorted((str(r[0]) for r in rows), key=str.lower)
 
 
+def unknown_sector(ctx: Context, sector: str | None) -> str | None:
+    """Why no token can match `sector` (naming the known ones), or None if it is known or unset.
+    Sectors match in any case, as the listings filter them."""
+    if sector is None or not sector.strip():
+        return None
+    known = known_sectors(ctx)
+    if sector.strip().lower() in {k.lower() for k in known}:
+        return None
+    return f"no token is in sector {sector!r}; known sectors: " + ", ".join(known)
+
+
 def list_tokens(
     ctx: Context,
     *,
