@@ -236,6 +236,7 @@ def test_each_refusal_has_its_own_problem_type(client: TestClient) -> None:
         assert answer.status_code == 401, kind
         assert answer.headers["content-type"] == "application/problem+json"
         assert answer.headers["WWW-Authenticate"].startswith("Bearer")
+        assert answer.headers["Cache-Control"] == "no-store", kind  # as every other error
         assert answer.json()["type"] == PROBLEM + kind
     in_query = client.get(f"/v1/tokens?api_key={revoked['key']}")
     assert in_query.status_code == 400
@@ -271,7 +272,9 @@ def test_spoofed_forwarded_for_cannot_dodge_the_anonymous_limit(tmp_path: Path) 
             ).status_code
             for i in range(6)
         ]
+        limited = client.post("/v1/keys", json={"name": "n7"})
     assert codes == [201, 201, 201, 429, 429, 429]
+    assert (limited.status_code, limited.headers["Cache-Control"]) == (429, "no-store")
 
 
 # --- HTTP consistency -----------------------------------------------------------------------

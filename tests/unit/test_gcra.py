@@ -227,6 +227,8 @@ def test_etag_comparison_and_redaction() -> None:
     assert not etag_matches('"a"', '"b"')
     key, _ = new_plaintext()
     assert key.encode() not in redact(b'{"key":"' + key.encode() + b'"}')
+    listed = b'{"prefix":"' + key[:20].encode() + '…"}'.encode()  # the key's listed prefix
+    assert redact(listed) == listed
 
 
 def test_an_expired_answer_is_rebuilt_once_and_served_stale_meanwhile() -> None:

@@ -27,7 +27,10 @@ from coinlens.services import keys as key_service
 from coinlens.services.context import Context
 
 _IDEM_KEY = re.compile(r"[\x21-\x7e]{1,128}")
-_KEY_TEXT = re.compile(rb"cl_live_[0-9A-Za-z]+")
+_KEY_TEXT = re.compile(  # a whole key only: the listed `prefix` ("cl_live_<lookup>…") stays
+    rb"%s[0-9A-Za-z]{%d}(?![0-9A-Za-z])"
+    % (key_service.PREFIX.encode(), key_service.KEY_LENGTH - len(key_service.PREFIX))
+)
 HOT_PATHS = re.compile(r"/v1/(tokens(/[^/]+)?|grades|signals)")
 _MAX_ENTRIES = 4_096
 STALE_SECONDS = 10.0  # longest an expired entry is served while one request rebuilds it

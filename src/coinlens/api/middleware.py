@@ -276,7 +276,7 @@ class ApiMiddleware:
                 title="Rate limited",
                 detail=f"{decision.binding.limit.name} quota used up; retry in {wait} s",
                 type_=problem_type("RateLimited"),
-                headers={"Retry-After": str(wait)},
+                headers={"Retry-After": str(wait), "Cache-Control": "no-store"},
             )
         if principal is not None:
             # the server gives every request its own shallow copy of the state (ASGI spec)
@@ -365,7 +365,9 @@ class ApiMiddleware:
     def _auth_problem(self, scope: Scope, reason: str, detail: str) -> ASGIApp:
         status, suffix, title = AUTH_PROBLEMS[reason]
         self.metrics.auth_failures.labels(reason=reason).inc()
-        extra = {"WWW-Authenticate": 'Bearer realm="coinlens"'} if status == 401 else {}
+        extra = {"Cache-Control": "no-store"}  # as every other error answer
+        if status == 401:
+            extra["WWW-Authenticate"] = 'Bearer realm="coinlens"'
         return problem(
             Request(scope),
             status,

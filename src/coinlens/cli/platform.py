@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from coinlens.cli.analytics import run_all_steps
-from coinlens.cli.common import cli_context, console, http_url, load_settings
+from coinlens.cli.common import cli_context, console, http_url, load_settings, user_errors
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.services.context import Context
 from coinlens.services.loading import count_rows, load_embedded
@@ -71,6 +71,8 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
 
     from coinlens.api.app import create_app
 
+    with user_errors(2):  # a settings error is one line, before the banner
+        settings.check_safe()
     host = settings.host if host is None else host
     port = settings.port if port is None else port
     base = http_url(host, port)

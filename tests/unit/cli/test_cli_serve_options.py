@@ -22,6 +22,18 @@ def test_serve_refuses_a_port_outside_1_to_65535(tmp_path: Path, port: str) -> N
     assert "--port" in result.output
 
 
+def test_serve_refuses_unsafe_settings_in_one_line_before_serving(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("COINLENS_PLANS", '{"free": {"per_minute": 1, "per_day": 2}}')
+    result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path)])
+
+    assert result.exit_code == 2
+    assert "error: plans must define at least `free` and `anonymous`" in result.output
+    assert "Traceback" not in result.output
+    assert "Coinlens on" not in result.output
+
+
 @pytest.mark.parametrize(("given", "served"), [(None, 8123), (8124, 8124)])
 def test_serve_uses_the_given_port_else_the_settings_one(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: int | None, served: int
