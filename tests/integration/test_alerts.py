@@ -151,6 +151,26 @@ def test_fire_deliver_and_log(actx: Context, owner: int, hook: HttpReceiver) -> 
     assert alerts.evaluate_alerts(actx, state(100_500.0), now=later[2]).events_written == 1
 
 
+def test_a_firing_reaches_the_owners_streams(actx: Context, owner: int) -> None:
+    from coinlens.services import events
+
+    bus = events.bus_for(actx.settings)
+    head = bus.head()
+    rule_id = _fire_once(actx, owner, "json://127.0.0.1:9/hook")
+    quiet = alerts.evaluate_alerts(actx, state(102_000.0), now=NOW + timedelta(minutes=2))
+
+    (published,) = bus.after(head, 10)  # one per stored event: none for the quiet round
+    assert quiet.events_written == 0
+    assert (published.type, published.symbol, published.audience) == (
+        "alert",
+        "BTC",
+        f"key:{owner}",
+    )
+    assert published.data["rule_id"] == rule_id
+    assert "BTC" in published.data["title"]
+    assert published.data["body"]
+
+
 def test_two_evaluators_racing_write_one_event(
     actx: Context, owner: int, hook: HttpReceiver
 ) -> None:

@@ -129,6 +129,33 @@ def test_incremental_day_equals_full_recompute(ctx: Context) -> None:
     assert _snapshot(ctx) == incremental
 
 
+def test_the_days_a_run_adds_publish_their_signal_flips_once(ctx: Context) -> None:
+    from coinlens.services import events
+
+    mids = _seed(ctx, N_DAYS)
+    first = run_analytics(ctx)  # a first load: its history is not news
+    bus = events.bus_for(ctx.settings)
+    head = bus.head()
+    published = []
+    for day in range(N_DAYS, N_DAYS + 5):
+        _append_day(ctx, mids, day)
+        published.append(run_analytics(ctx).flips_published)
+    unchanged = run_analytics(ctx)
+
+    sent = bus.after(head, 100)
+    with ctx.engine.connect() as conn:
+        new = conn.execute(
+            sa.select(signal_events.c.day, signal_events.c.to_signal)
+            .where(signal_events.c.day > (first.as_of_day or 0))
+            .order_by(signal_events.c.day, signal_events.c.token_id)
+        ).all()
+    assert (first.flips_published, unchanged.flips_published) == (0, 0)
+    assert sum(published) == len(sent) == len(new) > 0, published
+    labels = {-1: "short", 0: "flat", 1: "long"}
+    assert [e.data["signal"] for e in sent] == [labels[r.to_signal] for r in new]
+    assert {e.type for e in sent} == {"signal_flip"}
+
+
 def test_rerun_is_idempotent_and_skips(ctx: Context) -> None:
     _seed(ctx, N_DAYS)
     run_analytics(ctx)

@@ -153,6 +153,36 @@ def test_grades_of_a_token_whose_prices_stopped_say_they_are_not_current(ctx: Co
     assert not any("newest graded day" in w for w in live.warnings)
 
 
+def test_a_newly_graded_day_publishes_each_band_move_once(ctx: Context) -> None:
+    from coinlens.analytics.grades import band_of
+    from coinlens.services import events
+
+    _seed(ctx, days=dict.fromkeys(SYMBOLS, N_DAYS - 1))
+    first = run_grades(ctx)  # a first load: the whole history, no events
+    _seed(ctx)  # one more day for every token
+    bus = events.bus_for(ctx.settings)
+    head = bus.head()
+    new_day = run_grades(ctx)
+    again = run_grades(ctx)  # nothing new: nothing published
+
+    moves = []
+    for symbol in SYMBOLS:
+        hist = get_grades(ctx, symbol).history
+        if len(hist) >= 2:
+            for kind in ("trader", "investor"):
+                then, now = getattr(hist[-2], kind), getattr(hist[-1], kind)
+                if then is not None and now is not None and band_of(then) != band_of(now):
+                    moves.append((symbol, kind, band_of(then), band_of(now)))
+    published = bus.after(head, 100)
+    assert (first.band_changes, again.band_changes) == (0, 0)
+    assert new_day.band_changes == len(published) == len(moves) > 0
+    assert {
+        (e.symbol, e.data["kind"], e.data["previous"]["band"], e.data["current"]["band"])
+        for e in published
+    } == set(moves)
+    assert {e.type for e in published} == {"grade_change"}
+
+
 def test_leaderboard_filters_sorts_and_pages(ctx: Context) -> None:
     with pytest.raises(DataUnavailable):
         leaderboard(ctx)

@@ -29,7 +29,7 @@ from websockets.sync.client import ClientConnection, connect
 from websockets.uri import parse_uri
 
 from coinlens.api.app import create_app
-from coinlens.api.routes.stream import StreamConfig, StreamHub, Subscriber
+from coinlens.api.routes.stream import StreamConfig, StreamHub, Subscriber, audiences_of
 from coinlens.services import events
 from coinlens.services.context import build_context
 from coinlens.services.events import EventBus, MemoryEventBus, RedisEventBus
@@ -223,6 +223,34 @@ def test_publish_hooks_reach_a_stream_on_the_default_bus(
             assert [e["type"] for e in got] == ["tick", "signal_flip", "grade_change"]
             assert got[0]["data"]["price"] == 3012.25
             assert got[2]["data"]["current"]["band"] == "A"
+    finally:
+        ctx.engine.dispose()
+        stop_server(server)
+        events.reset_buses()
+
+
+def test_the_data_stale_notice_reaches_key_holders_not_the_dashboard(
+    keyed: Settings, api_headers: Callable[..., dict[str, str]], stream_config: StreamConfig
+) -> None:
+    from coinlens.services import jobs
+
+    events.reset_buses()
+    app = create_app(keyed)
+    app.state.stream_config = stream_config
+    server = start_server(app)
+    ctx = build_context(keyed, migrate=False)
+    try:
+        with open_stream(server, api_headers(keyed)) as ws:
+            subscribe(ws, symbols=["*"])
+            jobs._raise_stale(ctx, jobs.Freshness(None, None, stale=True))
+            (notice,) = events_of(ws, 1)
+        assert (notice["type"], notice["symbol"]) == ("alert", "COINLENS")
+        assert notice["data"]["title"] == "data stale"
+        dashboard = Subscriber(4, audiences_of(None))  # /web/stream: no key
+        dashboard.symbols.add("*")
+        stored = events.bus_for(keyed).after("0-0", 10)
+        assert [e.type for e in stored] == ["alert"]
+        assert not dashboard.wants(stored[0])
     finally:
         ctx.engine.dispose()
         stop_server(server)

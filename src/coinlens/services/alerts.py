@@ -251,10 +251,23 @@ def evaluate_alerts(
         events = _event_rows(ctx, rows, fired, seen, meta, now)
         versions = {rows[j].id: rows[j].version for j in fired}
         build = _outbox_rows(meta, versions, now)
-        report.event_ids = repo.write_firings(conn, updates, events, build)
+        stored = repo.write_firings(conn, updates, events, build)
+    report.event_ids = sorted(stored.values())
     report.events_written = len(report.event_ids)
+    _publish(ctx, [e for e in events if e["rule_id"] in stored], meta)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _publish(ctx: Context, events: Sequence[Mapping[str, Any]], meta: Mapping[int, Any]) -> None:
+    """Each stored event to the streams of its rule's key (`/v1/stream`), once committed."""
+    if not events:
+        return
+    from coinlens.services.events import publish_alert
+
+    for e in events:
+        m = meta[e["rule_id"]]
+        publish_alert(ctx, m["symbol"], m["owner_key_id"], e["rule_id"], e["title"], e["body"])
 
 
 def evaluate_ticks(

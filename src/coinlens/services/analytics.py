@@ -57,6 +57,7 @@ from coinlens.analytics.signals import (
     signal_changes,
     update_signals,
 )
+from coinlens.domain.analytics_models import SIGNAL_LABELS
 from coinlens.services.analytics_state import (
     Mode,
     SavedState,
@@ -98,6 +99,7 @@ class AnalyticsReport:
     days: int = 0
     as_of_day: int | None = None
     events_written: int = 0
+    flips_published: int = 0  # `signal_flip` stream events of the days this run added
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -513,4 +515,25 @@ def run_analytics(
         report.events_written = len(events)
     with _timed(report, "save_state"):
         save_state(path, saved)
+    if old is not None:  # not a first load: the days after the previous run are news
+        since = int(old.first_day) + len(old.checksums) - 1
+        report.flips_published = publish_flips(ctx, p, [e for e in events if e["day"] > since])
     return report
+
+
+def publish_flips(ctx: Context, p: Panel, events: list[dict[str, Any]]) -> int:
+    """A `signal_flip` stream event per stored signal change (docs/streaming.md); how many."""
+    if not events:
+        return 0
+    from coinlens.services.events import publish_signal_flip
+
+    symbols = dict(zip(p.token_ids.tolist(), p.symbols, strict=True))
+    for e in sorted(events, key=lambda e: (e["day"], e["token_id"])):
+        publish_signal_flip(
+            ctx,
+            symbols[e["token_id"]],
+            SIGNAL_LABELS.get(e["from_signal"]),
+            SIGNAL_LABELS[e["to_signal"]],
+            score=e["score"],
+        )
+    return len(events)

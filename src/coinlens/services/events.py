@@ -36,6 +36,9 @@ log = structlog.get_logger(__name__)
 
 EventType = Literal["tick", "signal_flip", "grade_change", "alert"]
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
+KEY_HOLDERS = "keys"
+"""The audience of operational notices (e.g. "data stale"): every stream opened with an API
+key, never the public dashboard stream."""
 DEFAULT_STREAM = "coinlens:events"
 DEFAULT_RETAIN = 10_000  # events kept for resume (ring size / approximate MAXLEN)
 START = "0-0"

@@ -233,6 +233,7 @@ class GradesReport:
     dropped: int = 0
     rows: int = 0
     seconds: float = 0.0
+    band_changes: int = 0  # `grade_change` events published for a newly graded day
 
 
 def _day_blocks(run: GradeRun) -> Iterator[tuple[int, NDArray[np.int64], F64]]:
@@ -304,8 +305,31 @@ def run_grades(
         if gone:
             grades_repo.drop_days(conn, gone)
     report.days, report.dropped = len(seen), len(gone)
+    newest = int(panel.days[-1])
+    if stored and newest in seen and newest not in stored:  # a new day, not a first load
+        report.band_changes = _publish_band_changes(ctx, newest)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _publish_band_changes(ctx: Context, day: int) -> int:
+    """A `grade_change` stream event per token and grade whose band moved since the graded
+    day before `day` (docs/streaming.md); how many."""
+    from coinlens.services.events import publish_grade_change
+
+    with ctx.engine.connect() as conn:
+        rows = grades_repo.band_moves(conn, day)
+    n = 0
+    for r in rows:
+        for kind, now, then in (("trader", r.trader, r.old_trader),
+                                ("investor", r.investor, r.old_investor)):  # fmt: skip
+            if now is None or then is None or method.band_of(now) == method.band_of(then):
+                continue
+            old = {"grade": float(then), "band": method.band_of(then)}
+            new = {"grade": float(now), "band": method.band_of(now)}
+            publish_grade_change(ctx, r.symbol, kind, old, new)
+            n += 1
+    return n
 
 
 class _Batch:

@@ -180,7 +180,8 @@ def _raise_stale(ctx: Context, f: Freshness) -> None:
     lag = "no daily candles at all" if f.lag is None else f"{f.lag.total_seconds() / 3600:.1f} h"
     log.warning("data stale", newest_close=f.newest_close, lag=lag)
     try:
-        from coinlens.services.events import publish
+        from coinlens.services.events import KEY_HOLDERS, publish
     except ImportError:  # the event bus is optional for this check
         return
-    publish(ctx, "alert", "COINLENS", {"title": "data stale", "body": f"candles lag: {lag}"})
+    data = {"title": "data stale", "body": f"candles lag: {lag}"}
+    publish(ctx, "alert", "COINLENS", data, audience=KEY_HOLDERS)

@@ -147,22 +147,11 @@ def _publish_ticks(target: Context, rows: list[Any], symbols: dict[int, str]) ->
     return len(rows)
 
 
-def _publish_flips(target: Context, day: int) -> int:
-    from coinlens.services.events import publish_signal_flip
-
-    names = {-1: "short", 0: "flat", 1: "long"}
+def _flips_on(target: Context, day: int) -> int:
+    """Signal changes stored for `day` (the pipeline's analytics step published them)."""
     with target.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(signal_events, tokens.c.symbol)
-            .join(tokens, tokens.c.id == signal_events.c.token_id)
-            .where(signal_events.c.day == day)
-            .order_by(signal_events.c.token_id)
-        ).all()
-    for r in rows:
-        publish_signal_flip(
-            target, r.symbol, names.get(r.from_signal), names[r.to_signal], score=r.score
-        )
-    return len(rows)
+        q = sa.select(sa.func.count()).select_from(signal_events).where(signal_events.c.day == day)
+        return int(conn.execute(q).scalar_one())
 
 
 def _market_symbols(ctx: Context) -> dict[int, str]:
@@ -244,7 +233,7 @@ def replay(
         tick = time.perf_counter()
         _one_day(source, target, day, report)
         recompute(target, datetime.fromtimestamp((day + 1) * DAY, tz=UTC))
-        report.flips += _publish_flips(target, day)
+        report.flips += _flips_on(target, day)
         report.days += 1
         log.info("replay.day", day=_d(day).isoformat(), candles=report.candles)
         if on_day is not None:

@@ -123,8 +123,9 @@ def write_firings(
     updates: list[dict[str, Any]],
     events: list[dict[str, Any]],
     deliveries: Callable[[int, int], list[dict[str, Any]]],
-) -> list[int]:
-    """Events + their deliveries + rule state, in the caller's transaction; new event ids.
+) -> dict[int, int]:
+    """Events + their deliveries + rule state, in the caller's transaction; the new event's
+    id by rule id (rules another evaluator already fired for this version are left out).
 
     `updates` rows hold rule_id, expected version, armed, ref, last_fired_at;
     `deliveries(rule_id, event_id)` builds the outbox rows of a stored event.
@@ -146,7 +147,7 @@ def write_firings(
             )
         )
         conn.execute(stmt, updates)
-    return sorted(stored.values())
+    return stored
 
 
 def rule_log(conn: Connection, rule_id: int, limit: int) -> list[tuple[dict[str, Any], list[Any]]]:
@@ -325,13 +326,13 @@ def symbols_by_id(conn: Connection) -> dict[int, str]:
 
 
 def rules_meta(conn: Connection, rule_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """Delivery options (symbol, zone, quiet hours, channel meta) of rules, by id."""
+    """Delivery options (symbol, zone, quiet hours, channel meta, owner key) of rules, by id."""
     out: dict[int, dict[str, Any]] = {}
     ids = list(rule_ids)
     for i in range(0, len(ids), _CHUNK):
         q = sa.select(
             alert_rules.c.id, tokens.c.symbol, alert_rules.c.timezone,
-            alert_rules.c.quiet_hours, alert_rules.c.channels_meta,
+            alert_rules.c.quiet_hours, alert_rules.c.channels_meta, alert_rules.c.owner_key_id,
         ).join(tokens, tokens.c.id == alert_rules.c.token_id).where(
             alert_rules.c.id.in_(ids[i : i + _CHUNK])
         )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Bulk writes of the grades table: whole days replaced, only where their digest changed."""
+"""Bulk writes of the grades table (whole days replaced, only where their digest changed) and
+the day-over-day reads the grade-change events need."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
+from coinlens.storage.tables import tokens
 from coinlens.storage.tables_grades import grade_days, grades
 
 _CHUNK = 5_000
@@ -47,3 +49,28 @@ def drop_days(conn: Connection, days: Sequence[int]) -> None:
         part = list(days[i : i + 500])
         conn.execute(grades.delete().where(grades.c.day.in_(part)))
         conn.execute(grade_days.delete().where(grade_days.c.day.in_(part)))
+
+
+def band_moves(conn: Connection, day: int) -> list[Row[Any]]:
+    """(symbol, trader, investor) on `day` and (trader, investor) on the graded day before
+    it, for the tokens graded on both; empty when `day` is the first graded day."""
+    before = (
+        sa.select(sa.func.max(grade_days.c.day)).where(grade_days.c.day < day).scalar_subquery()
+    )
+    old = grades.alias("old")
+    q = (
+        sa.select(
+            tokens.c.symbol,
+            grades.c.trader,
+            grades.c.investor,
+            old.c.trader.label("old_trader"),
+            old.c.investor.label("old_investor"),
+        )
+        .join(tokens, tokens.c.id == grades.c.token_id)
+        .join(
+            old, sa.and_(old.c.token_id == grades.c.token_id, old.c.day == before.scalar_subquery())
+        )
+        .where(grades.c.day == day)
+        .order_by(tokens.c.symbol)
+    )
+    return list(conn.execute(q))

@@ -38,6 +38,7 @@ from coinlens.domain.errors import CoinlensError, TemporaryError
 from coinlens.services.context import Context
 from coinlens.services.events import (
     EVENT_TYPES,
+    KEY_HOLDERS,
     Event,
     EventBus,
     EventReader,
@@ -484,6 +485,14 @@ async def web_stream(websocket: WebSocket) -> None:
     await _serve(websocket, hub_of(websocket, ctx), None, None)
 
 
+def audiences_of(principal: Principal | None) -> frozenset[str]:
+    """The addressed events a stream may see: its key's, its account's and the notices to
+    every key holder; none without a key (the public dashboard stream)."""
+    if principal is None:
+        return frozenset()
+    return frozenset({f"key:{principal.key_id}", f"account:{principal.account}", KEY_HOLDERS})
+
+
 async def _serve(
     websocket: WebSocket,
     hub: StreamHub,
@@ -491,12 +500,7 @@ async def _serve(
     first: dict[str, Any] | None,
     key: str | None = None,
 ) -> None:
-    audiences = (
-        frozenset({f"key:{principal.key_id}", f"account:{principal.account}"})
-        if principal is not None
-        else frozenset()
-    )
-    sub = Subscriber(hub.config.queue_size, audiences)
+    sub = Subscriber(hub.config.queue_size, audiences_of(principal))
     conn = Connection(websocket, hub, sub, key if principal is not None else None)
     hub.attach(sub)
     try:
