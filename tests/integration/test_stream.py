@@ -200,61 +200,60 @@ def test_alerts_reach_only_the_owning_key(live: LiveServer, bus: EventBus, keyed
         assert got[0]["data"] == {"rule_id": 2}
 
 
-def test_publish_hooks_reach_a_stream_on_the_default_bus(
-    keyed: Settings, api_headers: Callable[..., dict[str, str]], stream_config: StreamConfig
-) -> None:
+@pytest.fixture
+def default_bus(keyed: Settings, stream_config: StreamConfig) -> Iterator[tuple[LiveServer, Any]]:
+    """A server on the deployment's own bus (`events.bus_for`, as the pipeline publishes to)
+    and a context to publish with."""
     events.reset_buses()
     app = create_app(keyed)
     app.state.stream_config = stream_config
     server = start_server(app)
     ctx = build_context(keyed, migrate=False)
     try:
-        with open_stream(server, api_headers(keyed)) as ws:
-            subscribe(ws, symbols=["ETH"])
-            sent = events.publish_tick(ctx, "eth", 3012.25, source="test")
-            flip = events.publish_signal_flip(ctx, "ETH", "flat", "long", score=0.4)
-            grade = events.publish_grade_change(
-                ctx, "ETH", "trader", {"grade": 60, "band": "B"}, {"grade": 72, "band": "A"}
-            )
-            assert sent is not None
-            assert flip is not None
-            assert grade is not None
-            got = events_of(ws, 3)
-            assert [e["type"] for e in got] == ["tick", "signal_flip", "grade_change"]
-            assert got[0]["data"]["price"] == 3012.25
-            assert got[2]["data"]["current"]["band"] == "A"
+        yield server, ctx
     finally:
         ctx.engine.dispose()
         stop_server(server)
         events.reset_buses()
+
+
+def test_publish_hooks_reach_a_stream_on_the_default_bus(
+    default_bus: tuple[LiveServer, Any], keyed: Settings, api_headers: Callable[..., dict[str, str]]
+) -> None:
+    server, ctx = default_bus
+    with open_stream(server, api_headers(keyed)) as ws:
+        subscribe(ws, symbols=["ETH"])
+        sent = events.publish_tick(ctx, "eth", 3012.25, source="test")
+        flip = events.publish_signal_flip(ctx, "ETH", "flat", "long", score=0.4)
+        grade = events.publish_grade_change(
+            ctx, "ETH", "trader", {"grade": 60, "band": "B"}, {"grade": 72, "band": "A"}
+        )
+        assert sent is not None
+        assert flip is not None
+        assert grade is not None
+        got = events_of(ws, 3)
+        assert [e["type"] for e in got] == ["tick", "signal_flip", "grade_change"]
+        assert got[0]["data"]["price"] == 3012.25
+        assert got[2]["data"]["current"]["band"] == "A"
 
 
 def test_the_data_stale_notice_reaches_key_holders_not_the_dashboard(
-    keyed: Settings, api_headers: Callable[..., dict[str, str]], stream_config: StreamConfig
+    default_bus: tuple[LiveServer, Any], keyed: Settings, api_headers: Callable[..., dict[str, str]]
 ) -> None:
     from coinlens.services import jobs
 
-    events.reset_buses()
-    app = create_app(keyed)
-    app.state.stream_config = stream_config
-    server = start_server(app)
-    ctx = build_context(keyed, migrate=False)
-    try:
-        with open_stream(server, api_headers(keyed)) as ws:
-            subscribe(ws, symbols=["*"])
-            jobs._raise_stale(ctx, jobs.Freshness(None, None, stale=True))
-            (notice,) = events_of(ws, 1)
-        assert (notice["type"], notice["symbol"]) == ("alert", "COINLENS")
-        assert notice["data"]["title"] == "data stale"
-        dashboard = Subscriber(4, audiences_of(None))  # /web/stream: no key
-        dashboard.symbols.add("*")
-        stored = events.bus_for(keyed).after("0-0", 10)
-        assert [e.type for e in stored] == ["alert"]
-        assert not dashboard.wants(stored[0])
-    finally:
-        ctx.engine.dispose()
-        stop_server(server)
-        events.reset_buses()
+    server, ctx = default_bus
+    with open_stream(server, api_headers(keyed)) as ws:
+        subscribe(ws, symbols=["*"])
+        jobs._raise_stale(ctx, jobs.Freshness(None, None, stale=True))
+        (notice,) = events_of(ws, 1)
+    assert (notice["type"], notice["symbol"]) == ("alert", "COINLENS")
+    assert notice["data"]["title"] == "data stale"
+    dashboard = Subscriber(4, audiences_of(None))  # /web/stream: no key
+    dashboard.symbols.add("*")
+    stored = events.bus_for(keyed).after("0-0", 10)
+    assert [e.type for e in stored] == ["alert"]
+    assert not dashboard.wants(stored[0])
 
 
 def test_heartbeat_arrives_without_events(

@@ -54,9 +54,7 @@ def drop_days(conn: Connection, days: Sequence[int]) -> None:
 def band_moves(conn: Connection, day: int) -> list[Row[Any]]:
     """(symbol, trader, investor) on `day` and (trader, investor) on the graded day before
     it, for the tokens graded on both; empty when `day` is the first graded day."""
-    before = (
-        sa.select(sa.func.max(grade_days.c.day)).where(grade_days.c.day < day).scalar_subquery()
-    )
+    before = sa.select(sa.func.max(grade_days.c.day)).where(grade_days.c.day < day)
     old = grades.alias("old")
     q = (
         sa.select(
