@@ -463,6 +463,32 @@ LLAMA_STABLECOINS: dict[str, Any] = {
             "chains": ["Ethereum"],
             "price": 1.03,
         },
+        {
+            "id": "173",
+            "name": "USDX",
+            "symbol": "USDX",
+            "pegType": "peggedUSD",
+            "circulating": {"peggedUSD": 612000000.0},
+            "chains": ["Ethereum", "BSC"],
+            "price": 0.9998,
+        },
+        {
+            "id": "19",
+            "name": "Kava USDX",
+            "symbol": "usdx",
+            "pegType": "peggedUSD",
+            "circulating": {"peggedUSD": 1250000.0},
+            "chains": ["Kava"],
+            "price": 0.71,
+        },
+        {
+            "id": "165",
+            "name": "Gold Token Without Price",
+            "symbol": "GLDX",
+            "pegType": "peggedVAR",
+            "circulating": {"peggedVAR": 1000.0},
+            "chains": ["Ethereum"],
+        },
     ],
 }
 

@@ -201,17 +201,30 @@ def test_metadata_and_ecosystem_sync_write_known_tokens_and_metrics(
     assert (meta.fetched, meta.written, meta.unmatched, len(meta.rejected)) == (
         2, 1, ["some-unknown-coin"], 1,
     )  # fmt: skip
-    assert eco.written == {"defillama.tvl": 3, "defillama.stablecoins": 3}
+    assert eco.written == {"defillama.tvl": 3, "defillama.stablecoins": 6}
     assert set(eco.failed) == {"etherscan.gas", "etherscan.tx"}  # rate limited: degrade
     with ctx.engine.connect() as db:
         cap = db.execute(sa.select(market_caps)).one()
         supply = db.execute(sa.select(tokens.c.circulating_supply, tokens.c.coingecko_id)).one()
-        all_stable = db.execute(
-            sa.select(metrics.c.value).where(metrics.c.entity == "all_stablecoins")
-        ).scalar_one()
+        stable = dict(
+            db.execute(
+                sa.select(metrics.c.entity, metrics.c.value).where(metrics.c.metric == "supply_usd")
+            ).all()
+        )
     assert (cap.rank, cap.source, cap.market_cap) == (2, "coingecko", 395123456789)
     assert tuple(supply) == (120450000.12, "ethereum")
-    assert all_stable == pytest.approx(137123456789.12 + 45123456789.5)
+    # Every asset lands once: a symbol two assets share (USDX) is kept by the larger, the
+    # other is named by its name; a euro coin counts at its USD price; no price, no figure.
+    assert stable == {
+        "USDT": 137123456789.12,
+        "USDC": 45123456789.5,
+        "USDX": 612000000.0,
+        "KAVA USDX": 1250000.0,
+        "EURC": pytest.approx(90123456.0 * 1.03),
+        "all_stablecoins": pytest.approx(
+            137123456789.12 + 45123456789.5 + 612000000.0 + 1250000.0 + 90123456.0 * 1.03
+        ),
+    }
 
 
 def test_exchange_volumes_per_venue(sqlite_ctx: Context, server: FakeVenues) -> None:

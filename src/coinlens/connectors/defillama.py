@@ -2,7 +2,7 @@
 
 TVL lives on api.llama.fi (/v2/chains, /v2/historicalChainTvl/{chain}); stablecoins on
 stablecoins.llama.fi (/stablecoins). Metric names match the packaged dataset: `tvl_usd` per
-chain (entity = lower-case chain), `supply_usd` per stablecoin symbol and `all_stablecoins`.
+chain (entity = lower-case chain), `supply_usd` per stablecoin (symbol; see `parse_stablecoins`) and `all_stablecoins`.
 """
 
 from __future__ import annotations
@@ -35,35 +35,36 @@ def parse_tvl_point(raw: LlamaTvlPoint, chain: str, source: str) -> MetricPoint:
 
 
 def parse_stablecoins(raw: LlamaStablecoins, day: date, source: str) -> list[MetricPoint]:
-    """USD-pegged stablecoins' circulating supply, plus their total as `all_stablecoins`."""
-    points: list[MetricPoint] = []
+    """Each stablecoin's circulating supply in USD, plus their total as `all_stablecoins`.
+
+    Dollar pegs count at face value; other pegs (EUR, CHF, gold …) at the asset's USD `price`
+    and are left out without one. Symbols are not unique on DefiLlama: the largest asset keeps
+    the symbol, the others are named by their upper-cased name (as the packaged data's
+    columns are, e.g. "USDP STABLECOIN"), so no asset overwrites another.
+    """
+    supplies: list[tuple[str, str, float]] = []
     for asset in raw.peggedAssets:
-        supply = asset.circulating.get("peggedUSD")
-        if asset.pegType != "peggedUSD" or supply is None:
+        supply = asset.circulating.get(asset.pegType)
+        if supply is None:
             continue
-        points.append(
-            MetricPoint(
-                entity=asset.symbol.upper(),
-                metric="supply_usd",
-                date=day,
-                value=supply,
-                unit="USD",
-                source=source,
-            )
+        if asset.pegType != "peggedUSD":
+            if asset.price is None:
+                continue
+            supply *= asset.price
+        supplies.append((asset.symbol.strip().upper(), asset.name.strip().upper(), supply))
+    supplies.sort(key=lambda s: -s[2])
+    values: dict[str, float] = {}
+    for symbol, name, supply in supplies:
+        entity = name if symbol in values else symbol
+        values[entity] = values.get(entity, 0.0) + supply
+    if values:
+        values["all_stablecoins"] = sum(s[2] for s in supplies)
+    return [
+        MetricPoint(
+            entity=entity, metric="supply_usd", date=day, value=value, unit="USD", source=source
         )
-    if points:
-        total = sum(p.value for p in points)
-        points.append(
-            MetricPoint(
-                entity="all_stablecoins",
-                metric="supply_usd",
-                date=day,
-                value=total,
-                unit="USD",
-                source=source,
-            )
-        )
-    return points
+        for entity, value in values.items()
+    ]
 
 
 class DefiLlamaConnector:
@@ -122,8 +123,8 @@ class DefiLlamaConnector:
         return out
 
     def fetch_stablecoins(self) -> list[MetricPoint]:
-        """Today's circulating supply of each USD stablecoin and of all of them."""
-        body = self.stable_api.get("stablecoins", {"includePrices": "false"})
+        """Today's circulating supply of each stablecoin in USD and of all of them."""
+        body = self.stable_api.get("stablecoins", {"includePrices": "true"})
         try:
             raw = LlamaStablecoins.model_validate(body)
         except ValidationError as exc:

@@ -117,6 +117,7 @@ class LlamaStablecoin(Raw):
     symbol: str
     pegType: str
     circulating: dict[str, OptNum] = Field(default_factory=dict)
+    price: OptNum = None  # in USD; converts a non-dollar peg's supply
 
 
 class LlamaStablecoins(Raw):
