@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +109,7 @@ def stream_config() -> StreamConfig:
         auth_timeout=2.0,
         block_seconds=0.2,
         recheck_seconds=0.3,
+        streams_per_key=3,
     )
 
 
@@ -458,6 +459,41 @@ def test_a_revoked_key_loses_its_open_stream(
         assert "revoked" in closed.value.rcvd.reason
     finally:
         ctx.engine.dispose()
+
+
+def test_one_key_holds_a_bounded_number_of_streams(
+    live: LiveServer, bus: EventBus, keyed: Settings, api_headers: Callable[..., dict[str, str]]
+) -> None:
+    """Past `streams_per_key` open streams a key's next one is closed with 1008 naming the
+    limit; another key is not affected, and a closed stream frees its place."""
+    from coinlens.services.keys import KeySpec, create_key
+
+    ctx = build_context(keyed, migrate=False)
+    other = create_key(ctx, KeySpec(name="other", scopes=("read",), plan="enterprise"))
+    ctx.engine.dispose()
+    headers = api_headers(keyed)
+    with ExitStack() as stack:
+        first = [stack.enter_context(open_stream(live, headers)) for _ in range(3)]
+        with connect(live.ws_url, additional_headers=headers, open_timeout=TIMEOUT) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                recv(ws)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
+        assert "3 open streams" in closed.value.rcvd.reason
+        with open_stream(live, {"X-API-Key": other.plaintext}) as ws:
+            subscribe(ws, symbols=["ETH"])
+        first[0].close()
+        deadline = time.monotonic() + TIMEOUT
+        while True:  # the server frees the place once it has seen the close
+            try:
+                with open_stream(live, headers) as ws:
+                    subscribe(ws, symbols=["ETH"])
+                    tick = bus.publish("tick", "ETH", {"price": 1.0})
+                    assert events_of(ws, 1)[0]["id"] == tick.id
+                break
+            except ConnectionClosed:
+                assert time.monotonic() < deadline, "a closed stream did not free its place"
+                time.sleep(0.05)
 
 
 @pytest.mark.parametrize("how", ["header", "first message"])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +69,7 @@ class StreamConfig:
     read_batch: int = 200
     block_seconds: float = 1.0
     recheck_seconds: float = 2.0  # how often an open stream's key is checked again
+    streams_per_key: int = 10  # open streams one key may hold in one API process
 
 
 _DROP = object()  # queued in place of the flushed backlog: "close this client"
@@ -113,6 +115,7 @@ class StreamHub:
         self.bus, self.config = bus, config
         self.subscribers: set[Subscriber] = set()
         self.dropped = 0
+        self.open_per_key: Counter[int] = Counter()
         self._task: asyncio.Task[None] | None = None
 
     def attach(self, sub: Subscriber) -> None:
@@ -500,6 +503,13 @@ async def _serve(
     first: dict[str, Any] | None,
     key: str | None = None,
 ) -> None:
+    key_id = principal.key_id if principal is not None else None
+    if key_id is not None:
+        limit = hub.config.streams_per_key
+        if hub.open_per_key[key_id] >= limit:
+            await websocket.close(POLICY, f"this key already has {limit} open streams (the limit)")
+            return
+        hub.open_per_key[key_id] += 1
     sub = Subscriber(hub.config.queue_size, audiences_of(principal))
     conn = Connection(websocket, hub, sub, key if principal is not None else None)
     hub.attach(sub)
@@ -519,6 +529,10 @@ async def _serve(
         pass  # the client went away (RuntimeError: a send after the close)
     finally:
         hub.detach(sub)
+        if key_id is not None:
+            hub.open_per_key[key_id] -= 1
+            if not hub.open_per_key[key_id]:
+                del hub.open_per_key[key_id]
 
 
 async def _head(hub: StreamHub) -> str:
