@@ -474,9 +474,11 @@ def test_one_key_holds_a_bounded_number_of_streams(
     headers = api_headers(keyed)
     with ExitStack() as stack:
         first = [stack.enter_context(open_stream(live, headers)) for _ in range(3)]
-        with connect(live.ws_url, additional_headers=headers, open_timeout=TIMEOUT) as ws:
-            with pytest.raises(ConnectionClosed) as closed:
-                recv(ws)
+        with (
+            connect(live.ws_url, additional_headers=headers, open_timeout=TIMEOUT) as ws,
+            pytest.raises(ConnectionClosed) as closed,
+        ):
+            recv(ws)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1008
         assert "3 open streams" in closed.value.rcvd.reason

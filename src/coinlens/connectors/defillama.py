@@ -2,7 +2,8 @@
 
 TVL lives on api.llama.fi (/v2/chains, /v2/historicalChainTvl/{chain}); stablecoins on
 stablecoins.llama.fi (/stablecoins). Metric names match the packaged dataset: `tvl_usd` per
-chain (entity = lower-case chain), `supply_usd` per stablecoin (symbol; see `parse_stablecoins`) and `all_stablecoins`.
+chain (entity = lower-case chain), `supply_usd` per stablecoin (see `parse_stablecoins`) and
+`all_stablecoins`.
 """
 
 from __future__ import annotations
