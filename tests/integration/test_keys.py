@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -100,6 +101,34 @@ def test_rotation_keeps_the_old_key_for_the_overlap_only(sqlite_ctx: Context) ->
         ks.rotate_key(
             ctx, old.key.account, old.key.id, overlap=timedelta(0), now=NOW + timedelta(hours=1)
         )
+
+
+def test_a_key_in_its_overlap_is_not_rotated_twice(ctx: Context) -> None:
+    """A second rotation (a retried request, a second click) would mint a live key nobody
+    kept: refused, even when both run at once; revoking the successor allows it again."""
+    old = _new(ctx, scopes=("read",), plan="pro")
+    account, overlap = old.key.account, timedelta(minutes=5)
+
+    def rotate() -> ks.CreatedKey | Exception:
+        try:
+            return ks.rotate_key(ctx, account, old.key.id, overlap=overlap, now=NOW)
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(lambda _: rotate(), range(4)))
+    made = [o for o in outcomes if isinstance(o, ks.CreatedKey)]
+    assert len(made) == 1, outcomes
+    refused = [o for o in outcomes if not isinstance(o, ks.CreatedKey)]
+    assert all(isinstance(o, UserInputError) for o in refused), refused
+    assert f"already rotated to key {made[0].key.id}" in str(refused[0])
+    successors = [
+        k.id for k in ks.list_keys(ctx, account, cursor=None, limit=10).items if k.rotated_from
+    ]
+    assert successors == [made[0].key.id]
+    ks.revoke_key(ctx, account, made[0].key.id)
+    again = ks.rotate_key(ctx, account, old.key.id, overlap=overlap, now=NOW)
+    assert again.key.rotated_from == old.key.id
 
 
 def test_other_accounts_keys_do_not_exist(ctx: Context) -> None:

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 
 from coinlens.domain.errors import NotFound, UserInputError
 from coinlens.services.context import Context
@@ -215,6 +215,19 @@ def create_key(ctx: Context, spec: KeySpec, *, now: datetime | None = None) -> C
 def _insert(
     ctx: Context, spec: KeySpec, scopes: tuple[str, ...], *, rotated_from: int | None, now: datetime
 ) -> CreatedKey:
+    with ctx.engine.begin() as conn:
+        return _insert_in(conn, ctx, spec, scopes, rotated_from=rotated_from, now=now)
+
+
+def _insert_in(
+    conn: Connection,
+    ctx: Context,
+    spec: KeySpec,
+    scopes: tuple[str, ...],
+    *,
+    rotated_from: int | None,
+    now: datetime,
+) -> CreatedKey:
     plaintext, lookup = new_plaintext()
     row = {
         "lookup_id": lookup,
@@ -228,9 +241,8 @@ def _insert(
         "expires_at": spec.expires_at,
         "rotated_from": rotated_from,
     }
-    with ctx.engine.begin() as conn:
-        key_id = keys_repo.insert_key(conn, row)
-        stored = keys_repo.key_of_account(conn, str(row["account"]), key_id)
+    key_id = keys_repo.insert_key(conn, row)
+    stored = keys_repo.key_of_account(conn, str(row["account"]), key_id)
     assert stored is not None  # noqa: S101 - just inserted in the same transaction
     return CreatedKey(key=_to_key(stored), plaintext=plaintext)
 
@@ -277,13 +289,23 @@ def rotate_key(
     now = now or datetime.now(UTC)
     if not timedelta(0) <= overlap <= MAX_OVERLAP:
         raise invalid("overlap_seconds", f"between 0 and {int(MAX_OVERLAP.total_seconds())}")
-    old = get_key(ctx, account, key_id)
-    if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
-        raise UserInputError(f"key {key_id} is revoked or expired; create a new one instead")
-    spec = KeySpec(old.name, old.email, old.scopes, old.plan, old.expires_at, old.account)
-    created = _insert(ctx, spec, old.scopes, rotated_from=old.id, now=now)
-    ends = now + overlap
     with ctx.engine.begin() as conn:
+        keys_repo.lock_key(conn, key_id)  # two rotations of one key run one after the other
+        row = keys_repo.key_of_account(conn, account, key_id)
+        if row is None:
+            raise NotFound(f"no key {key_id}")
+        old = _to_key(row)
+        if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
+            raise UserInputError(f"key {key_id} is revoked or expired; create a new one instead")
+        successor = keys_repo.live_successor(conn, key_id)
+        if successor is not None:  # a second successor would be a live key nobody asked for
+            raise UserInputError(
+                f"key {key_id} was already rotated to key {successor.id}: use that key "
+                f"(rotate it for another), or revoke it first to rotate {key_id} again"
+            )
+        spec = KeySpec(old.name, old.email, old.scopes, old.plan, old.expires_at, old.account)
+        created = _insert_in(conn, ctx, spec, old.scopes, rotated_from=old.id, now=now)
+        ends = now + overlap
         keys_repo.update_key(conn, key_id, expires_at=min(ends, old.expires_at or ends))
     return created
 

@@ -50,6 +50,21 @@ def keys_of_account(
     return conn.execute(query).all()
 
 
+def lock_key(conn: Connection, key_id: int) -> None:
+    """Take key `key_id`'s write lock for the rest of the transaction (a no-op update: the row
+    lock on PostgreSQL, the database write lock on SQLite), so that what the transaction then
+    reads about the key cannot change under it."""
+    conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(id=api_keys.c.id))
+
+
+def live_successor(conn: Connection, key_id: int) -> Row[Any] | None:
+    """The unrevoked key rotated from `key_id`, if any."""
+    query = sa.select(api_keys).where(
+        api_keys.c.rotated_from == key_id, api_keys.c.revoked_at.is_(None)
+    )
+    return conn.execute(query.order_by(api_keys.c.id.desc())).first()
+
+
 def update_key(conn: Connection, key_id: int, **values: Any) -> None:
     """Set columns of one key."""
     conn.execute(api_keys.update().where(api_keys.c.id == key_id).values(**values))
