@@ -50,6 +50,9 @@ _SEPARATED = re.compile(
     r"^(?P<base>[A-Z0-9]+)[/_:-](?P<quote>[A-Z0-9]+)(?::(?P<settle>[A-Z0-9]+))?$"
 )  # BTC/USDT, BTC-USD, and ccxt's perpetual BTC/USDT:USDT (settle currency after the colon)
 _NAME = re.compile(r"[A-Z0-9]+")
+_PERP_SUFFIX = re.compile(r"[-_](?:PERP|PERPETUAL|SWAP)$")
+"""How venues mark a perpetual in a symbol: BTC-PERP (FTX), BTC-PERPETUAL (Deribit),
+BTCUSD_PERP (Binance COIN-M), BTC-USDT-SWAP (OKX)."""
 _TIMEFRAME_WORDS: dict[str, str] = {"1d": "1d", "1h": "1h", "daily": "1d", "hourly": "1h"}
 FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "quote_volume", "trades")
 """Candle fields a layout maps; the first five are required."""
@@ -225,10 +228,18 @@ def pair_from_name(path: Path) -> str | None:
     return None
 
 
+def perp_marked(symbol: str) -> tuple[str, bool]:
+    """The symbol without a perpetual marker, and whether it had one: BTC-PERP → (BTC, True)."""
+    sym = symbol.strip().upper()
+    stripped = _PERP_SUFFIX.sub("", sym)
+    return stripped, stripped != sym
+
+
 def split_pair(symbol: str, quote: str | None) -> tuple[str, str] | None:
     """`BTC/USD`, `BTC-USD`, `BTC/USDT:USDT`, `BTCUSDT` (or `BTC` plus a quote) → (base, quote);
+    a perpetual marker is not a quote (`BTCUSD_PERP` → BTC, USD; `BTC-PERP` needs the quote);
     None if unsure."""
-    sym = symbol.strip().upper()
+    sym = perp_marked(symbol)[0]
     sep = _SEPARATED.fullmatch(sym)
     if sep:
         return sep["base"], sep["quote"]
@@ -263,18 +274,22 @@ def venue_pair(exchange: str, base: str, quote: str) -> str:
 def market_for(symbol: str, layout: Layout, hints: Hints) -> MarketSpec | str:
     """The market a raw symbol denotes, or the reason it cannot be determined."""
     quote = hints.quote or layout.quote
+    perp = perp_marked(symbol)[1]
     split = split_pair(symbol, quote)
     if split is None:
-        return f"cannot tell base and quote of symbol {symbol!r}: pass --quote"
+        what = "the quote currency of perpetual" if perp else "base and quote of symbol"
+        return f"cannot tell {what} {symbol!r}: pass --quote"
     base, quote = split
     exchange = (hints.exchange or layout.exchange or "").lower()
-    instrument = (hints.instrument or layout.instrument or "").lower()
+    instrument = (hints.instrument or layout.instrument or ("perp" if perp else "")).lower()
     if not exchange or not instrument:
         return (
             "exchange and instrument are unknown for this layout: pass --exchange and --instrument"
         )
     if instrument not in ("spot", "perp"):
         return f"instrument must be spot or perp, not {instrument!r}"
+    if perp and instrument == "spot":
+        return f"symbol {symbol!r} names a perpetual, but the instrument is spot"
     token, multiplier = token_of(base)
     pair = venue_pair(exchange, base, quote)
     return MarketSpec(

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from coinlens.connectors.files import Hints, ParsedFile, parse_file
-from coinlens.connectors.layouts import split_pair, token_of
+from coinlens.connectors.layouts import LAYOUTS, market_for, split_pair, token_of
 from coinlens.domain.errors import NotFound, ValidationFailed
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "import"
@@ -238,10 +238,32 @@ def test_symbol_option_filters_a_multi_symbol_file() -> None:
         ("1000PEPE/USDT:USDT", None, ("1000PEPE", "USDT")),
         ("BTC USDT", None, None),  # not a token 'BTC '
         ("BTC USDT", "USDT", None),
+        ("BTC-PERP", None, None),  # a perpetual marker is not a quote currency
+        ("BTC-PERP", "usd", ("BTC", "USD")),
+        ("BTCUSD_PERP", None, ("BTC", "USD")),  # Binance COIN-M
+        ("BTC-USDT-SWAP", None, ("BTC", "USDT")),  # OKX
+        ("ETH-PERPETUAL", "USD", ("ETH", "USD")),  # Deribit
     ],
 )
 def test_split_pair(symbol: str, quote: str | None, expected: tuple[str, str] | None) -> None:
     assert split_pair(symbol, quote) == expected
+
+
+@pytest.mark.parametrize(
+    ("symbol", "hints", "expected"),
+    [
+        ("BTC-PERP", Hints(exchange="ftx"), "cannot tell the quote currency of perpetual"),
+        ("BTC-PERP", Hints(exchange="ftx", quote="USD"), "ftx:perp:BTCUSD"),
+        ("BTCUSD_PERP", Hints(exchange="binance"), "binance:perp:BTCUSD"),
+        ("BTC-USDT-SWAP", Hints(exchange="okx", instrument="perp"), "okx:perp:BTCUSDT"),
+        ("BTC-USDT-SWAP", Hints(exchange="okx", instrument="spot"), "names a perpetual, but"),
+        ("BTCUSDT", Hints(exchange="binance", instrument="spot"), "binance:spot:BTCUSDT"),
+    ],
+)
+def test_a_perpetual_marker_makes_a_perp_market(symbol: str, hints: Hints, expected: str) -> None:
+    canonical = next(layout for layout in LAYOUTS if layout.name == "canonical")
+    got = market_for(symbol, canonical, hints)
+    assert expected in (got if isinstance(got, str) else got.market_key)
 
 
 @pytest.mark.parametrize(
