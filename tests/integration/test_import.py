@@ -208,6 +208,40 @@ def test_existing_tokens_keep_their_metadata_and_markets_carry_identity(ctx: Con
     assert (pepe.contract_multiplier, pepe.instrument, pepe.quote) == (1000.0, "perp", "USDT")
 
 
+def test_an_existing_market_keeps_its_token(ctx: Context, tmp_path: Path) -> None:
+    """A market the loaded data maps to another token (a rename the importer does not know)
+    gets the file's candles; no token named after the file's ticker appears beside it."""
+    with ctx.engine.begin() as conn:
+        ids = repo.upsert_tokens(
+            conn,
+            [{"symbol": "NEWETH", "name": "Renamed", "categories": [], "is_stablecoin": False}],
+        )
+        repo.upsert_markets(
+            conn,
+            [
+                {
+                    "market_key": "binance:spot:ETHUSDT",
+                    "token_id": ids["NEWETH"],
+                    "exchange": "binance",
+                    "pair": "ETHUSDT",
+                    "quote": "USDT",
+                    "instrument": "spot",
+                    "contract_multiplier": 1.0,
+                    "source": "loaded",
+                }
+            ],
+        )
+
+    report = import_file(ctx, _bad_file(tmp_path), ImportOptions(hints=VENUE))
+
+    assert report.counts.inserted == 2
+    with ctx.engine.connect() as conn:
+        symbols = set(conn.execute(sa.select(tokens.c.symbol)).scalars())
+        market = conn.execute(sa.select(markets)).one()
+    assert symbols == {"NEWETH"}
+    assert (market.token_id, market.source) == (ids["NEWETH"], "loaded")
+
+
 def test_an_unusable_file_records_a_failed_run(ctx: Context, tmp_path: Path) -> None:
     path = tmp_path / "notes.csv"
     path.write_text("a,b\n1,2\n", encoding="utf-8")

@@ -156,17 +156,22 @@ def _run_counts(report: ImportReport) -> dict[str, Any]:
 
 
 def _ensure_markets(conn: Connection, batches: tuple[MarketBatch, ...]) -> dict[str, int]:
-    """Create the tokens and markets the file needs; existing ones are left untouched."""
+    """Create the tokens and markets the file needs; existing ones are left untouched.
+
+    A market that exists keeps its token (the loaded data may map a renamed ticker the
+    importer does not know): its token is not created again under the file's name.
+    """
     specs = {b.market.market_key: b.market for b in batches}
-    known = repo.token_ids(conn, {s.token for s in specs.values()})
-    new_tokens = sorted({s.token for s in specs.values()} - set(known))
+    ids = repo.market_ids(conn, specs)
+    needed = {s.token for key, s in specs.items() if key not in ids}
+    known = repo.token_ids(conn, needed)
+    new_tokens = sorted(needed - set(known))
     if new_tokens:
         rows: list[dict[str, Any]] = [
             {"symbol": t, "name": t, "sector": None, "categories": [], "is_stablecoin": False}
             for t in new_tokens
         ]
         known.update(repo.upsert_tokens(conn, rows))
-    ids = repo.market_ids(conn, specs)
     new_markets = [
         {
             "market_key": s.market_key,
