@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from coinlens.domain.errors import DataUnavailable
 from coinlens.services.context import Context
 from coinlens.settings import Settings
-from coinlens.storage import repo
+from coinlens.storage import keys_repo, repo
 from coinlens.storage.db import current_revision, make_engine, upgrade
 from coinlens.storage.panel import read_daily_panel
 from coinlens.storage.tables import candles, import_runs, markets, tokens
@@ -180,6 +180,27 @@ def test_primary_market_prefers_longest_history(ctx: Context) -> None:
             ).where(tokens.c.symbol == "ETH")
         ).one()
     assert row == (mids["binance:spot:ETHUSDT"], T0, T0 + 4 * DAY)
+
+
+def test_freshness_is_reported_per_source_not_per_merged_source_list(ctx: Context) -> None:
+    """A market merged from several sources (`a,b`, as the embedded BTCUSDT) counts for each
+    of them: /readyz and the freshness gauge label sources, not comma-joined lists."""
+    with ctx.engine.begin() as conn:
+        mids = _seed(conn)
+        conn.execute(
+            markets.update()
+            .where(markets.c.id == mids["binance:spot:ETHUSDT"])
+            .values(source="vendor_a,vendor_b")
+        )
+        conn.execute(
+            markets.update()
+            .where(markets.c.id == mids["binance:perp:1000PEPEUSDT"])
+            .values(source="vendor_b")
+        )
+        repo.write_candles(conn, mids["binance:spot:ETHUSDT"], "1d", _candles(5, 2000.0))
+        repo.write_candles(conn, mids["binance:perp:1000PEPEUSDT"], "1d", _candles(9, 0.01))
+        latest = keys_repo.latest_candle_by_source(conn)
+    assert latest == {"vendor_a": T0 + 4 * DAY, "vendor_b": T0 + 8 * DAY}
 
 
 def test_migrations_match_the_table_definitions(ctx: Context) -> None:

@@ -161,14 +161,15 @@ def release_idempotency(conn: Connection, owner: str, idem_key: str) -> None:
 
 
 def latest_candle_by_source(conn: Connection) -> dict[str, int]:
-    """source → newest daily candle open time (epoch s) across its markets."""
+    """source → newest daily candle open time (epoch s) across its markets (a market merged
+    from several sources, `a,b`, counts for each)."""
     newest = (
         sa.select(sa.func.max(candles.c.open_time))
         .where(candles.c.market_id == markets.c.id, candles.c.timeframe == "1d")
         .scalar_subquery()
     )
     out: dict[str, int] = {}
-    for source, last in conn.execute(sa.select(markets.c.source, newest)):
-        if last is not None:
+    for sources, last in conn.execute(sa.select(markets.c.source, newest)):
+        for source in str(sources).split(",") if last is not None else ():
             out[source] = max(out.get(source, 0), int(last))
     return out
