@@ -162,7 +162,7 @@ def test_a_tick_with_more_subjects_than_one_script_run_takes(url: str) -> None:
     asyncio.run(run())
 
 
-def _settings(tmp_path: Path, redis_url: str) -> Settings:
+def _settings(tmp_path: Path, redis_url: str | None) -> Settings:
     plans = {
         "anonymous": PlanLimits(per_minute=5, per_day=100),
         "free": PlanLimits(per_minute=3, per_day=100),
@@ -195,6 +195,27 @@ def test_the_api_sends_ratelimit_headers_and_an_integer_retry_after(
     metrics = redis_client.get("/metrics").text
     assert 'coinlens_ratelimit_rejections_total{plan="free"} 1.0' in metrics
     assert "coinlens_ratelimit_redis_up 1.0" in metrics  # the limiter uses Redis
+
+
+def test_keys_of_one_account_share_the_limit_of_their_own_plan(tmp_path: Path) -> None:
+    """Two keys of one account share a quota; a key of the same account on another plan
+    has that plan's own (it used to spend from the free key's bucket with its own quota)."""
+    from coinlens.services.keys import KeySpec, create_key
+
+    settings = _settings(tmp_path, None)
+    settings.plans["pro"] = PlanLimits(per_minute=5, per_day=100)
+    with TestClient(create_app(settings)) as client:
+        ctx = client.app.state.ctx
+        free = create_key(ctx, KeySpec(name="a", plan="free"))
+        account = free.key.account
+        twin = create_key(ctx, KeySpec(name="b", plan="free", account=account))
+        pro = create_key(ctx, KeySpec(name="c", plan="pro", account=account))
+
+        def status(key: str) -> int:
+            return client.get("/v1/tokens", headers={"X-API-Key": key}).status_code
+
+        assert [status(k.plaintext) for k in (free, twin, free, twin)] == [200, 200, 200, 429]
+        assert [status(pro.plaintext) for _ in range(6)] == [200] * 5 + [429]
 
 
 def test_with_redis_down_the_api_answers_and_says_so(

@@ -325,8 +325,9 @@ class ApiMiddleware:
         principal: Principal | None,
     ) -> asyncio.Future[Decision]:
         if principal is not None:
-            limits = self._plan_limits(principal.plan)
-            return runtime.limiter.hit(f"acct:{principal.account}", limits)
+            limits = self._plan_limits(principal.plan)  # one bucket per account and plan:
+            subject = f"acct:{principal.account}:{principal.plan}"  # each plan its own quota
+            return runtime.limiter.hit(subject, limits)
         peer = (scope.get("client") or ("unknown", 0))[0]
         ip = client_ip(peer, headers.get(b"x-forwarded-for"), self.settings.trusted_proxies)
         scope["coinlens.client"] = ip
