@@ -63,10 +63,11 @@ def price_text(x: Any) -> str:
 
 
 def input_number(x: Any) -> str:
-    """A number as a plain decimal at full precision (0.00001658, never 1.658e-05 or 0.0₄1658),
-    for the value of an <input type="number">; '' when unknown."""
+    """A number as a plain decimal of 6 significant digits (0.00001658, 6054.61 — never
+    1.658e-05, 0.0₄1658 or 6054.609602599356), for the value of an <input type="number">;
+    '' when unknown."""
     v = _finite(x)
-    return "" if v is None else format(Decimal(repr(v)), "f")
+    return "" if v is None else format(Decimal(f"{v:.6g}").normalize(), "f")
 
 
 def fmt_price(x: Any) -> Markup:

@@ -35,13 +35,19 @@ def test_price_text_has_one_significant_digit_rule(value: float | None, text: st
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(1.658e-5, "0.00001658"), (6055.840572245551, "6055.840572245551"), (1e-9, "0.000000001")],
+    [
+        (1.658e-5, "0.00001658"),
+        (6054.609602599356, "6054.61"),
+        (1e-9, "0.000000001"),
+        (1234567.89, "1234570"),
+        (4000.0, "4000"),
+    ],
 )
-def test_input_number_is_a_plain_full_precision_decimal(value: float, text: str) -> None:
+def test_input_number_is_a_plain_decimal_of_six_significant_digits(value: float, text: str) -> None:
     written = input_number(value)
 
     assert written == text
-    assert float(written) == value
+    assert float(written) == pytest.approx(value, rel=5e-6)
 
 
 def test_input_number_of_an_unknown_value_is_empty() -> None:
