@@ -271,6 +271,26 @@ def venue_pair(exchange: str, base: str, quote: str) -> str:
     return f"{base}{PAIR_SEPARATORS.get(exchange.lower(), '')}{quote}"
 
 
+LINEAR_SETTLE: tuple[str, ...] = ("USDT", "USDC")
+"""Quotes whose perpetuals settle in the quote itself (USDⓈ-M): ccxt's `BASE/QUOTE:QUOTE`."""
+
+
+def unified_symbol(exchange: str, pair: str, quote: str, instrument: str) -> str | None:
+    """ccxt's symbol of a stored market, the inverse of `venue_pair`: binance ETHUSDT spot →
+    `ETH/USDT`, coinbase `BTC-USD` → `BTC/USD`, binance 1000PEPEUSDT perp →
+    `1000PEPE/USDT:USDT`; None when the pair does not end in its quote or the perpetual is
+    not a linear one."""
+    suffix = f"{PAIR_SEPARATORS.get(exchange.lower(), '')}{quote}".upper()
+    if not pair.upper().endswith(suffix) or len(pair) <= len(suffix):
+        return None
+    base = pair[: -len(suffix)].upper()
+    if instrument == "spot":
+        return f"{base}/{quote.upper()}"
+    if instrument == "perp" and quote.upper() in LINEAR_SETTLE:
+        return f"{base}/{quote.upper()}:{quote.upper()}"
+    return None
+
+
 def market_for(symbol: str, layout: Layout, hints: Hints) -> MarketSpec | str:
     """The market a raw symbol denotes, or the reason it cannot be determined."""
     quote = hints.quote or layout.quote

@@ -423,10 +423,17 @@ def publish(
 
 
 def publish_tick(
-    ctx: Context, symbol: str, price: float, *, volume: float | None = None, source: str = ""
+    ctx: Context,
+    symbol: str,
+    price: float,
+    *,
+    volume: float | None = None,
+    source: str = "",
+    quote: str | None = None,
 ) -> Event | None:
-    """A live price for `symbol` (from a ticker poll or a new candle)."""
-    return publish(ctx, "tick", symbol, {"price": price, "volume": volume, "source": source})
+    """A live price for `symbol` (from a ticker poll or a new candle), in `quote` if known."""
+    data = {"price": price, "volume": volume, "source": source, "quote": quote}
+    return publish(ctx, "tick", symbol, data)
 
 
 def publish_signal_flip(

@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection
 from coinlens.domain.errors import UserInputError
 from coinlens.services.analytics_queries import to_day
 from coinlens.services.context import Context
+from coinlens.services.ticks import one_per_token, publish_market_tick, tick_markets
 from coinlens.storage import repo
 from coinlens.storage.tables import candles, market_caps, markets, metrics, tokens
 from coinlens.storage.tables_analytics import backtests, signal_events, token_analytics
@@ -137,14 +138,25 @@ def _write(dst: Connection, rows: Iterable[Any], timeframe: str) -> int:
     return repo.write_candles_many(dst, timeframe, by_market).inserted
 
 
-def _publish_ticks(target: Context, rows: list[Any], symbols: dict[int, str]) -> int:
-    from coinlens.services.events import publish_tick
-
-    for r in rows:
-        symbol = symbols.get(int(r.market_id))
-        if symbol is not None:
-            publish_tick(target, symbol, float(r.close), volume=float(r.volume), source="replay")
-    return len(rows)
+def _publish_ticks(target: Context, hourly: list[Any], daily: list[Any]) -> int:
+    """A tick per closing candle of each token's tick market, in time order: its hourly
+    candles where it has some that day (primary market first), else its daily close."""
+    known = tick_markets(target)
+    hours = {int(r.market_id) for r in hourly}
+    by_hour = one_per_token(known, lambda m: m.market_id in hours)
+    days = {int(r.market_id) for r in daily}
+    by_day = one_per_token(
+        (m for m in known if m.token not in by_hour), lambda m: m.market_id in days
+    )
+    chosen = {m.market_id: m for m in [*by_hour.values(), *by_day.values()]}
+    sent = 0
+    for r in sorted([*hourly, *daily], key=lambda r: (int(r.open_time), int(r.market_id))):
+        m = chosen.get(int(r.market_id))
+        if m is None or (m.token in by_hour and r.timeframe != "1h"):
+            continue
+        publish_market_tick(target, m, float(r.close), volume=float(r.volume), source="replay")
+        sent += 1
+    return sent
 
 
 def _flips_on(target: Context, day: int) -> int:
@@ -152,12 +164,6 @@ def _flips_on(target: Context, day: int) -> int:
     with target.engine.connect() as conn:
         q = sa.select(sa.func.count()).select_from(signal_events).where(signal_events.c.day == day)
         return int(conn.execute(q).scalar_one())
-
-
-def _market_symbols(ctx: Context) -> dict[int, str]:
-    with ctx.engine.connect() as conn:
-        q = sa.select(markets.c.id, tokens.c.symbol).join(tokens, tokens.c.id == markets.c.token_id)
-        return {int(i): str(s) for i, s in conn.execute(q)}
 
 
 def _stored_days(source: Context) -> tuple[int, int]:
@@ -193,7 +199,6 @@ def replay_days(source: Context, cfg: ReplayConfig) -> range:
 
 def _one_day(source: Context, target: Context, day: int, report: ReplayReport) -> None:
     first, last = day * DAY, (day + 1) * DAY
-    symbols = _market_symbols(target)
     with source.engine.connect() as src:
         hourly = _closing(src, "1h", first, last)
         daily = _closing(src, "1d", first, last)
@@ -209,7 +214,7 @@ def _one_day(source: Context, target: Context, day: int, report: ReplayReport) -
         if mets:
             repo.write_metrics(dst, [dict(r._mapping) for r in mets])
         repo.refresh_token_spans(dst)
-    report.ticks += _publish_ticks(target, hourly or daily, symbols)
+    report.ticks += _publish_ticks(target, hourly, daily)
 
 
 def _d(day: int) -> date:

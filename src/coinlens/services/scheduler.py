@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -23,7 +23,7 @@ from coinlens.domain.errors import CoinlensError
 from coinlens.services import jobs
 from coinlens.services.context import Context
 from coinlens.services.sharded import run_join
-from coinlens.storage.tables import markets
+from coinlens.services.ticks import TickMarket, one_per_token, publish_market_tick, tick_markets
 
 log = structlog.get_logger(__name__)
 
@@ -40,18 +40,18 @@ def recompute_in_process(ctx: Context, now: datetime | None = None) -> object:
     return report
 
 
-def _live_markets(ctx: Context) -> dict[str, list[str]]:
-    venues = jobs_venues(ctx)
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(markets.c.exchange, markets.c.pair)
-            .where(markets.c.exchange.in_(venues), markets.c.instrument == "spot")
-            .order_by(markets.c.exchange, markets.c.id)
-        ).all()
-    out: dict[str, list[str]] = {}
-    for exchange, pair in rows:
-        out.setdefault(str(exchange), []).append(str(pair))
-    return {k: v[:MAX_LIVE_MARKETS] for k, v in out.items()}
+def _live_markets(ctx: Context) -> list[TickMarket]:
+    """The markets on the configured venues that ccxt can name, primary markets first."""
+    venues = set(jobs_venues(ctx))
+    found = [m for m in tick_markets(ctx) if m.exchange in venues and m.ccxt_symbol]
+    return sorted(found, key=lambda m: (not m.primary, m.market_id))
+
+
+def _per_venue(found: Iterable[TickMarket]) -> dict[str, list[TickMarket]]:
+    out: dict[str, list[TickMarket]] = {}
+    for m in found:
+        out.setdefault(m.exchange, []).append(m)
+    return {venue: ms[:MAX_LIVE_MARKETS] for venue, ms in out.items()}
 
 
 def jobs_venues(ctx: Context) -> list[str]:
@@ -60,25 +60,33 @@ def jobs_venues(ctx: Context) -> list[str]:
 
 
 def poll_tickers(ctx: Context, now: datetime) -> object:
-    """One ticker round: publish a tick per market and evaluate the ticked tokens' rules."""
-    from coinlens.services.events import publish_tick
+    """One ticker round: a tick per token from its primary market (or, off the configured
+    venues, its first market on them), then the ticked tokens' rules are evaluated. A market
+    that fails is logged and skipped; the others still tick."""
     from coinlens.services.ingest import make_exchange
 
+    chosen = one_per_token(_live_markets(ctx), lambda m: True)
     prices: dict[str, float] = {}
-    for venue, pairs in _live_markets(ctx).items():
+    failed = 0
+    for venue, found in _per_venue(chosen.values()).items():
         conn = make_exchange(ctx.settings, venue)
         try:
-            for pair in pairs:
-                tick = conn.fetch_tick(pair)
+            for m in found:
+                try:
+                    tick = conn.fetch_tick(str(m.ccxt_symbol))
+                except CoinlensError as exc:
+                    failed += 1
+                    log.warning("tickers.market_failed", market=m.ccxt_symbol, error=exc.detail)
+                    continue
                 if tick.last is not None:
-                    base = pair.split("/")[0]
-                    prices.setdefault(base, tick.last)
-                    publish_tick(ctx, base, tick.last, source=tick.source)
+                    prices[m.token] = tick.last / m.multiplier
+                    publish_market_tick(ctx, m, tick.last, volume=None, source=tick.source)
         finally:
             conn.close()
+    done = f"{len(prices)} ticks" + (f", {failed} markets failed" if failed else "")
     fn = jobs.resolve_step("alerts")
     if fn is None or not prices:
-        return f"{len(prices)} ticks"
+        return done
     from coinlens.services.alerts import evaluate_ticks
 
     return evaluate_ticks(ctx, prices, now=now)
@@ -90,12 +98,17 @@ def sync_candles(timeframe: Literal["1h", "1d"]) -> JobFn:
     def run(ctx: Context, now: datetime) -> object:
         from coinlens.services.ingest import sync_market
 
-        done = 0
-        for venue, pairs in _live_markets(ctx).items():
-            for pair in pairs:
-                sync_market(ctx, venue, pair, timeframe)
+        done, failed = 0, 0
+        for venue, found in _per_venue(_live_markets(ctx)).items():
+            for m in found:
+                try:
+                    sync_market(ctx, venue, str(m.ccxt_symbol), timeframe)
+                except CoinlensError as exc:  # one market failing does not stop the others
+                    failed += 1
+                    log.warning("candles.market_failed", market=m.ccxt_symbol, error=exc.detail)
+                    continue
                 done += 1
-        return f"{done} markets synced"
+        return f"{done} markets synced" + (f", {failed} failed" if failed else "")
 
     return run
 
