@@ -253,3 +253,66 @@ def test_test_sends_a_sample_through_each_channel(
     assert "Trader Grade: 55.0  Investor Grade: 70.0  Signal: long" in body["message"]
     (key,) = hook.keys()
     assert body["message"].endswith(f"ref: {key}")
+
+
+def test_changing_channels_carries_pending_deliveries_along(
+    actx: Context, owner: int, hook: HttpReceiver
+) -> None:
+    from coinlens.alerts.rules import AlertRuleUpdate
+
+    down = HttpReceiver()  # never started: its deliveries fail and wait for a retry
+    a, b = f"json://127.0.0.1:{down.port}/a", f"json://127.0.0.1:{hook.port}/b"
+    made = alerts.create_rule(actx, owner, rule(a, channels=[a, b]))
+    alerts.evaluate_alerts(actx, state(90_000.0), now=NOW)
+    assert alerts.evaluate_alerts(actx, state(101_000.0), now=NOW + timedelta(minutes=1))
+    alerts.deliver_pending(actx)
+    assert hook.keys() == {f"cl-{made.id}-1-c1": 1}
+    # the broken channel is dropped: its pending delivery must not go to `b`, now at index 0
+    alerts.update_rule(actx, owner, made.id, AlertRuleUpdate(channels=[b]))
+    with actx.engine.begin() as conn:
+        conn.execute(alert_deliveries.update().values(next_attempt_at=NOW))  # due now
+    alerts.deliver_pending(actx)
+    assert hook.keys() == {f"cl-{made.id}-1-c1": 1}
+    dead, sent = alerts.rule_log(actx, owner, made.id).events[0].deliveries
+    assert dead.status == "dead"
+    assert dead.last_error == "channel removed from the rule before delivery"
+    assert (dead.channel.kind, dead.channel.redacted) == ("webhook", "(removed from the rule)")
+    assert (sent.status, sent.channel.redacted) == ("sent", b)
+
+
+def test_a_channel_removed_before_delivery_does_not_stop_the_worker(
+    actx: Context, owner: int, hook: HttpReceiver
+) -> None:
+    from coinlens.alerts.rules import AlertRuleUpdate
+
+    urls = [f"json://127.0.0.1:{hook.port}/{n}" for n in ("a", "b")]
+    made = alerts.create_rule(actx, owner, rule(urls[0], channels=urls))
+    alerts.evaluate_alerts(actx, state(90_000.0), now=NOW)
+    alerts.evaluate_alerts(actx, state(101_000.0), now=NOW + timedelta(minutes=1))
+    alerts.update_rule(actx, owner, made.id, AlertRuleUpdate(channels=urls[:1]))
+    assert alerts.deliver_pending(actx) == 1  # was an IndexError, every row left leased
+    assert hook.keys() == {f"cl-{made.id}-1-c0": 1}
+    assert alerts.outbox_counts(actx) == {"sent": 1, "dead": 1}
+
+
+def test_a_host_that_does_not_resolve_at_send_time_is_retried(
+    actx: Context, owner: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    def public(host: str, *args: object, **kwargs: object) -> list[object]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", public)
+    _fire_once(actx, owner, "json://hooks.example.org/x")
+
+    def unresolved(host: str, *args: object, **kwargs: object) -> list[object]:
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolved)  # a resolver hiccup
+    alerts.deliver_pending(actx)
+    with actx.engine.connect() as conn:
+        row = conn.execute(sa.select(alert_deliveries)).one()
+    # was dead at the first try, as if the host were refused for good
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert row.last_error == "host hooks.example.org does not resolve"

@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import ipaddress
 import logging
+import smtplib
 import socket
 import threading
 import time
@@ -30,11 +31,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import apprise
 import requests
 import requests.api
+import requests.exceptions as rex
 import requests.sessions
 
 from coinlens.alerts import transport
@@ -68,7 +70,12 @@ with warnings.catch_warnings():
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT; not `is_private` in 3.11
 _RECORDER: ContextVar[list[requests.Response] | None] = ContextVar("_RECORDER", default=None)
+# (url, exception) of the requests that failed without an answer, inside `send`
+_FAILURES: ContextVar[list[tuple[str, BaseException]] | None] = ContextVar(
+    "_FAILURES", default=None
+)
 _PERMANENT = {400, 401, 403, 404, 405, 410, 413, 422}
+_MOVED = {301, 308}  # permanent redirects: every retry would be redirected again
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -109,9 +116,9 @@ def parse_channel(url: str, location: str = "channels") -> Channel:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme not in SCHEMES:
         allowed = ", ".join(f"{s}://" for s in sorted(SCHEMES))
-        raise _problem(
-            location, f"unsupported channel scheme {scheme or url[:12]!r}; use {allowed}"
-        )
+        # never the URL itself: one pasted without its scheme is often a bare token
+        what = f"unsupported channel scheme {scheme[:16]!r}" if scheme else "no scheme (x://)"
+        raise _problem(location, f"{what}; use {allowed}")
     if len(url) > 2048:
         raise _problem(location, "channel URL longer than 2048 characters")
     plugin = _instantiate(url)
@@ -168,7 +175,14 @@ def _blocked(addr: IpAddress) -> bool:
         or addr.is_multicast
         or addr.is_unspecified
         or (isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None)
+        or (isinstance(addr, ipaddress.IPv6Address) and _blocked_6to4(addr))
     )
+
+
+def _blocked_6to4(addr: ipaddress.IPv6Address) -> bool:
+    """2002::/16 carries an IPv4 address (6to4): blocked when that address is."""
+    embedded = addr.sixtofour
+    return embedded is not None and _blocked(embedded)
 
 
 def resolve(host: str) -> list[IpAddress]:
@@ -225,10 +239,10 @@ def check_ssrf(
         raise _problem(location, f"host {channel.host} does not resolve") from exc
     for addr in addresses:
         if _blocked(addr) and not _allowed(addr, channel.host, allow):
-            raise _problem(
+            raise _problem(  # the address is not named: the answer must not map internal DNS
                 location,
-                f"host {channel.host} resolves to {addr}, a private/loopback/link-local or "
-                "metadata address; an admin must allow-list it (COINLENS_ALERTS_ALLOW_HOSTS)",
+                f"host {channel.host} is not a public internet address (private, loopback, "
+                "link-local or metadata); an admin must allow-list it (COINLENS_ALERTS_ALLOW_HOSTS)",
             )
 
 
@@ -284,7 +298,13 @@ def _request(method: str, url: str, **kwargs: Any) -> requests.Response:
     session = _SESSION.get()
     if session is None:
         return _ORIGINAL_REQUEST(method, url, **kwargs)
-    return session.request(method=method, url=url, **kwargs)
+    try:
+        return session.request(method=method, url=url, **kwargs)
+    except rex.RequestException as exc:  # the plugin logs a vague line: keep the cause
+        failures = _FAILURES.get()
+        if failures is not None:
+            failures.append((url, exc))
+        raise
 
 
 # typeshed spells out every keyword; `_request` forwards them all unchanged
@@ -297,13 +317,105 @@ def _session() -> requests.Session:
 
 
 @contextmanager
-def _recording() -> Iterator[list[requests.Response]]:
+def _recording() -> Iterator[tuple[list[requests.Response], list[tuple[str, BaseException]]]]:
     recorded: list[requests.Response] = []
-    token = _RECORDER.set(recorded)
+    failures: list[tuple[str, BaseException]] = []
+    token, failed = _RECORDER.set(recorded), _FAILURES.set(failures)
     try:
-        yield recorded
+        yield recorded, failures
     finally:
         _RECORDER.reset(token)
+        _FAILURES.reset(failed)
+
+
+def _chain_text(exc: BaseException) -> str:
+    seen: list[str] = []
+    cur: BaseException | None = exc
+    while cur is not None and len(seen) < 8:
+        seen.append(f"{type(cur).__name__} {cur}")
+        cur = cur.__cause__ or cur.__context__
+    return " ".join(seen).lower()
+
+
+_UNRESOLVED = ("name or service not known", "nodename nor servname", "name resolution",
+               "getaddrinfo failed", "no address associated")  # fmt: skip
+
+
+def _network_reason(where: str, text: str, timeout: float) -> str | None:
+    """A reason for a failure without an answer, from the exception text (never the URL's
+    path or credentials: a Telegram bot token sits in the path)."""
+    if "refused" in text:
+        return f"connection refused by {where}"
+    if any(k in text for k in _UNRESOLVED):
+        return f"{where.rsplit(':', 1)[0]} does not resolve"
+    if "timed out" in text or "timeout" in text:
+        return f"no answer from {where} within {timeout:g} s (timed out)"
+    if "remotedisconnected" in text or "aborted" in text or "reset by peer" in text:
+        return f"{where} closed the connection without answering"
+    if "certificate verify failed" in text:
+        return f"TLS certificate of {where} not trusted (certificate verify failed)"
+    if "ssl" in text:
+        return f"TLS handshake with {where} failed"
+    return None
+
+
+def _http_reason(url: str, exc: BaseException, timeout: float) -> str:
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    if isinstance(exc, rex.ConnectTimeout):
+        return f"no connection to {where} within {timeout:g} s (timed out)"
+    if isinstance(exc, rex.ReadTimeout):
+        return f"no answer from {where} within {timeout:g} s (timed out)"
+    text = _chain_text(exc)
+    return _network_reason(where, text, timeout) or f"connection to {where} failed"
+
+
+def _smtp_reason(host: str, exc: BaseException, timeout: float) -> tuple[str, bool]:
+    """(reason, permanent) of an SMTP failure: a 5xx reply (credentials rejected, sender or
+    recipients refused) or a missing AUTH/STARTTLS is permanent; a 4xx reply or a network
+    error is retried."""
+    code, text = None, ""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        replies = list(exc.recipients.values())
+        code = max(c for c, _ in replies) if replies else None  # 5xx if any is permanent
+        text = "; ".join(f"{a}: {c} {_smtp_text(m)}" for a, (c, m) in exc.recipients.items())
+        return f"SMTP server {host} refused the recipients ({text})", (code or 0) >= 500
+    if isinstance(exc, smtplib.SMTPResponseException):
+        code, text = exc.smtp_code, _smtp_text(exc.smtp_error)
+        what = "rejected the login" if code in (530, 534, 535) else "refused the message"
+        return f"SMTP server {host} {what}: {code} {text}".strip(), code >= 500
+    if isinstance(exc, smtplib.SMTPNotSupportedError):  # no AUTH / STARTTLS offered
+        return f"SMTP server {host}: {exc}", True
+    reason = _network_reason(host, _chain_text(exc), timeout)
+    return reason or f"SMTP with {host} failed: {type(exc).__name__}", False
+
+
+def _smtp_text(message: bytes | str) -> str:
+    text = message.decode(errors="replace") if isinstance(message, bytes) else str(message)
+    return " ".join(text.split())[:300]
+
+
+def _recording_smtp(method: Any) -> Any:
+    """An smtplib method that also records its exception for `send` (re-raised unchanged)."""
+
+    @functools.wraps(method)
+    def wrapper(self: smtplib.SMTP, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (OSError, smtplib.SMTPException) as exc:
+            failures = _FAILURES.get()
+            if failures is not None:
+                failures.append((str(getattr(self, "_host", "") or "SMTP server"), exc))
+            raise
+
+    return wrapper
+
+
+# Apprise's email plugin catches every SMTP error and logs only "Connection error while
+# submitting email": inside `send` the exception is kept, so the log says what went wrong
+# (a rejected login is not a connection problem, and is not retried).
+for _name in ("connect", "starttls", "login", "sendmail"):
+    setattr(smtplib.SMTP, _name, _recording_smtp(getattr(smtplib.SMTP, _name)))
 
 
 def _seconds(value: str | None) -> float | None:
@@ -313,8 +425,30 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
-def _outcome(ok: bool, responses: list[requests.Response], errors: list[str]) -> SendOutcome:
-    last = responses[-1] if responses else None
+@dataclass
+class _Trace:
+    """What one notify call left behind: responses, failed requests, Apprise's log lines."""
+
+    responses: list[requests.Response]
+    failures: list[tuple[str, BaseException]]
+    errors: list[str]  # warnings and above
+
+
+def _redirect_reason(response: requests.Response) -> str:
+    """A redirect is never followed (SSRF): say where it pointed (host only: a path may carry
+    a token) and what to do about it."""
+    target = urlsplit(response.headers.get("Location") or "")
+    to = f" to {target.scheme}://{target.hostname}" if target.hostname else ""
+    upgrade = target.scheme == "https" and str(response.url or "").startswith("http://")
+    hint = " (jsons:// for HTTPS)" if upgrade else ""
+    return (
+        f"HTTP {response.status_code}: redirected{to}; redirects are not followed: put the final "
+        f"URL in the channel{hint}"
+    )
+
+
+def _outcome(ok: bool, t: _Trace, channel: Channel | None, timeout: float) -> SendOutcome:
+    last = t.responses[-1] if t.responses else None
     status = last.status_code if last is not None else None
     retry_after = pace = None
     if last is not None:
@@ -323,12 +457,21 @@ def _outcome(ok: bool, responses: list[requests.Response], errors: list[str]) ->
             pace = _seconds(last.headers.get("X-RateLimit-Reset-After"))
     if ok:
         return SendOutcome(ok=True, status=status, pace_seconds=pace)
-    error = (errors[-1] if errors else "delivery failed")[:500]
-    if status is not None:
+    error = (t.errors[-1] if t.errors else "delivery failed")[:500]
+    permanent = status in _PERMANENT
+    if last is not None and status is not None and 300 <= status < 400:
+        error, permanent = _redirect_reason(last), status in _MOVED
+    elif status is not None:
         error = f"HTTP {status}: {error}"
+    elif t.failures:  # no answer, or an SMTP error: say why (Apprise logs a vague line)
+        where, exc = t.failures[-1]
+        if isinstance(exc, rex.RequestException):
+            error = _http_reason(where, exc, timeout)
+        else:
+            error, permanent = _smtp_reason(where, exc, timeout)
     return SendOutcome(
         ok=False,
-        permanent=status in _PERMANENT,
+        permanent=permanent,
         status=status,
         retry_after=retry_after,
         pace_seconds=pace,
@@ -367,7 +510,7 @@ def send(channel: Channel, title: str, body: str, key: str, timeout: float = 10.
     session = _session()  # the worker's transport, for one send (`alerts test`, tests)
     token = _SESSION.set(session)
     try:
-        return _notify(notifier, title, body)
+        return _notify(notifier, title, body, channel, timeout)
     finally:
         _SESSION.reset(token)
         session.close()
@@ -415,13 +558,15 @@ class SenderPool:
         token = _SESSION.set(entry[1])
         try:
             _set_key(entry[0], channel, key)
-            return _notify(entry[0], title, body)
+            return _notify(entry[0], title, body, channel, self.timeout)
         finally:
             _SESSION.reset(token)
             self._give(channel, entry)
 
 
-def _notify(notifier: Any, title: str, body: str) -> SendOutcome:
+def _notify(
+    notifier: Any, title: str, body: str, channel: Channel | None = None, timeout: float = 10.0
+) -> SendOutcome:
     errors: list[str] = []
 
     def on_log(entry: Any, _service: Any) -> None:
@@ -431,6 +576,14 @@ def _notify(notifier: Any, title: str, body: str) -> SendOutcome:
         if isinstance(level, int) and level >= logging.WARNING:
             errors.append(str(getattr(entry, "message", entry)))
 
-    with _recording() as responses:
-        result = notifier.notify(body=body, title=title, log_callback=on_log)
-    return _outcome(bool(result), responses, errors)
+    with _recording() as (responses, failures):
+        # TEXT: our bodies are plain text, so Apprise escapes them for HTML/Markdown services
+        # (Telegram's HTML parse mode, Slack) and sends email as text/plain with its lines
+        # (unset, email went out as HTML with every line run together)
+        result = notifier.notify(
+            body=body,
+            title=title,
+            body_format=apprise.NotifyFormat.TEXT,
+            log_callback=on_log,
+        )
+    return _outcome(bool(result), _Trace(responses, failures, errors), channel, timeout)

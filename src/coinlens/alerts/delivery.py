@@ -32,7 +32,7 @@ import structlog
 
 from coinlens.alerts import channels
 from coinlens.alerts.outbox import Pacer, RetryPolicy
-from coinlens.domain.errors import CoinlensError
+from coinlens.domain.errors import CoinlensError, TemporaryError
 
 log = structlog.get_logger(__name__)
 MAX_PACING_SLEEP = 2.0
@@ -124,7 +124,12 @@ def _attempt(
         channel = channels.parse_cached(job.url)
         channels.check_ssrf(channel, cfg.allow_hosts, dns=dns)
     except CoinlensError as exc:  # refused at send time (e.g. DNS now points inside)
-        return channels.SendOutcome(ok=False, permanent=True, error=exc.detail), "unknown"
+        # a host that does not resolve right now is retried: a resolver hiccup must not
+        # dead-letter the alert
+        temporary = isinstance(exc.__cause__, TemporaryError)
+        problems = getattr(exc, "problems", None)
+        error = problems[0].reason if problems else exc.detail
+        return channels.SendOutcome(ok=False, permanent=not temporary, error=error), "unknown"
     try:
         return sender(channel, job.title, job.body, job.key), channel.kind
     except Exception as exc:  # a plugin bug must not kill the worker; the row is retried

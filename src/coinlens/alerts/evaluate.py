@@ -209,8 +209,12 @@ def evaluate(
     new_armed[fire & crossing] = DISARMED
     new_armed[edge & known] = ARMED
     new_ref = rules.ref.copy()
+    # A flip re-bases on every evaluation except one the cooldown holds back: the reference
+    # stays at the signal before the flip, so the flip fires once the cooldown ends if the
+    # signal has not flipped back (as a held-back crossing or move does) instead of being lost.
+    held = cond & cooling & (rules.expires > now)
     take_ref = ((rules.op == MOVE) & known & (fire | ~np.isfinite(rules.ref))) | (
-        (rules.op == FLIP) & known
+        (rules.op == FLIP) & known & ~held
     )
     new_ref[take_ref] = value[take_ref]
 

@@ -36,6 +36,7 @@ from coinlens.alerts.rules import (
     quiet_until,
 )
 from coinlens.domain.errors import (
+    CoinlensError,
     DataUnavailable,
     NotFound,
     Problem,
@@ -446,20 +447,43 @@ def get_rule(ctx: Context, owner: int, rule_id: int) -> AlertRulePublic:
     return _public(ctx, _owned(ctx, owner, rule_id))
 
 
+def _channel_moves(ctx: Context, old_enc: Sequence[str], new: Sequence[str]) -> dict[int, int]:
+    """Old index → new index of each channel URL the new list keeps (each new entry matched
+    once); channels that cannot be decrypted any more count as removed."""
+    free = {i: url for i, url in enumerate(new)}
+    moves: dict[int, int] = {}
+    for i, enc in enumerate(old_enc):
+        try:
+            url = crypto.decrypt(_secret(ctx), enc)
+        except CoinlensError:
+            continue
+        j = next((j for j, u in free.items() if u == url), None)
+        if j is not None:
+            moves[i] = j
+            del free[j]
+    return moves
+
+
 def update_rule(ctx: Context, owner: int, rule_id: int, body: AlertRuleUpdate) -> AlertRulePublic:
-    """Change a rule's delivery options or pause/resume it."""
-    _owned(ctx, owner, rule_id)
+    """Change a rule's delivery options or pause/resume it. A new channel list carries the
+    rule's deliveries along: kept channels keep theirs, a removed channel's pending ones are
+    dropped (never sent to whichever channel now has its position)."""
+    row = _owned(ctx, owner, rule_id)
     values = body.model_dump(exclude_unset=True, exclude={"channels"}, mode="python")
     if "quiet_hours" in values and body.quiet_hours is not None:
         values["quiet_hours"] = body.quiet_hours.model_dump(mode="json")
+    moves: dict[int, int] | None = None
     if body.channels is not None:
         chans = _check_channels(ctx, body.channels)
         values["channels_enc"] = [crypto.encrypt(_secret(ctx), c.url) for c in chans]
         values["channels_meta"] = [
             {"kind": c.kind, "redacted": c.redacted, "destination": c.destination} for c in chans
         ]
+        moves = _channel_moves(ctx, row["channels_enc"], [c.url for c in chans])
     with ctx.engine.begin() as conn:
         repo.update_rule(conn, rule_id, values)
+        if moves is not None:
+            repo.remap_deliveries(conn, rule_id, moves)
     return get_rule(ctx, owner, rule_id)
 
 
@@ -471,7 +495,11 @@ def delete_rule(ctx: Context, owner: int, rule_id: int) -> None:
 
 
 def _delivery(d: Any, meta: Sequence[Mapping[str, Any]]) -> DeliveryPublic:
-    ch = meta[d.channel_index] if d.channel_index < len(meta) else {"kind": "?", "redacted": "?"}
+    ch = (
+        meta[d.channel_index]
+        if 0 <= d.channel_index < len(meta)
+        else {"kind": d.destination.split(":", 1)[0], "redacted": "(removed from the rule)"}
+    )
     return DeliveryPublic(
         event_id=d.event_id, channel=ChannelPublic(kind=ch["kind"], redacted=ch["redacted"]),
         status=d.status, attempts=d.attempts, idempotency_key=d.key, last_error=d.last_error,

@@ -75,6 +75,29 @@ def update_rule(conn: Connection, rule_id: int, values: Mapping[str, Any]) -> No
     conn.execute(stmt.values(**values, version=alert_rules.c.version + 1))
 
 
+CHANNEL_REMOVED = "channel removed from the rule before delivery"
+
+
+def remap_deliveries(conn: Connection, rule_id: int, moves: Mapping[int, int]) -> None:
+    """Follow a change of a rule's channel list in its deliveries: a channel kept at another
+    position moves to its new index (`moves`: old → new); a removed one gets a negative index
+    (−1 − old, shown as removed) and its still-pending deliveries are dropped (dead, reason
+    CHANNEL_REMOVED). Without this a delivery kept its old index: it went to whichever channel
+    now sat there (a second copy to a kept channel) or past the end of the list."""
+    d = alert_deliveries
+    events = sa.select(alert_events.c.id).where(alert_events.c.rule_id == rule_id)
+    mine = d.c.event_id.in_(events.scalar_subquery()) & (d.c.channel_index >= 0)
+    removed = mine & d.c.channel_index.not_in(list(moves))
+    conn.execute(
+        d.update()
+        .where(removed & (d.c.status == "pending"))
+        .values(status="dead", last_error=CHANNEL_REMOVED, last_status=None)
+    )
+    whens = [(d.c.channel_index == old, new) for old, new in moves.items()]
+    index = sa.case(*whens, else_=-1 - d.c.channel_index) if whens else -1 - d.c.channel_index
+    conn.execute(d.update().where(mine).values(channel_index=index))
+
+
 def delete_rule(conn: Connection, owner: int, rule_id: int) -> bool:
     """Delete a rule with its events and deliveries; whether it existed."""
     ids = sa.select(alert_events.c.id).where(alert_events.c.rule_id == rule_id)
@@ -209,6 +232,18 @@ class SqlDeliveryStore:
                 .where(alert_events.c.id.in_({c.event_id for c in claimed}))
             )  # fmt: skip
             events = {r.id: r for r in conn.execute(q)}
+            sendable = [
+                c for c in claimed
+                if c.event_id in events
+                and 0 <= c.channel_index < len(events[c.event_id].channels_enc)
+            ]  # fmt: skip
+            gone = {c.id for c in claimed} - {c.id for c in sendable}
+            if gone:  # its channel left the rule (or the rule went): nothing to send to
+                conn.execute(
+                    d.update()
+                    .where(d.c.id.in_(gone))
+                    .values(status="dead", lease_until=None, last_error=CHANNEL_REMOVED)
+                )
         return [
             {
                 "id": c.id,
@@ -219,8 +254,7 @@ class SqlDeliveryStore:
                 "body": events[c.event_id].body,
                 "attempts": c.attempts,
             }
-            for c in sorted(claimed, key=lambda c: c.id)
-            if c.event_id in events
+            for c in sorted(sendable, key=lambda c: c.id)
         ]
 
     def record(self, marks: Sequence[Mapping[str, Any]]) -> None:

@@ -99,3 +99,17 @@ def test_expired_and_unknown_token_rules_never_fire() -> None:
          "armed": [ev.ARMED, ev.ARMED]}
     )  # fmt: skip
     assert ev.evaluate(rules, _state({5: 2.0}), now=20.0).fired.tolist() == []
+
+
+def test_a_flip_during_the_cooldown_is_held_back_not_lost() -> None:
+    rules = ev.build_rules(
+        {"rule_id": [1], "token_id": [5], "metric": [ev.SIGNAL], "op": [ev.FLIP],
+         "threshold": [0.0], "target": [0.0], "cooldown": [60.0]}
+    )  # fmt: skip
+    steps = [(0, 0), (1, 1), (10, 0), (30, 0), (61, 0), (62, 0), (70, 1), (80, 0), (200, 0)]
+    fired = [len(ev.evaluate(rules, _state({5: 1.0}, {5: s}), now=float(t)).fired)
+             for t, s in steps]  # fmt: skip
+    # flat→long fires; long→flat inside the cooldown waits and fires at its end (once, from
+    # long); flat→long→flat inside the next cooldown nets to no change: nothing more fires
+    assert fired == [0, 1, 0, 0, 1, 0, 0, 0, 0]
+    assert rules.ref[0] == 0.0

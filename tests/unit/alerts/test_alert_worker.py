@@ -79,8 +79,9 @@ def test_dns_cache_reuses_a_resolution_for_its_ttl_then_checks_again(
     now[0] = 29.0
     channels.check_ssrf(ch, (), dns=dns)  # still the cached public answer
     now[0] = 31.0
-    with pytest.raises(ValidationFailed, match=r"10\.0\.0\.7"):
+    with pytest.raises(ValidationFailed) as refused:
         channels.check_ssrf(ch, (), dns=dns)
+    assert "not a public internet address" in str(refused.value.problems)
     assert len(calls) == 2
 
 
