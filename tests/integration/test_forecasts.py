@@ -101,14 +101,14 @@ def test_token_parts_store_what_one_prediction_stores(ctx: Context) -> None:
     with ctx.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM forecasts"))
 
-    assert forecasts.predict_part(ctx, 1, 2) == first.model_id
+    assert forecasts.predict_part(ctx, 1, 2, SMALL) == first.model_id
     odd = _stored(ctx)
     assert odd
     assert all(row in whole for row in odd)
     assert len({r[0] for r in odd}) < 11  # only part 1's tokens so far
-    assert forecasts.predict_part(ctx, 0, 2) == first.model_id  # leaves part 1's rows alone
+    assert forecasts.predict_part(ctx, 0, 2, SMALL) == first.model_id  # leaves part 1's rows alone
     assert _stored(ctx) == whole
-    assert forecasts.predict_part(ctx, 0, 2) == first.model_id  # idempotent
+    assert forecasts.predict_part(ctx, 0, 2, SMALL) == first.model_id  # idempotent
     assert _stored(ctx) == whole
 
     # the join then has nothing left to predict, unless the parts used another model
@@ -134,7 +134,7 @@ def test_predicting_in_token_chunks_stores_what_one_pass_stores(
 
 def test_parts_defer_to_the_join_when_a_retrain_is_due(ctx: Context) -> None:
     _load(ctx, days=500)
-    assert forecasts.predict_part(ctx, 0, 2) is None  # no model yet: the join trains
+    assert forecasts.predict_part(ctx, 0, 2, SMALL) is None  # no model yet: the join trains
     assert _stored(ctx) == []
 
 
@@ -169,6 +169,30 @@ def test_queries_answer_with_reasons(ctx: Context) -> None:
         forecasts.get_predictions(ctx, "NOPE")
     with pytest.raises(DataUnavailable, match="at least 200"):
         forecasts.get_predictions(ctx, "SYN11")
+
+
+def test_a_model_made_by_another_trainer_is_retrained(ctx: Context) -> None:
+    """After an upgrade that changes how models are trained (or their settings), the next run
+    retrains instead of serving the old code's model until the data move on."""
+    _load(ctx, days=500)
+    first = forecasts.run_forecasts(ctx, SMALL)
+    with ctx.engine.begin() as conn:
+        from coinlens.storage.tables_forecasts import models
+
+        row = conn.execute(sa.select(models.c.metrics).where(models.c.model_id == first.model_id))
+        metrics = dict(row.scalar_one())
+        assert metrics["trainer"] == forecasts.trainer_id(SMALL)
+        metrics["trainer"] = "made-by-an-older-version"
+        conn.execute(
+            models.update().where(models.c.model_id == first.model_id).values(metrics=metrics)
+        )
+
+    second = forecasts.run_forecasts(ctx, SMALL)
+    third = forecasts.run_forecasts(ctx, SMALL)
+
+    assert second.retrained
+    assert not third.retrained
+    assert forecasts.trainer_id(SMALL) != forecasts.trainer_id()  # settings are part of it
 
 
 def test_new_data_a_week_later_triggers_a_retrain(ctx: Context) -> None:

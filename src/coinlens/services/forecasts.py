@@ -13,6 +13,8 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,8 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from coinlens.analytics import forecast as fc
+from coinlens.analytics import forecast_features
+from coinlens.analytics.fingerprint import settings_id
 from coinlens.analytics.forecast_features import TOKEN_FEATURES, FeaturePanel, build_features
 from coinlens.domain.errors import DataUnavailable, NotFound, Problem, ValidationFailed
 from coinlens.domain.forecasts import (
@@ -77,8 +81,31 @@ def _model_id(model: fc.QuantileModel, cutoff_day: int, blob: bytes) -> str:
     return f"lgbm-q-{day_to_date(cutoff_day).isoformat()}-{digest}"
 
 
-def _metrics(model: fc.QuantileModel) -> dict[str, Any]:
-    out: dict[str, Any] = {"window": "calibration window held out from the first fit"}
+@cache
+def _code_version() -> str:
+    """The training code (its two modules' bytes) and the installed LightGBM's version."""
+    import lightgbm
+
+    code = hashlib.sha1(usedforsecurity=False)
+    for module in (fc, forecast_features):
+        code.update(Path(str(module.__file__)).read_bytes())
+    return f"{code.hexdigest()}-lightgbm-{lightgbm.__version__}"
+
+
+def trainer_id(cfg: fc.ForecastConfig | None = None) -> str:
+    """What makes a model: the method (settings, features), the training code and LightGBM's
+    version. A model stored under another one is retrained at the next run: an upgrade that
+    changes how models are trained must not keep serving the old code's model until the data
+    move on (with the embedded data they never do)."""
+    method = fc.method_id(cfg or fc.ForecastConfig(), TOKEN_FEATURES)
+    return settings_id([method, _code_version()])
+
+
+def _metrics(model: fc.QuantileModel, cfg: fc.ForecastConfig | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "window": "calibration window held out from the first fit",
+        "trainer": trainer_id(cfg),
+    }
     for hm in model.horizons:
         m = hm.metrics
         rw, blend = m.get("pinball_rw", math.nan), m.get("pinball_blend", math.nan)
@@ -112,7 +139,7 @@ def train_model(
         "trained_at": utcnow(),
         "cutoff_day": cutoff_day,
         "features": list(model.feature_names),
-        "metrics": _metrics(model),
+        "metrics": _metrics(model, cfg),
         "artifact": blob,
     }
     with ctx.engine.begin() as conn:
@@ -230,12 +257,15 @@ def _predict_chunked(
     return np.concatenate(idx_parts), joined(model_parts), joined(rw_parts)
 
 
-def current_model(ctx: Context, last_day: int) -> str | None:
-    """The newest model's id, or None when a retrain is due: no model yet, or its cut-off is
-    RETRAIN_DAYS or more behind `last_day` (one read, so the two answers agree)."""
+def current_model(ctx: Context, last_day: int, cfg: fc.ForecastConfig | None = None) -> str | None:
+    """The newest model's id, or None when a retrain is due: no model yet, its cut-off is
+    RETRAIN_DAYS or more behind `last_day`, or another trainer made it (`trainer_id`; one
+    read, so the answers agree)."""
     with ctx.engine.connect() as conn:
         newest = repo.latest_model(conn, KIND, with_artifact=False)
     if newest is None or last_day - int(newest["cutoff_day"]) >= RETRAIN_DAYS:
+        return None
+    if (newest["metrics"] or {}).get("trainer") != trainer_id(cfg):
         return None
     return str(newest["model_id"])
 
@@ -249,7 +279,7 @@ def run_forecasts(
     when no retrain is due and that is still the newest model, nothing is left to predict.
     """
     panel = read_daily_panel(ctx.engine, ctx.cache_dir)
-    model_id = current_model(ctx, int(panel.days[-1]))
+    model_id = current_model(ctx, int(panel.days[-1]), cfg)
     retrained = model_id is None
     if model_id is None:
         model_id = train_model(ctx, panel, cfg)
@@ -259,11 +289,13 @@ def run_forecasts(
     return RunReport(model_id=model_id, retrained=retrained, tokens=tokens, rows=rows)
 
 
-def predict_part(ctx: Context, part: int, parts: int) -> str | None:
+def predict_part(
+    ctx: Context, part: int, parts: int, cfg: fc.ForecastConfig | None = None
+) -> str | None:
     """Predict the tokens of `part` of `parts` with the newest model, unless a retrain is
     due (then the join trains and predicts all); the model used, or None."""
     panel = read_daily_panel(ctx.engine, ctx.cache_dir)
-    model_id = current_model(ctx, int(panel.days[-1]))
+    model_id = current_model(ctx, int(panel.days[-1]), cfg)
     if model_id is not None:
         predict_latest(ctx, model_id, panel, part=(part, parts))
     return model_id
