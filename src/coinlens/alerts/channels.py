@@ -242,7 +242,8 @@ def check_ssrf(
             raise _problem(  # the address is not named: the answer must not map internal DNS
                 location,
                 f"host {channel.host} is not a public internet address (private, loopback, "
-                "link-local or metadata); an admin must allow-list it (COINLENS_ALERTS_ALLOW_HOSTS)",
+                "link-local or metadata); an admin must allow-list it "
+                "(COINLENS_ALERTS_ALLOW_HOSTS)",
             )
 
 
