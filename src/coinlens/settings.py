@@ -34,7 +34,13 @@ class Settings(BaseSettings):
     """Runtime configuration; injected, never read at import time."""
 
     model_config = SettingsConfigDict(
-        env_prefix="COINLENS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="COINLENS_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # `COINLENS_PORT=` (a value left blank in .env or the environment) means the default,
+        # not an empty string that fails to parse or an empty secret
+        env_ignore_empty=True,
     )
 
     env: Literal["dev", "test", "prod"] = "dev"

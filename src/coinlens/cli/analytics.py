@@ -17,6 +17,7 @@ from coinlens.cli.common import (
     load_settings,
     plural,
     signed_pct,
+    writing,
 )
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.domain.analytics_models import Metrics, SignalPerformance
@@ -76,7 +77,8 @@ def pipeline_command(
 ) -> None:
     """Run every pipeline step: analytics (signals, indicators, ROI/risk, levels, backtests),
     grades, then forecasts (retrained when due)."""
-    with cli_context(load_settings(data_dir, database_url)) as ctx:
+    settings = load_settings(data_dir, database_url)
+    with writing(settings, "coinlens pipeline"), cli_context(settings) as ctx:
         run_all_steps(ctx, full=full)
 
 

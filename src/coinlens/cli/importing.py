@@ -12,7 +12,14 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from coinlens.cli.common import cli_context, console, err_console, load_settings, report_error
+from coinlens.cli.common import (
+    cli_context,
+    console,
+    err_console,
+    load_settings,
+    report_error,
+    writing,
+)
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.domain.errors import UserInputError
 from coinlens.services.importer import (
@@ -123,7 +130,8 @@ def import_command(
     options = ImportOptions(hints=hints, strict=strict)
     reports: list[ImportReport] = []
     failed = 0
-    with cli_context(load_settings(data_dir, database_url)) as ctx:
+    settings = load_settings(data_dir, database_url)
+    with writing(settings, "coinlens import"), cli_context(settings) as ctx:
         for path in paths:
             try:
                 reports.append(import_file(ctx, path, options))

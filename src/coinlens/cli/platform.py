@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,9 +14,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from coinlens.cli.analytics import run_all_steps
-from coinlens.cli.common import cli_context, console, http_url, load_settings, user_errors
+from coinlens.cli.common import (
+    cli_context,
+    console,
+    http_url,
+    load_settings,
+    user_errors,
+    writing,
+)
 from coinlens.cli.options import DataDir, DbUrl
-from coinlens.services.context import Context
+from coinlens.domain.errors import ConfigError, TemporaryError
+from coinlens.services.context import Context, build_context
 from coinlens.services.loading import count_rows, load_embedded
 from coinlens.settings import Settings
 
@@ -62,8 +72,36 @@ def load_command(
     data_dir: DataDir = None, database_url: DbUrl = None, force: Force = False
 ) -> None:
     """Load the packaged real dataset (idempotent, with a progress bar)."""
-    with cli_context(load_settings(data_dir, database_url)) as ctx:
+    settings = load_settings(data_dir, database_url)
+    with writing(settings, "coinlens load"), cli_context(settings) as ctx:
         _load(ctx, force=force)
+
+
+def check_port(host: str, port: int) -> None:
+    """ConfigError now when `host:port` cannot be listened on (another server has it),
+    instead of uvicorn's after the banner — and, for `up`, after minutes of loading."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(f"cannot listen on {host}: {exc.strerror}") from exc
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"port {port} on {host} is already in use (another Coinlens?): "
+                    "stop that server or choose another --port / COINLENS_PORT"
+                ) from exc
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+
+
+def _check_database(settings: Settings) -> None:
+    """A database that can never work (damaged file, unknown driver) stops `serve` in one
+    line before the banner; one that is only away now does not (/readyz says 503)."""
+    with suppress(TemporaryError):
+        build_context(settings).engine.dispose()
 
 
 def _serve(settings: Settings, host: str | None, port: int | None, workers: int = 1) -> None:
@@ -71,10 +109,12 @@ def _serve(settings: Settings, host: str | None, port: int | None, workers: int 
 
     from coinlens.api.app import create_app
 
-    with user_errors(2):  # a settings error is one line, before the banner
-        settings.check_safe()
     host = settings.host if host is None else host
     port = settings.port if port is None else port
+    with user_errors(2, database_url=settings.db_url):  # one line, before the banner
+        settings.check_safe()
+        check_port(host, port)
+        _check_database(settings)
     base = http_url(host, port)
     console.print(f"\n[bold]Coinlens[/bold] on {base}")
     for path, what in (
@@ -161,7 +201,9 @@ def up_command(
     from coinlens.cli.live import start_background
 
     settings = load_settings(data_dir, database_url)
-    with cli_context(settings) as ctx:
+    with user_errors(2):  # before minutes of loading, not after
+        check_port(settings.host if host is None else host, settings.port if port is None else port)
+    with writing(settings, "coinlens up"), cli_context(settings) as ctx:
         _load(ctx, force=False)
         _print_demo_key(ctx)
     day = replay_from.date() if replay_from else None
