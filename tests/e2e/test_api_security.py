@@ -358,6 +358,13 @@ def test_request_ids_metrics_and_operation_ids(
     )
     assert 'route="/v1/tokens/{symbol}",status="4xx"' in metrics
     assert "coinlens_data_freshness_seconds" in metrics
+    for i in range(3):  # a method the client makes up is one "other" series, not one each
+        assert client.request(f"X{i}", "/healthz").status_code == 405
+    metrics = client.get("/metrics").text
+    assert 'method="X' not in metrics
+    assert 'coinlens_http_responses_total{method="other",route="/healthz",status="4xx"} 3.0' in (
+        metrics
+    )
     schema = client.get("/openapi.json").json()
     ids = [op["operationId"] for ops in schema["paths"].values() for op in ops.values()]
     assert len(ids) == len(set(ids))

@@ -85,6 +85,7 @@ class HttpMetrics(Collector):
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one response and its latency."""
+        method = method if method in _METHODS else "other"  # the client names it: bounded
         key = (route, method, _STATUS_CLASS.get(status // 100, "5xx"))
         series = self._series.get(key)
         if series is None:
@@ -145,6 +146,8 @@ def _go_float(bound: float) -> str:
 
 
 _STATUS_CLASS = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+# the method label's values: any other method (h11 passes any token on) counts as "other"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def freshness(ctx: Context) -> dict[str, float]:

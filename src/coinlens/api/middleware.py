@@ -167,7 +167,7 @@ class ApiMiddleware:
             if scope["path"].startswith("/v1/") or scope["path"] == "/v1":
                 await self._v1(scope, receive, send_with_extras, headers, extra)
             else:
-                await self.app(scope, receive, send_with_extras)
+                await self._other(scope, receive, send_with_extras, headers)
         except Exception as exc:
             if not status[0]:  # failed in this middleware, before any answer
                 await _server_error(scope, receive, send_with_extras, exc)
@@ -220,9 +220,25 @@ class ApiMiddleware:
         else:
             await self._serve(scope, receive, send, headers)
 
+    async def _other(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
+    ) -> None:
+        """Pages, their forms, /metrics…: the same body limit as `/v1`, so an anonymous POST
+        (a form is parsed before its CSRF check) cannot stream an upload of any size."""
+        refusal = self._too_large(scope, headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        if _may_have_body(scope, headers):
+            receive = self._limit_body(receive)
+        await self.app(scope, receive, send)
+
     def _precheck(self, scope: Scope, headers: dict[bytes, bytes]) -> ASGIApp | None:
         if key_in_query(scope["query_string"]):
             return self._auth_problem(scope, "in-query", "send the key in X-API-Key, not the URL")
+        return self._too_large(scope, headers)
+
+    def _too_large(self, scope: Scope, headers: dict[bytes, bytes]) -> ASGIApp | None:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.settings.max_body_bytes:
             return problem(

@@ -6,11 +6,13 @@ keys (the form picks which), exactly as if made through `/v1/keys` and `/v1/aler
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 
 from coinlens.alerts.rules import KINDS, AlertRuleCreate
 from coinlens.domain.errors import CoinlensError
@@ -48,7 +50,16 @@ def login(request: Request, form: CsrfForm) -> Response:
     settings = web_ctx(request).settings
     password, target = field(form, "password"), field(form, "next", "/")
     record = auth.password_record(settings)
-    error = None
+    client = request.client.host if request.client is not None else ""
+    throttle = auth.login_throttle(request)
+    error, wait = None, throttle.wait(client) if record is not None else 0.0
+    if wait > 0:
+        seconds = math.ceil(wait)
+        context = {"title": "Owner login", "next": target, "first_run": False, "loopback": False,
+                   "error": f"too many wrong passwords: try again in {seconds} s"}  # fmt: skip
+        response = page(request, "login.html", context, 429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
     if record is None:
         if not auth.is_loopback(request):
             error = "set the owner password on this machine: coinlens web set-password"
@@ -62,10 +73,12 @@ def login(request: Request, form: CsrfForm) -> Response:
         record = auth.password_record(settings)
     elif not auth.verify_password(record, password):
         error = "wrong password"
+        throttle.failed(client)
     if error or record is None:
         context = {"title": "Owner login", "next": target, "first_run": record is None,
                    "error": error, "loopback": auth.is_loopback(request)}  # fmt: skip
         return page(request, "login.html", context, 401 if record else 400)
+    throttle.succeeded(client)
     response = RedirectResponse(_safe_next(request, target), status_code=303)
     value = auth.make_session(settings, record)
     auth.set_cookie(request, response, auth.SESSION_COOKIE, value, auth.SESSION_SECONDS)
@@ -74,8 +87,11 @@ def login(request: Request, form: CsrfForm) -> Response:
 
 @router.post("/logout")
 def logout(request: Request, form: CsrfForm) -> Response:
-    """End the session."""
+    """End the owner's sessions (every copy of the cookie, not only this browser's)."""
     del form
+    settings = web_ctx(request).settings
+    if auth.session_valid(settings, request.cookies.get(auth.SESSION_COOKIE)):
+        auth.end_sessions(settings)  # only the owner may: anyone can post a CSRF-valid form
     response = RedirectResponse(base_path(request) + "/", status_code=303)
     auth.set_cookie(request, response, auth.SESSION_COOKIE, "", 0)
     return response
@@ -130,8 +146,11 @@ def keys_rotate(request: Request, key_id: int, form: CsrfForm) -> Response:
     """A successor key; the old one keeps working for the chosen overlap."""
     if (redirect := gate(request, owner_only=True)) is not None:
         return redirect
+    most = key_service.MAX_OVERLAP.total_seconds() / 3600
     try:
         hours = float(field(form, "overlap_hours", "24") or 24)
+        if not 0 <= hours <= most:  # NaN and 1e20 too: timedelta cannot hold those
+            return _keys_page(request, error=f"overlap_hours: between 0 and {most:g}")
         created = key_service.rotate_key(
             web_ctx(request), OWNER_ACCOUNT, key_id, overlap=timedelta(hours=hours)
         )
@@ -193,6 +212,16 @@ def _rule_body(form: Any) -> AlertRuleCreate:
     return AlertRuleCreate.model_validate(spec)
 
 
+def _invalid(exc: ValueError) -> str:
+    """A refused form's first problem: `field: reason` (a pydantic error's last line is only
+    its documentation link), or a number that did not parse."""
+    if isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}" if where else str(first["msg"])
+    return str(exc) or "invalid"
+
+
 @router.post("/alerts")
 def alerts_create(request: Request, form: CsrfForm) -> Response:
     """Create an alert rule owned by the chosen key."""
@@ -208,7 +237,7 @@ def alerts_create(request: Request, form: CsrfForm) -> Response:
     except CoinlensError as exc:
         return _alerts_page(request, error=error_text(exc))
     except ValueError as exc:  # pydantic ValidationError is a ValueError
-        return _alerts_page(request, error=str(exc).splitlines()[-1] if str(exc) else "invalid")
+        return _alerts_page(request, error=_invalid(exc))
     return _alerts_page(request, created=created)
 
 

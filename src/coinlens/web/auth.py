@@ -3,8 +3,10 @@
 - The password hash lives in `<data_dir>/web-owner.json` (mode 0600), set at first run from
   a loopback client or with `coinlens web set-password`.
 - The session cookie is `payload.signature`, the signature an HMAC-SHA-256 under a key derived
-  from `COINLENS_SECRET`; the payload names the password hash it was issued for, so changing
-  the password logs every session out. HttpOnly, SameSite=Lax, Secure over HTTPS and in prod.
+  from `COINLENS_SECRET`; the payload names the password hash (and logout generation) it was
+  issued for, so changing the password or logging out ends every session. HttpOnly,
+  SameSite=Lax, Secure over HTTPS and in prod.
+- Wrong passwords are throttled per client address (`LoginThrottle`).
 - CSRF: every visitor gets a random `coinlens_csrf` cookie; forms carry HMAC(cookie) and a
   POST whose field does not match is refused (403) before the route runs.
 """
@@ -17,6 +19,7 @@ import hmac
 import json
 import os
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,21 +102,86 @@ def set_password(settings: Settings, password: str) -> Path:
     """Store a new owner password (at least MIN_PASSWORD characters); ends all sessions."""
     if len(password) < MIN_PASSWORD:
         raise UserInputError(f"the password needs at least {MIN_PASSWORD} characters")
+    return _write_record(settings, hash_password(password))
+
+
+def _write_record(settings: Settings, record: dict[str, Any]) -> Path:
     path = owner_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(hash_password(password), fh)
+        json.dump(record, fh)
     tmp.replace(path)
     return path
+
+
+def end_sessions(settings: Settings) -> None:
+    """Log every session out (a logout): a session names the record's generation it was
+    issued under, so a copy of the cookie is worthless once the owner logged out."""
+    record = password_record(settings)
+    if record is not None:
+        _write_record(settings, {**record, "generation": int(record.get("generation", 0)) + 1})
+
+
+class LoginThrottle:
+    """Failed owner logins per client address: after FREE_FAILURES, each next try must wait
+    twice as long as the one before (1 s, 2 s, 4 s … MAX_WAIT) and is refused without
+    running scrypt until then; a success, or MAX_WAIT without a failure, forgets the client.
+    Per process; at most `max_clients` addresses are remembered (the oldest go first)."""
+
+    FREE_FAILURES = 5
+    MAX_WAIT = 900.0
+
+    def __init__(self, max_clients: int = 10_000) -> None:
+        self.max_clients = max_clients
+        self._lock = threading.Lock()
+        self._failures: dict[str, tuple[int, float]] = {}  # client → (failures, last one)
+
+    def _count(self, client: str, now: float) -> tuple[int, float]:
+        n, last = self._failures.get(client, (0, 0.0))
+        return (0, 0.0) if now - last > self.MAX_WAIT else (n, last)
+
+    def wait(self, client: str, now: float | None = None) -> float:
+        """Seconds before `client` may try a password again (0: now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            n, last = self._count(client, now)
+        if n < self.FREE_FAILURES:
+            return 0.0
+        return max(0.0, last + min(self.MAX_WAIT, 2.0 ** (n - self.FREE_FAILURES)) - now)
+
+    def failed(self, client: str, now: float | None = None) -> None:
+        """Count a wrong password from `client`."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            n, _ = self._count(client, now)
+            self._failures.pop(client, None)
+            if len(self._failures) >= self.max_clients:
+                self._failures.pop(next(iter(self._failures)))
+            self._failures[client] = (n + 1, now)
+
+    def succeeded(self, client: str) -> None:
+        """Forget `client`'s failures."""
+        with self._lock:
+            self._failures.pop(client, None)
+
+
+def login_throttle(request: Request) -> LoginThrottle:
+    """The app's login throttle (`install_web` makes it)."""
+    throttle = request.app.state.login_throttle
+    assert isinstance(throttle, LoginThrottle)  # noqa: S101 - set by install_web
+    return throttle
 
 
 # --- session ---------------------------------------------------------------------------------
 
 
 def _fingerprint(record: dict[str, Any]) -> str:
-    return hashlib.sha256(str(record.get("hash", "")).encode()).hexdigest()[:16]
+    seen = str(record.get("hash", ""))
+    if record.get("generation"):
+        seen += f":{record['generation']}"
+    return hashlib.sha256(seen.encode()).hexdigest()[:16]
 
 
 def make_session(settings: Settings, record: dict[str, Any], now: float | None = None) -> str:
@@ -132,7 +200,7 @@ def session_valid(settings: Settings, value: str | None, now: float | None = Non
         return False
     body, sig = value.rsplit(".", 1)
     want = _b64(hmac.new(_key(settings, "session"), body.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(sig, want):
+    if not hmac.compare_digest(sig.encode(), want.encode()):  # str: ASCII only, else TypeError
         return False
     try:
         payload = json.loads(_unb64(body))
@@ -166,8 +234,17 @@ def set_cookie(request: Request, response: Response, name: str, value: str, max_
     )
 
 
+_FORWARDED = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
 def is_loopback(request: Request) -> bool:
-    """Whether the client is on this machine (first-run password setup is allowed only then)."""
+    """Whether the client is on this machine (first-run password setup is allowed only then).
+
+    A request relayed by a reverse proxy on this machine comes from a loopback peer too, on
+    behalf of anyone: one that names a forwarded client (`Forwarded`, `X-Forwarded-For`,
+    `X-Real-IP`) is never taken as local."""
+    if any(request.headers.get(name) is not None for name in _FORWARDED):
+        return False
     return request.client is not None and request.client.host in _LOOPBACK
 
 
@@ -207,5 +284,5 @@ def check_csrf(settings: Settings, cookie: str | None, presented: str | None) ->
     """Refuse a POST whose CSRF field does not match its cookie."""
     if not cookie or not presented:
         raise CsrfRejected("missing CSRF token: reload the page and submit the form again")
-    if not hmac.compare_digest(csrf_token_for(settings, cookie), presented):
+    if not hmac.compare_digest(csrf_token_for(settings, cookie).encode(), presented.encode()):
         raise CsrfRejected("invalid CSRF token: reload the page and submit the form again")

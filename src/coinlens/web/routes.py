@@ -7,6 +7,7 @@ CSRF-checked by `csrf_form` before the route body runs.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -20,6 +21,39 @@ from coinlens.domain.errors import CoinlensError, ConfigError
 from coinlens.services.context import Context
 from coinlens.web import auth
 from coinlens.web.templating import STATIC_DIR, base_path, build_env, render
+
+# Every page loads only our own files: scripts from /static (no inline script, no eval),
+# styles from /static plus inline style attributes (the sub-grade bars), images from /static
+# or data: (the empty favicon); fetches and the live WebSocket go to this origin alone ('self'
+# covers ws:/wss: in CSP 3, not in older Safari: `page` names the host's ws/wss too). No
+# other site may frame a page (clickjacking the owner's key and alert forms).
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+_HOST = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+
+
+def _csp(request: Request) -> str:
+    host = request.headers.get("host", "")
+    csp = SECURITY_HEADERS["Content-Security-Policy"]
+    if not _HOST.fullmatch(host):
+        return csp
+    return csp.replace("connect-src 'self'", f"connect-src 'self' ws://{host} wss://{host}")
 
 
 def web_ctx(request: Request) -> Context:
@@ -63,6 +97,8 @@ def page(
     if v.new_cookie:
         auth.set_cookie(request, response, auth.CSRF_COOKIE, v.csrf_cookie, 30 * 86_400)
     response.headers.setdefault("Cache-Control", "no-store")
+    for name, value in {**SECURITY_HEADERS, "Content-Security-Policy": _csp(request)}.items():
+        response.headers.setdefault(name, value)
     return response
 
 
@@ -101,6 +137,7 @@ def install_web(app: FastAPI) -> None:
     from coinlens.web import account, ecosystem_page, overview, token_page
 
     app.state.web_env = build_env()
+    app.state.login_throttle = auth.LoginThrottle()
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     for module in (overview, token_page, ecosystem_page, account):
         app.include_router(module.router, include_in_schema=False)
