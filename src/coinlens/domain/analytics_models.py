@@ -191,8 +191,12 @@ class Risk(DomainModel):
     volatility_90d: float | None = None
     sharpe_90d: float | None = None
     sortino_90d: float | None = None
-    max_drawdown: float | None = Field(default=None, description="Deepest, over all history")
-    drawdown_from_ath: float | None = None
+    max_drawdown: float | None = Field(
+        default=None, description="Deepest drawdown of the closes since `first_close`"
+    )
+    drawdown_from_ath: float | None = Field(
+        default=None, description="Last close / highest close since `first_close` - 1"
+    )
     beta_btc_90d: float | None = None
     corr_btc_90d: float | None = None
     beta_eth_90d: float | None = None
@@ -205,9 +209,17 @@ class TokenRoi(DomainModel):
     symbol: str
     close: float | None = None
     roi: dict[str, float | None] = Field(
-        description="1d, 7d, 30d, 90d, 1y, ytd, since_listing (fractions)"
+        description="1d, 7d, 30d, 90d, 1y (365 days), ytd, since_listing (fractions); "
+        "since_listing runs from `first_close`"
     )
     risk: Risk
+    first_close: date | None = Field(
+        default=None,
+        description="Day of the first close of the token's series in our data: since_listing, "
+        "max_drawdown and drawdown_from_ath measure from it. It is the token's listing only "
+        "when the data reach back that far (Binance perpetual histories start 2024-01-10 at "
+        "the earliest, Coinbase downloads 2020-01-01)",
+    )
     source: str
     as_of: date
     warnings: list[str] = Field(default_factory=list)

@@ -81,7 +81,7 @@ def _candle_rows(u: SyntheticUniverse, i: int) -> list[dict[str, Any]]:
 def write_universe(ctx: Context, u: SyntheticUniverse) -> dict[str, int]:
     """Store the universe as tokens, one spot market each and daily candles; symbol → id."""
     token_rows = [
-        {"symbol": s, "name": f"{s} ({LABEL})", "sector": "synthetic", "categories": []}
+        {"symbol": s, "name": f"{s} ({LABEL})", "sector": "synthetic", "categories": [LABEL]}
         for s in u.symbols
     ]
     with ctx.engine.begin() as conn:

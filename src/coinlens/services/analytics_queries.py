@@ -247,7 +247,10 @@ def get_levels(ctx: Context, symbol: str) -> TokenLevels:
 
 
 def get_roi(ctx: Context, symbol: str) -> TokenRoi:
-    """ROI over 1d/7d/30d/90d/1y/YTD/since listing, and 90-day risk and drawdowns."""
+    """ROI over 1d/7d/30d/90d/1y/YTD/since the first close, and 90-day risk and drawdowns.
+
+    The first close (`first_close`) is that of the token's series in our data, which starts
+    at its listing only when the data reach back that far."""
     with ctx.engine.connect() as conn:
         token, row = _stored(conn, symbol)
     return TokenRoi(
@@ -255,6 +258,7 @@ def get_roi(ctx: Context, symbol: str) -> TokenRoi:
         close=row.payload["close"],
         roi=dict(row.payload["roi"]),
         risk=Risk(**row.payload["risk"]),
+        first_close=None if token.first_candle is None else to_date(token.first_candle // 86_400),
         source=SOURCE,
         as_of=to_date(row.as_of_day),
         warnings=staleness(row.as_of_day),

@@ -391,6 +391,7 @@ def get_ohlcv(
         rows = conn.execute(
             sa.select(candles).where(*where).order_by(candles.c.open_time).limit(limit + 1)
         ).all()
+        elsewhere = [] if newest is not None else _markets_with(conn, token.id, tf)
     page = rows[:limit]
     more = len(rows) > limit
     return Ohlcv(
@@ -411,15 +412,36 @@ def get_ohlcv(
         ),
         source=mkt.source,
         as_of=_utc(newest),
-        warnings=_ohlcv_warnings(token.symbol, mkt.market_key, tf, page, newest),
+        warnings=_ohlcv_warnings(token.symbol, mkt.market_key, tf, page, newest, elsewhere),
     )
 
 
+def _markets_with(conn: Connection, token_id: int, timeframe: str) -> list[str]:
+    """The token's markets that have candles of `timeframe`."""
+    query = (
+        sa.select(markets.c.market_key)
+        .where(
+            markets.c.token_id == token_id,
+            sa.exists().where(
+                candles.c.market_id == markets.c.id, candles.c.timeframe == timeframe
+            ),
+        )
+        .order_by(markets.c.market_key)
+    )
+    return [str(k) for k in conn.execute(query).scalars()]
+
+
 def _ohlcv_warnings(
-    symbol: str, market_key: str, timeframe: str, page: Sequence[Row[Any]], newest: int | None
+    symbol: str,
+    market_key: str,
+    timeframe: str,
+    page: Sequence[Row[Any]],
+    newest: int | None,
+    elsewhere: Sequence[str] = (),
 ) -> list[str]:
     if newest is None:
-        return [f"{symbol} has no {timeframe} candles on {market_key}"]
+        hint = f"; {', '.join(elsewhere)} has them (pass market=)" if elsewhere else ""
+        return [f"{symbol} has no {timeframe} candles on {market_key}{hint}"]
     if not page:
         return [f"no {timeframe} candles for {symbol} on {market_key} in the requested range"]
     return []

@@ -37,6 +37,20 @@ CHAIN_KINDS: dict[str, ChainKind] = {
     "solana": "l1",
     "tron": "l1",
 }
+# What a chain's gas is paid in: its gwei are 1e-9 of this token, so a gas price in gwei is
+# comparable across chains only when they share it (Polygon PoS's 65 gwei are POL, not ETH).
+GAS_TOKENS: dict[str, str] = {
+    "ethereum": "ETH",
+    "arbitrum": "ETH",
+    "optimism": "ETH",
+    "base": "ETH",
+    "zksync era": "ETH",
+    "linea": "ETH",
+    "scroll": "ETH",
+    "polygon": "POL",
+    "bsc": "BNB",
+    "avalanche": "AVAX",
+}
 CHAIN_METRICS = (
     "tvl_usd",
     "gas_price_gwei",
@@ -83,7 +97,14 @@ class ChainSummary(DomainModel):
     share_of_tvl: float | None = Field(
         default=None, description="This chain's TVL / all listed chains' TVL on tvl_as_of"
     )
-    gas_price_gwei: float | None = None
+    gas_price_gwei: float | None = Field(
+        default=None, description="Daily average gas price in gwei of `gas_token`"
+    )
+    gas_token: str | None = Field(
+        default=None,
+        description="The token gas is paid in (gwei = 1e-9 of it): ETH on Ethereum and its "
+        "rollups, POL on Polygon PoS; gwei of different tokens are not comparable",
+    )
     gas_as_of: date | None = None
     series: list[SeriesInfo]
 
@@ -141,7 +162,9 @@ class StakingItem(DomainModel):
 
     entity: str
     metric: str
-    unit: str | None = None
+    unit: str | None = Field(
+        default=None, description="`%` for yields (lst_apr holds the APY: 2.5 means 2.5 %)"
+    )
     value: float
     as_of: date
     source: str
@@ -241,6 +264,13 @@ def _points(ctx: Context, metric: str, entities: Iterable[str] | None = None) ->
 # --- chains ----------------------------------------------------------------------------------
 
 
+def l2_share_method(tvl: dict[str, Any]) -> str:
+    """`L2_SHARE_METHOD` naming the rollups whose TVL we hold (the only ones it counts)."""
+    rollups = sorted(c for c in tvl if chain_kind(c) == "l2")
+    held = ", ".join(rollups) if rollups else "none held"
+    return L2_SHARE_METHOD.replace("arbitrum, optimism, …", f"held here: {held}")
+
+
 def _l2_share(tvl: dict[str, Any]) -> tuple[float | None, date | None]:
     group = [c for c in tvl if c.lower() == "ethereum" or chain_kind(c) == "l2"]
     if "ethereum" not in group or len(group) < 2:
@@ -280,6 +310,7 @@ def _summaries(ctx: Context) -> tuple[list[ChainSummary], dict[str, Any]]:
                 growth={f"{n}d": growth(t, n) for n in GROWTH_WINDOWS},
                 share_of_tvl=share,
                 gas_price_gwei=g[-1][1] if g else None,
+                gas_token=GAS_TOKENS.get(chain.lower()) if g else None,
                 gas_as_of=g[-1][0] if g else None,
                 series=[
                     SeriesInfo(
@@ -321,6 +352,7 @@ def list_chains(ctx: Context, *, cursor: str | None = None, limit: int = 50) -> 
         next_cursor=encode_cursor("chains", v=offset + limit) if more else None,
         l2_share=share,
         l2_share_as_of=share_day,
+        l2_share_method=l2_share_method(tvl),
         sources=sources,
         warnings=warnings,
     )

@@ -91,8 +91,8 @@ def analytics_summary(conn: Connection) -> tuple[int, int | None]:
 
 
 def token_by_symbol(conn: Connection, symbol: str) -> Row[Any] | None:
-    """The token row (id, symbol, name, sector, stablecoin flag, primary market) for a symbol,
-    any case."""
+    """The token row (id, symbol, name, sector, stablecoin flag, primary market, first daily
+    candle of its series) for a symbol, any case."""
     query: sa.Select[Any] = (
         sa.select(
             tokens.c.id,
@@ -101,6 +101,7 @@ def token_by_symbol(conn: Connection, symbol: str) -> Row[Any] | None:
             tokens.c.sector,
             tokens.c.is_stablecoin,
             tokens.c.primary_market_id,
+            tokens.c.first_candle,
             markets.c.market_key,
             markets.c.source,
         )
@@ -177,25 +178,29 @@ def latest_as_of_day(conn: Connection) -> int | None:
 
 
 def read_daily_series(
-    conn: Connection, token_id: int
+    conn: Connection, token_id: int, *, quote_volume: bool = False
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """One token's daily series (`repo.in_series`) as (epoch days, OHLCV rows), per one token.
 
     Same rows and normalisation as the panel: prices ÷ contract_multiplier, volume × multiplier.
+    With `quote_volume` a sixth column holds the venue's quote volume (NaN where it has none).
     """
+    columns = [
+        candles.c.open_time,
+        candles.c.open / markets.c.contract_multiplier,
+        candles.c.high / markets.c.contract_multiplier,
+        candles.c.low / markets.c.contract_multiplier,
+        candles.c.close / markets.c.contract_multiplier,
+        candles.c.volume * markets.c.contract_multiplier,
+    ]
+    if quote_volume:
+        columns.append(candles.c.quote_volume)
     rows = conn.execute(
-        sa.select(
-            candles.c.open_time,
-            candles.c.open / markets.c.contract_multiplier,
-            candles.c.high / markets.c.contract_multiplier,
-            candles.c.low / markets.c.contract_multiplier,
-            candles.c.close / markets.c.contract_multiplier,
-            candles.c.volume * markets.c.contract_multiplier,
-        )
+        sa.select(*columns)
         .join(markets, markets.c.id == candles.c.market_id)
         .join(tokens, tokens.c.id == markets.c.token_id)
         .where(tokens.c.id == token_id, in_series(), candles.c.timeframe == "1d")
         .order_by(candles.c.open_time)
     ).all()
-    arr = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, 6)
+    arr = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(-1, len(columns))
     return (arr[:, 0] // DAY).astype(np.int64), arr[:, 1:].copy()

@@ -15,7 +15,7 @@ router = APIRouter()
 
 COLUMNS = (
     ("symbol", "Token"),
-    ("price", "Price (USD)"),
+    ("price", "Price (USD/USDT)"),
     ("ch24", "24h"),
     ("ch7", "7d"),
     ("mcap", "Market cap"),

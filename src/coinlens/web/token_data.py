@@ -21,6 +21,7 @@ from coinlens.services.context import Context
 from coinlens.storage import analytics_repo
 
 T = TypeVar("T")
+SYNTHETIC = "SYNTHETIC"
 EMBED_DAYS = 365
 # Hourly EMA warm-up before the shown window: the weight left on the seed after 800 bars is
 # (1 - 2/201)^800 ≈ 3e-4 for EMA 200.
@@ -81,13 +82,14 @@ def _daily_arrays(ctx: Context, symbol: str) -> tuple[str, list[Candle]] | None:
         token = analytics_repo.token_by_symbol(conn, symbol)
         if token is None or token.primary_market_id is None:
             return None
-        days, ohlcv = analytics_repo.read_daily_series(conn, token.id)
+        days, ohlcv = analytics_repo.read_daily_series(conn, token.id, quote_volume=True)
     candles = [
         Candle.model_construct(
             open_time=datetime.fromtimestamp(int(d) * 86_400, tz=UTC),
-            open=o, high=h, low=lo, close=c, volume=v, quote_volume=None,
+            open=o, high=h, low=lo, close=c, volume=v,
+            quote_volume=q if math.isfinite(q) else None,
         )
-        for d, (o, h, lo, c, v) in zip(days.tolist(), ohlcv.tolist(), strict=True)
+        for d, (o, h, lo, c, v, q) in zip(days.tolist(), ohlcv.tolist(), strict=True)
     ]  # fmt: skip
     return str(token.market_key), candles
 
@@ -98,7 +100,8 @@ def chart_payload(
     """Chart data for one timeframe: the last year (or everything) daily, 90 days hourly.
 
     Daily EMAs run over the whole history; hourly ones over a warm-up before the window
-    (see WARMUP_DAYS). Daily volume bars are base volume × close (≈ USD traded).
+    (see WARMUP_DAYS). Volume bars are the venue's quote volume where it reports one (Binance
+    perpetuals), else base volume × close (≈ quote currency traded), as in the overview.
     """
     if timeframe == "1d":
         found = _daily_arrays(ctx, symbol)
@@ -107,13 +110,48 @@ def chart_payload(
         market, candles = found
         since = None if full or not candles else candles[-1].open_time - timedelta(EMBED_DAYS)
         return {"timeframe": "1d", "market": market, **chart_series(candles, since)}
-    last = newest or catalog.get_token(ctx, symbol).as_of or datetime.now(UTC)
+    detail = catalog.get_token(ctx, symbol)
+    hourly, hourly_last = hourly_market(detail)
+    last = hourly_last or newest or detail.as_of or datetime.now(UTC)
     shown = timedelta(days=HOURLY_DAYS)
     start = last - shown - timedelta(days=WARMUP_DAYS // 24 + 10)
     ohlcv = catalog.get_ohlcv(
-        ctx, symbol, timeframe="1h", start=start, limit=catalog.MAX_CANDLES_LIMIT
+        ctx, symbol, timeframe="1h", start=start, market=hourly, limit=catalog.MAX_CANDLES_LIMIT
     )
     return {"timeframe": "1h", "market": ohlcv.market, **chart_series(ohlcv.candles, last - shown)}
+
+
+def hourly_market(detail: TokenDetail) -> tuple[str | None, datetime | None]:
+    """The market the hourly chart shows, with its newest hourly candle: the primary market
+    when it has hourly candles, else the one whose hourly candles end last (PEPE's hourly
+    candles are spot PEPEUSDT's, its daily series the 1000PEPEUSDT perpetual's)."""
+    spans = [
+        (c.last, c.count, m.is_primary, m.market_key)
+        for m in detail.markets
+        for c in m.coverage
+        if c.timeframe == "1h" and c.count
+    ]
+    if not spans:
+        return None, None
+    primary = [s for s in spans if s[2]]
+    last, _, _, key = primary[0] if primary else max(spans)
+    return key, last
+
+
+def is_synthetic(detail: TokenDetail) -> bool:
+    """Whether the token is generated data (benches, tests), labelled SYNTHETIC in its
+    categories, name or market source: never to be read as market data."""
+    return (
+        SYNTHETIC in detail.categories
+        or SYNTHETIC in (detail.name or "")
+        or any(SYNTHETIC in (m.source or "") for m in detail.markets)
+    )
+
+
+def quote_of(detail: TokenDetail) -> str:
+    """The currency the page's prices are in: the primary market's quote (USDT on Binance,
+    USD on Coinbase)."""
+    return next((m.quote for m in detail.markets if m.is_primary and m.quote), "USD")
 
 
 def has_hourly(detail: TokenDetail) -> bool:

@@ -88,7 +88,9 @@ def get_levels(ctx: CtxDep, symbol: Symbol) -> TokenLevels:
     responses=problem_responses(404),
 )
 def get_roi(ctx: CtxDep, symbol: Symbol) -> TokenRoi:
-    """ROI over 1d…since listing; 90-day volatility, Sharpe, Sortino, beta/corr; drawdowns."""
+    """ROI over 1d…since the first close (`first_close`: the series' first in our data, the
+    listing only when the data reach back that far); 90-day volatility, Sharpe, Sortino,
+    beta/corr; drawdowns since `first_close`."""
     return aq.get_roi(ctx, symbol)
 
 
