@@ -351,6 +351,29 @@ def test_ecosystem_api(client: TestClient, computed: Path) -> None:
     assert staking["missing"] == ["staking_apr", "staked_supply"]  # never invented
 
 
+def test_pages_send_security_headers_and_carry_no_inline_script(client: TestClient) -> None:
+    """The CSP admits only our own script files: no page may hold an inline script, an event
+    handler attribute or an htmx trigger condition (htmx runs those through Function())."""
+    for path in ("/", "/t/BTC", "/ecosystem", "/login", "/web/t/BTC/price"):
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        csp = answer.headers["content-security-policy"]
+        assert "script-src 'self';" in csp, path
+        assert "frame-ancestors 'none'" in csp, path
+        assert "unsafe-eval" not in csp, path
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        html = answer.text
+        for found in re.finditer(r"<script([^>]*)>(.*?)</script>", html, re.S):
+            attrs, body = found.groups()
+            inert = 'type="application/json"' in attrs
+            assert inert or ("src=" in attrs and not body.strip()), (path, found[0][:120])
+        assert not re.search(r"<[^>]*\son[a-z]+\s*=", html), path
+        assert not re.search(r'hx-trigger="[^"]*\[', html), path
+    chart = client.get("/web/t/BTC/chart.json")  # never kept by a shared cache (WEB_PRIVATE)
+    assert chart.headers["cache-control"] == "private, max-age=60"
+
+
 def test_owner_pages_need_login_and_forms_need_csrf(client: TestClient, computed: Path) -> None:
     settings = get_settings(env="test", data_dir=computed)
     auth.set_password(settings, PASSWORD)

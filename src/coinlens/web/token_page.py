@@ -40,6 +40,9 @@ def token(request: Request, symbol: Symbol) -> Response:
         "roi_order": ROI_ORDER,
         "ranges": token_data.RANGES,
         "hourly": token_data.has_hourly(data.detail),
+        "hourly_market": token_data.hourly_market(data.detail)[0],
+        "quote": token_data.quote_of(data.detail),
+        "synthetic": token_data.is_synthetic(data.detail),
         "history": token_data.history_json(data.grades),
         "equity": token_data.equity_json(data.performance),
         "analytics_source": ANALYTICS_SOURCE,
@@ -64,7 +67,8 @@ def chart_json(
         body = token_data.chart_payload(web_ctx(request), symbol, tf, range_ == "all")
     except (NotFound, DataUnavailable) as exc:
         return JSONResponse({"error": error_text(exc)}, status_code=404)
-    return JSONResponse(body, headers={"Cache-Control": "max-age=60"})
+    # private: under COINLENS_WEB_PRIVATE no shared cache may hand it to a visitor not logged in
+    return JSONResponse(body, headers={"Cache-Control": "private, max-age=60"})
 
 
 @router.get("/web/t/{symbol}/price", name="token_price")
@@ -88,7 +92,10 @@ def price(request: Request, symbol: Symbol) -> Response:
         return page(request, "_price.html", {"candle": None, "error": error_text(exc)})
     candle = recent.candles[-1] if recent is not None and recent.candles else None
     stale = candle is not None and token_data.is_stale(candle.open_time.date(), newest_day)
-    return page(request, "_price.html", {"candle": candle, "stale": stale, "error": None})
+    quote = recent.quote if recent is not None else None
+    return page(
+        request, "_price.html", {"candle": candle, "stale": stale, "error": None, "quote": quote}
+    )
 
 
 @router.get("/web/t/{symbol}/probability", name="token_probability")

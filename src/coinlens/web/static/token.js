@@ -190,7 +190,8 @@
     big.className = "live-price";
     big.textContent = window.coinlensFmtPrice(price);
     var note = document.createElement("small");
-    note.textContent = "USD · live tick " + String(m.ts).replace("T", " ").slice(0, 19) + " UTC" +
+    var quote = m.data.quote || el.getAttribute("data-quote") || "";
+    note.textContent = quote + " · live tick " + String(m.ts).replace("T", " ").slice(0, 19) + " UTC" +
       (m.data.source ? " · " + m.data.source : "");
     el.appendChild(big);
     el.appendChild(document.createTextNode(" "));
@@ -236,6 +237,12 @@
       };
     }
     if (window.WebSocket) connect();
+    // the price line polls the stored close every 60 s only while the feed is down (a filter
+    // here, not an hx-trigger condition: htmx evaluates those with Function(), which the CSP
+    // refuses)
+    document.body.addEventListener("htmx:beforeRequest", function (ev) {
+      if (st.connected && ev.detail.elt && ev.detail.elt.id === "live") ev.preventDefault();
+    });
   }
 
   buildPrice();
