@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from coinlens.alerts import crypto
 from coinlens.alerts import evaluate as ev
 from coinlens.alerts.channels import parse_channel
-from coinlens.services import alerts
+from coinlens.services import alert_delivery, alerts
 from coinlens.services.context import build_context
 from coinlens.services.keys import KeySpec, create_key
 from coinlens.settings import get_settings
@@ -205,9 +205,9 @@ def bench_e2e(
     values = np.full((firings, ev.N_METRICS), np.nan)
     values[:, ev.PRICE] = 101.0
     stop = threading.Event()
-    cfg = alerts.worker_config(ctx, poll=0.01, threads=threads)
+    cfg = alert_delivery.worker_config(ctx, poll=0.01, threads=threads)
     runners = [
-        threading.Thread(target=alerts.run_delivery_worker, args=(ctx, stop, cfg))
+        threading.Thread(target=alert_delivery.run_delivery_worker, args=(ctx, stop, cfg))
         for _ in range(workers if in_process else 0)
     ]
     for t in runners:

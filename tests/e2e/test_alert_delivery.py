@@ -26,7 +26,7 @@ from coinlens.alerts.delivery import WorkerConfig
 from coinlens.alerts.rules import AlertRuleCreate
 from coinlens.cli.live import start_background
 from coinlens.pipeline import synthetic
-from coinlens.services import alerts, jobs
+from coinlens.services import alert_delivery, alerts, jobs
 from coinlens.services.context import Context, build_context
 from coinlens.services.keys import KeySpec, create_key
 from coinlens.settings import get_settings
@@ -95,11 +95,11 @@ def test_receiver_down_30s_then_up_every_alert_arrives_exactly_once(pg_ctx: Cont
     try:
         time.sleep(30)
         assert hook.received == []
-        counts = alerts.outbox_counts(pg_ctx)
+        counts = alert_delivery.outbox_counts(pg_ctx)
         assert counts.get("dead", 0) == 0
         assert counts.get("sent", 0) == 0
         hook.start()
-        _wait(lambda: alerts.outbox_counts(pg_ctx).get("sent", 0) == N_TOKENS, 20)
+        _wait(lambda: alert_delivery.outbox_counts(pg_ctx).get("sent", 0) == N_TOKENS, 20)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(10)
@@ -107,7 +107,7 @@ def test_receiver_down_30s_then_up_every_alert_arrives_exactly_once(pg_ctx: Cont
     keys = hook.keys()
     assert len(keys) == N_TOKENS
     assert set(keys.values()) == {1}
-    assert alerts.outbox_counts(pg_ctx) == {"sent": N_TOKENS}
+    assert alert_delivery.outbox_counts(pg_ctx) == {"sent": N_TOKENS}
 
 
 def test_worker_killed_mid_batch_loses_nothing(pg_ctx: Context) -> None:
@@ -132,13 +132,13 @@ def test_worker_killed_mid_batch_loses_nothing(pg_ctx: Context) -> None:
         )
     worker = _worker(pg_ctx)
     try:
-        _wait(lambda: alerts.outbox_counts(pg_ctx).get("sent", 0) == slow_first, 60)
+        _wait(lambda: alert_delivery.outbox_counts(pg_ctx).get("sent", 0) == slow_first, 60)
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(10)
         hook.stop()
     keys = hook.keys()
-    assert alerts.outbox_counts(pg_ctx) == {"sent": slow_first}
+    assert alert_delivery.outbox_counts(pg_ctx) == {"sent": slow_first}
     assert len(keys) == slow_first  # nothing lost
     # repeated: at most the uncommitted outcomes (< mark_batch) + the one send in flight
     assert sum(n - 1 for n in keys.values()) <= WorkerConfig().mark_batch

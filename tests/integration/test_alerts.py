@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from coinlens.alerts import evaluate as ev
 from coinlens.alerts.rules import AlertRuleCreate
 from coinlens.domain.errors import UserInputError, ValidationFailed
-from coinlens.services import alerts
+from coinlens.services import alert_delivery, alerts
 from coinlens.services.context import Context, build_context
 from coinlens.services.keys import KeySpec, create_key
 from coinlens.settings import Settings
@@ -131,7 +131,7 @@ def _fire_once(actx: Context, owner: int, url: str) -> int:
 
 def test_fire_deliver_and_log(actx: Context, owner: int, hook: HttpReceiver) -> None:
     rule_id = _fire_once(actx, owner, f"json://127.0.0.1:{hook.port}/hook")
-    assert alerts.deliver_pending(actx) == 1
+    assert alert_delivery.deliver_pending(actx) == 1
     assert list(hook.keys().values()) == [1]
     (key,) = hook.keys()
     assert key == f"cl-{rule_id}-1-c0"
@@ -198,15 +198,15 @@ def test_retry_after_is_honoured_then_delivered_once(
 ) -> None:
     hook.script = [(429, {"Retry-After": "1"}), (503, {})]
     _fire_once(actx, owner, f"json://127.0.0.1:{hook.port}/hook")
-    alerts.deliver_pending(actx)
+    alert_delivery.deliver_pending(actx)
     with actx.engine.connect() as conn:
         row = conn.execute(sa.select(alert_deliveries)).one()
     assert (row.status, row.attempts, row.last_status) == ("pending", 1, 429)
     assert row.next_attempt_at >= datetime.now(UTC) + timedelta(seconds=0.5)
     deadline = datetime.now(UTC) + timedelta(seconds=5)
-    while alerts.outbox_counts(actx).get("sent", 0) == 0 and datetime.now(UTC) < deadline:
-        alerts.deliver_pending(actx)
-    assert alerts.outbox_counts(actx) == {"sent": 1}
+    while alert_delivery.outbox_counts(actx).get("sent", 0) == 0 and datetime.now(UTC) < deadline:
+        alert_delivery.deliver_pending(actx)
+    assert alert_delivery.outbox_counts(actx) == {"sent": 1}
     assert list(hook.keys().values()) == [1]
 
 
@@ -215,8 +215,8 @@ def test_permanent_errors_and_exhausted_retries_go_to_dead_letter(
 ) -> None:
     hook.script = [(404, {})]
     _fire_once(actx, owner, f"json://127.0.0.1:{hook.port}/hook")
-    alerts.deliver_pending(actx)
-    assert alerts.outbox_counts(actx) == {"dead": 1}
+    alert_delivery.deliver_pending(actx)
+    assert alert_delivery.outbox_counts(actx) == {"dead": 1}
     with actx.engine.connect() as conn:
         assert "HTTP 404" in conn.execute(sa.select(alert_deliveries.c.last_error)).scalar_one()
 
@@ -226,7 +226,7 @@ def test_email_alert_reaches_the_smtp_server_with_its_key(actx: Context, owner: 
     try:
         url = f"mailto://127.0.0.1:{smtp.port}?from=alerts@coinlens.test&to=me@example.com"
         rule_id = _fire_once(actx, owner, url)
-        assert alerts.deliver_pending(actx) == 1
+        assert alert_delivery.deliver_pending(actx) == 1
         (msg,) = smtp.messages
         assert msg["X-Coinlens-Idempotency-Key"] == f"cl-{rule_id}-1-c0"
         assert "BTC" in msg["Subject"]
@@ -265,13 +265,13 @@ def test_changing_channels_carries_pending_deliveries_along(
     made = alerts.create_rule(actx, owner, rule(a, channels=[a, b]))
     alerts.evaluate_alerts(actx, state(90_000.0), now=NOW)
     assert alerts.evaluate_alerts(actx, state(101_000.0), now=NOW + timedelta(minutes=1))
-    alerts.deliver_pending(actx)
+    alert_delivery.deliver_pending(actx)
     assert hook.keys() == {f"cl-{made.id}-1-c1": 1}
     # the broken channel is dropped: its pending delivery must not go to `b`, now at index 0
     alerts.update_rule(actx, owner, made.id, AlertRuleUpdate(channels=[b]))
     with actx.engine.begin() as conn:
         conn.execute(alert_deliveries.update().values(next_attempt_at=NOW))  # due now
-    alerts.deliver_pending(actx)
+    alert_delivery.deliver_pending(actx)
     assert hook.keys() == {f"cl-{made.id}-1-c1": 1}
     dead, sent = alerts.rule_log(actx, owner, made.id).events[0].deliveries
     assert dead.status == "dead"
@@ -290,9 +290,9 @@ def test_a_channel_removed_before_delivery_does_not_stop_the_worker(
     alerts.evaluate_alerts(actx, state(90_000.0), now=NOW)
     alerts.evaluate_alerts(actx, state(101_000.0), now=NOW + timedelta(minutes=1))
     alerts.update_rule(actx, owner, made.id, AlertRuleUpdate(channels=urls[:1]))
-    assert alerts.deliver_pending(actx) == 1  # was an IndexError, every row left leased
+    assert alert_delivery.deliver_pending(actx) == 1  # was an IndexError, every row left leased
     assert hook.keys() == {f"cl-{made.id}-1-c0": 1}
-    assert alerts.outbox_counts(actx) == {"sent": 1, "dead": 1}
+    assert alert_delivery.outbox_counts(actx) == {"sent": 1, "dead": 1}
 
 
 def test_a_host_that_does_not_resolve_at_send_time_is_retried(
@@ -310,7 +310,7 @@ def test_a_host_that_does_not_resolve_at_send_time_is_retried(
         raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
     monkeypatch.setattr(socket, "getaddrinfo", unresolved)  # a resolver hiccup
-    alerts.deliver_pending(actx)
+    alert_delivery.deliver_pending(actx)
     with actx.engine.connect() as conn:
         row = conn.execute(sa.select(alert_deliveries)).one()
     # was dead at the first try, as if the host were refused for good

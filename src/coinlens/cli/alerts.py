@@ -15,7 +15,7 @@ from coinlens.alerts.rules import KINDS, AlertRuleCreate
 from coinlens.cli.common import cli_context, console, load_settings, parse_model, user_errors
 from coinlens.cli.options import DataDir, DbUrl
 from coinlens.domain.errors import Problem, ValidationFailed
-from coinlens.services import alerts, keys
+from coinlens.services import alert_delivery, alerts, keys
 
 alerts_app = typer.Typer(help="Alert rules, their delivery log and the delivery worker.")
 Owner = Annotated[
@@ -169,8 +169,8 @@ def worker_command(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with cli_context(load_settings(data_dir, database_url)) as ctx:
-        cfg = alerts.worker_config(ctx, threads=threads, batch=batch, poll=poll)
-        handled = alerts.run_delivery_worker(
+        cfg = alert_delivery.worker_config(ctx, threads=threads, batch=batch, poll=poll)
+        handled = alert_delivery.run_delivery_worker(
             ctx, stop, cfg,
             on_ready=lambda: console.print("alerts worker: delivering (Ctrl-C to stop)"),
         )  # fmt: skip

@@ -3,24 +3,23 @@
 `evaluate_alerts(ctx)` runs after every ingest/pipeline update (and `evaluate_ticks` on
 live ticks): it reads the latest market state, evaluates every active rule with the
 vectorised evaluator, and writes events, their outbox rows and the rules' new state in one
-transaction. `deliver_pending(ctx)` / `run_delivery_worker(ctx, stop)` send the outbox.
+transaction. `services.alert_delivery` sends the outbox.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from coinlens.alerts import channels, crypto, delivery, messages
+from coinlens.alerts import channels, crypto, messages
 from coinlens.alerts import evaluate as ev
-from coinlens.alerts.outbox import RetryPolicy, delivery_key, event_key
+from coinlens.alerts.outbox import delivery_key, event_key
 from coinlens.alerts.rules import (
     AlertEventPublic,
     AlertLog,
@@ -559,65 +558,3 @@ def test_rule(ctx: Context, owner: int, rule_id: int) -> list[TestResult]:
                             timeout=ctx.settings.alerts_send_timeout)  # fmt: skip
         out.append(TestResult(channel=public, ok=res.ok, status=res.status, error=res.error))
     return out
-
-
-# --- delivery --------------------------------------------------------------------------------
-
-
-class _Store:
-    """The outbox for the worker: repo rows in, `delivery.Job`s out (URLs decrypted)."""
-
-    def __init__(self, ctx: Context) -> None:
-        self._repo = repo.SqlDeliveryStore(ctx.engine)
-        self._secret = _secret(ctx)
-
-    def claim(self, now: datetime, limit: int, lease: timedelta) -> list[delivery.Job]:
-        rows = self._repo.claim(now, limit, lease)
-        return [
-            delivery.Job(
-                id=r["id"], key=r["key"], url=crypto.decrypt(self._secret, r["url_enc"]),
-                destination=r["destination"], title=r["title"],
-                body=messages.with_ref(r["body"], r["key"]),
-                attempts=r["attempts"],
-            )
-            for r in rows
-        ]  # fmt: skip
-
-    def record(self, marks: Sequence[delivery.Mark]) -> None:
-        # shallow: `asdict` deep-copies every datetime, a third of a commit's CPU
-        self._repo.record([vars(m) for m in marks])
-
-
-def worker_config(ctx: Context, **overrides: Any) -> delivery.WorkerConfig:
-    """Worker knobs from settings (retry policy, allow-list, timeout)."""
-    s = ctx.settings
-    policy = RetryPolicy(s.alerts_max_attempts, s.alerts_backoff_base, s.alerts_backoff_cap)
-    cfg = delivery.WorkerConfig(
-        policy=policy, allow_hosts=tuple(s.alerts_allow_hosts), timeout=s.alerts_send_timeout
-    )
-    for name, value in overrides.items():
-        setattr(cfg, name, value)
-    return cfg
-
-
-def deliver_pending(ctx: Context, cfg: delivery.WorkerConfig | None = None) -> int:
-    """Send one batch of due deliveries; how many rows were handled."""
-    return delivery.process_batch(_Store(ctx), cfg or worker_config(ctx))
-
-
-def run_delivery_worker(
-    ctx: Context,
-    stop: threading.Event,
-    cfg: delivery.WorkerConfig | None = None,
-    on_ready: Callable[[], None] | None = None,
-) -> int:
-    """Deliver until `stop` is set (the `coinlens alerts worker` loop); `on_ready` is called
-    once the worker is warmed up and about to claim."""
-    cfg = cfg or worker_config(ctx)
-    return delivery.run_worker(_Store(ctx), cfg, stop, on_ready=on_ready)
-
-
-def outbox_counts(ctx: Context) -> dict[str, int]:
-    """Deliveries by status (pending, sending, sent, dead)."""
-    with ctx.engine.connect() as conn:
-        return repo.delivery_counts(conn)

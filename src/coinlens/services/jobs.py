@@ -100,7 +100,7 @@ STEPS: dict[str, tuple[str, str]] = {
     "grades": ("coinlens.services.grades", "run_grades"),
     "forecasts": ("coinlens.services.forecasts", "run_forecasts"),
     "alerts": ("coinlens.services.alerts", "evaluate_alerts"),
-    "deliver": ("coinlens.services.alerts", "deliver_pending"),
+    "deliver": ("coinlens.services.alert_delivery", "deliver_pending"),
 }
 
 
