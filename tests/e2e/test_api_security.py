@@ -164,6 +164,7 @@ def test_no_plaintext_key_in_the_db_logs_or_later_responses(
     for headers in (_h(key), {"Authorization": f"Bearer {new_key}"}):
         for path in ("/v1/tokens", "/v1/keys", "/v1/usage", f"/v1/keys/{first.json()['id']}"):
             later.append(client.get(path, headers=headers))
+    pasted = client.get(f"/v1/tokens/{key}/ohlcv", headers=_h(new_key))  # a key in the path
     later.append(client.delete(f"/v1/keys/{first.json()['id']}", headers=_h(new_key)))
     later.append(client.get("/v1/tokens", headers=_h(key)))  # revoked now
     later.append(client.get("/metrics"))
@@ -175,6 +176,8 @@ def test_no_plaintext_key_in_the_db_logs_or_later_responses(
     out, err = capfd.readouterr()
     assert "http.request" in out + err  # the access log did run
     assert not any(s in out + err for s in secrets)
+    assert pasted.status_code in (404, 422)
+    assert "/v1/tokens/cl_live_[redacted]/ohlcv" in out + err  # logged, the key cut off
     with client.app.state.ctx.engine.connect() as conn:
         dump = "".join(
             str(row) for table in metadata.sorted_tables for row in conn.execute(sa.select(table))

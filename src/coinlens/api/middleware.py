@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +48,14 @@ from coinlens.api.security import (
     required_scope,
 )
 from coinlens.services.context import Context
-from coinlens.services.keys import KeyRejected, KeyVerifier, Principal, UsageMeter, parse_key
+from coinlens.services.keys import (
+    PREFIX,
+    KeyRejected,
+    KeyVerifier,
+    Principal,
+    UsageMeter,
+    parse_key,
+)
 from coinlens.services.ratelimit import Decision, Limit, RateLimiter, plan_limits
 from coinlens.settings import Settings
 
@@ -71,6 +79,15 @@ class Runtime:
     limiter: RateLimiter
     meter: UsageMeter
     flusher: asyncio.Future[None] | None = None
+
+
+_KEY_IN_PATH = re.compile(re.escape(PREFIX) + r"[^/?#]*")
+
+
+def _logged_path(path: str) -> str:
+    """The path for the access log, a key pasted into it cut to its prefix (a user who puts
+    `cl_live_…` in the URL must not leave it in the logs)."""
+    return _KEY_IN_PATH.sub(PREFIX + "[redacted]", path) if PREFIX in path else path
 
 
 class ApiMiddleware:
@@ -186,7 +203,7 @@ class ApiMiddleware:
         log.info(
             "http.request",
             method=method,
-            path=scope["path"],
+            path=_logged_path(scope["path"]),
             route=template,
             status=status,
             ms=round(elapsed * 1000, 3),
