@@ -101,14 +101,20 @@ def test_wrong_passwords_are_throttled_without_running_scrypt(
     assert wrong.status_code == 401  # the success forgot the failures
 
 
-def test_a_refused_alert_form_says_which_field_and_escapes_it(
-    client: TestClient, settings: Settings
-) -> None:
+def _owner_with_a_key(client: TestClient, settings: Settings) -> tuple[str, str]:
+    """Log the owner in and create a key on /keys: (CSRF token, key id)."""
     auth.set_password(settings, PASSWORD)
     token = _csrf(client)
     client.post("/login", data={"csrf_token": token, "password": PASSWORD})
     made = client.post("/keys", data={"csrf_token": token, "name": "k", "scopes": "read"})
     key_id = re.findall(r'action="/keys/(\d+)/revoke"', made.text)[0]
+    return token, key_id
+
+
+def test_a_refused_alert_form_says_which_field_and_escapes_it(
+    client: TestClient, settings: Settings
+) -> None:
+    token, key_id = _owner_with_a_key(client, settings)
     zone = "`<img src=x onerror=alert(1)>`"
     refused = client.post(
         "/alerts",
@@ -146,11 +152,7 @@ def test_logout_ends_every_copy_of_the_session(client: TestClient, settings: Set
 def test_a_rotation_overlap_out_of_range_is_refused_not_a_500(
     client: TestClient, settings: Settings
 ) -> None:
-    auth.set_password(settings, PASSWORD)
-    token = _csrf(client)
-    client.post("/login", data={"csrf_token": token, "password": PASSWORD})
-    made = client.post("/keys", data={"csrf_token": token, "name": "k", "scopes": "read"})
-    key_id = re.findall(r'action="/keys/(\d+)/revoke"', made.text)[0]
+    token, key_id = _owner_with_a_key(client, settings)
     for hours in ("1e20", "inf", "nan", "-1", "721"):
         refused = client.post(
             f"/keys/{key_id}/rotate", data={"csrf_token": token, "overlap_hours": hours}
