@@ -10,6 +10,10 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+SYNTHETIC = "SYNTHETIC"
+"""The label of generated data (benches, scale tests): in a token's name, categories or market
+source; such data is never shown as market data."""
+
 Timeframe = Literal["1h", "1d"]
 Instrument = Literal["spot", "perp"]
 TIMEFRAMES: tuple[Timeframe, ...] = ("1h", "1d")

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from coinlens.domain.models import SYNTHETIC
 from coinlens.services.context import Context
 from coinlens.storage import repo
 
-LABEL = "SYNTHETIC"
+LABEL = SYNTHETIC
 DAY = 86_400
 F64 = NDArray[np.float64]
 

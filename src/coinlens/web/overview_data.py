@@ -18,6 +18,7 @@ import sqlalchemy as sa
 import structlog
 
 from coinlens.domain.errors import DataUnavailable
+from coinlens.domain.models import SYNTHETIC
 from coinlens.services import analytics_queries, catalog
 from coinlens.services import grades as grade_service
 from coinlens.services.context import Context
@@ -29,7 +30,6 @@ log = structlog.get_logger(__name__)
 
 TTL = 30.0
 SPARK_DAYS = 30
-SYNTHETIC = "SYNTHETIC"
 SORTS = ("symbol", "price", "ch24", "ch7", "mcap", "volume", "trader", "investor", "signal")
 BANDS = ("strong_buy", "buy", "neutral", "sell", "strong_sell")
 SIGNALS = ("long", "flat", "short")

@@ -14,14 +14,13 @@ import numpy as np
 from coinlens.analytics.indicators import ema
 from coinlens.domain.errors import DataUnavailable
 from coinlens.domain.grades import TokenGrades
-from coinlens.domain.models import Candle, TokenDetail
+from coinlens.domain.models import SYNTHETIC, Candle, TokenDetail
 from coinlens.services import analytics_queries, catalog, forecasts
 from coinlens.services import grades as grade_service
 from coinlens.services.context import Context
 from coinlens.storage import analytics_repo
 
 T = TypeVar("T")
-SYNTHETIC = "SYNTHETIC"
 EMBED_DAYS = 365
 # Hourly EMA warm-up before the shown window: the weight left on the seed after 800 bars is
 # (1 - 2/201)^800 ≈ 3e-4 for EMA 200.
