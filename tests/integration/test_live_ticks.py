@@ -14,7 +14,7 @@ from coinlens.connectors.layouts import unified_symbol
 from coinlens.services import events
 from coinlens.services.context import Context, build_context
 from coinlens.services.replay import ReplayConfig, replay
-from coinlens.services.scheduler import poll_tickers, sync_candles
+from coinlens.services.scheduler import poll_tickers, rotating, round_of, sync_candles
 from coinlens.settings import get_settings
 from coinlens.storage import repo
 from contract.fake_venues import NOW_MS, SERIES_START_MS, FakeVenues, daily_series
@@ -38,6 +38,19 @@ def test_stored_markets_get_their_ccxt_symbol(
     exchange: str, pair: str, quote: str, instrument: str, expected: str | None
 ) -> None:
     assert unified_symbol(exchange, pair, quote, instrument) == expected
+
+
+def test_markets_past_the_round_budget_are_taken_in_turn() -> None:
+    """More markets than a round may poll: each round takes the next ones, wrapping around,
+    so every market is covered every ceil(n / limit) rounds (the first 50 were always the
+    same, and 152 of the 202 embedded tokens on Binance never ticked)."""
+    items = list(range(7))
+    rounds = [rotating(items, 3, r) for r in range(3)]
+    assert rounds == [[0, 1, 2], [3, 4, 5], [6, 0, 1]]
+    assert {i for r in rounds for i in r} == set(items)
+    assert rotating(items[:2], 3, 5) == [0, 1]
+    minute = datetime(2025, 1, 10, 12, 0, 30, tzinfo=UTC)
+    assert round_of(minute, 60) + 1 == round_of(minute.replace(minute=1), 60)
 
 
 def _market(key: str, token_id: int, quote: str, multiplier: float = 1.0) -> dict[str, Any]:

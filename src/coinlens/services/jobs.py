@@ -58,7 +58,12 @@ class Job:
 
 JOBS: tuple[Job, ...] = (
     Job("tickers", MINUTE, "live", "poll venue tickers, publish ticks, evaluate tick alerts"),
-    Job("candles_1h", HOUR, "live", "sync hourly candles of every stored market"),
+    Job(
+        "candles_1h",
+        HOUR,
+        "live",
+        "sync hourly candles of the stored markets (50 a venue, in turn)",
+    ),
     Job("candles_1d", DAY / 4, "live", "sync daily candles (a few times a day: catch late closes)"),
     Job(
         "recompute",

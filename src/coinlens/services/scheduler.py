@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import sqlalchemy as sa
 import structlog
@@ -28,8 +28,9 @@ from coinlens.services.ticks import TickMarket, one_per_token, publish_market_ti
 log = structlog.get_logger(__name__)
 
 JobFn = Callable[[Context, datetime], object]
+T = TypeVar("T")
 Clock = Callable[[], datetime]
-MAX_LIVE_MARKETS = 50  # per venue and round; keeps polling inside public rate limits
+MAX_LIVE_MARKETS = 50  # per venue and round (taken in turn); inside public rate limits
 
 
 def recompute_in_process(ctx: Context, now: datetime | None = None) -> object:
@@ -47,11 +48,27 @@ def _live_markets(ctx: Context) -> list[TickMarket]:
     return sorted(found, key=lambda m: (not m.primary, m.market_id))
 
 
-def _per_venue(found: Iterable[TickMarket]) -> dict[str, list[TickMarket]]:
+def _per_venue(found: Iterable[TickMarket], round_no: int) -> dict[str, list[TickMarket]]:
+    """Each venue's markets for round `round_no`: MAX_LIVE_MARKETS of them, taken in turn."""
     out: dict[str, list[TickMarket]] = {}
     for m in found:
         out.setdefault(m.exchange, []).append(m)
-    return {venue: ms[:MAX_LIVE_MARKETS] for venue, ms in out.items()}
+    return {venue: rotating(ms, MAX_LIVE_MARKETS, round_no) for venue, ms in out.items()}
+
+
+def rotating(items: Sequence[T], limit: int, round_no: int) -> list[T]:
+    """`limit` items for round `round_no`, the next `limit` each round (wrapping around), so
+    a list longer than the per-round budget is covered every ceil(n / limit) rounds."""
+    if len(items) <= limit:
+        return list(items)
+    start = (round_no * limit) % len(items)
+    return [items[(start + i) % len(items)] for i in range(limit)]
+
+
+def round_of(now: datetime, every: float) -> int:
+    """The number of the job round `now` falls in (rounds of `every` seconds since 1970):
+    stateless, so every process takes the same markets in the same round."""
+    return int(now.timestamp() // every)
 
 
 def jobs_venues(ctx: Context) -> list[str]:
@@ -68,7 +85,9 @@ def poll_tickers(ctx: Context, now: datetime) -> object:
     chosen = one_per_token(_live_markets(ctx), lambda m: True)
     prices: dict[str, float] = {}
     failed = 0
-    for venue, found in _per_venue(chosen.values()).items():
+    for venue, found in _per_venue(
+        chosen.values(), round_of(now, jobs.job("tickers").every)
+    ).items():
         conn = make_exchange(ctx.settings, venue)
         try:
             for m in found:
@@ -93,13 +112,17 @@ def poll_tickers(ctx: Context, now: datetime) -> object:
 
 
 def sync_candles(timeframe: Literal["1h", "1d"]) -> JobFn:
-    """A job syncing `timeframe` candles of every stored market on the configured venues."""
+    """A job syncing `timeframe` candles of the stored markets on the configured venues, at
+    most MAX_LIVE_MARKETS a venue per round, taken in turn."""
 
     def run(ctx: Context, now: datetime) -> object:
         from coinlens.services.ingest import sync_market
 
         done, failed = 0, 0
-        for venue, found in _per_venue(_live_markets(ctx)).items():
+        markets = _per_venue(
+            _live_markets(ctx), round_of(now, jobs.job(f"candles_{timeframe}").every)
+        )
+        for venue, found in markets.items():
             for m in found:
                 try:
                     sync_market(ctx, venue, str(m.ccxt_symbol), timeframe)
