@@ -12,6 +12,8 @@ from typing import Any
 
 import structlog
 
+from coinlens.services.keys import PREFIX
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _configured: dict[str, str] = {}
 # the request id of the request being served: a plain ContextVar costs a tenth of
@@ -28,8 +30,30 @@ def _add_request_id(
     return event
 
 
+_KEY_IN_URL = re.compile(re.escape(PREFIX) + r"[^/?#&\s\"]*")
+
+
+def redact_keys(text: str) -> str:
+    """`text` with every API key in it cut to its prefix (`cl_live_[redacted]`)."""
+    return _KEY_IN_URL.sub(PREFIX + "[redacted]", text) if PREFIX in text else text
+
+
+class _RedactKeys(logging.Filter):
+    """uvicorn logs a WebSocket handshake with its path and query string
+    (`"WebSocket /v1/stream?api_key=cl_live_…" 403`): a key pasted there is cut to its prefix
+    before any handler sees it, as in our own access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_keys(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
 def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
     """Route structlog and stdlib logging to one JSON-lines stream on stderr (idempotent)."""
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _RedactKeys) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_RedactKeys())
     if _configured.get("level") == level:
         return
     renderer: structlog.types.Processor = (

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +35,7 @@ from coinlens.api.caching import (
     idempotent,
 )
 from coinlens.api.errors import problem, problem_type
-from coinlens.api.logging import REQUEST_ID, configure_logging, request_id_from
+from coinlens.api.logging import REQUEST_ID, configure_logging, redact_keys, request_id_from
 from coinlens.api.metrics import ApiMetrics
 from coinlens.api.metrics import router as metrics_router
 from coinlens.api.security import (
@@ -49,7 +48,6 @@ from coinlens.api.security import (
 )
 from coinlens.services.context import Context
 from coinlens.services.keys import (
-    PREFIX,
     KeyRejected,
     KeyVerifier,
     Principal,
@@ -79,15 +77,6 @@ class Runtime:
     limiter: RateLimiter
     meter: UsageMeter
     flusher: asyncio.Future[None] | None = None
-
-
-_KEY_IN_PATH = re.compile(re.escape(PREFIX) + r"[^/?#]*")
-
-
-def _logged_path(path: str) -> str:
-    """The path for the access log, a key pasted into it cut to its prefix (a user who puts
-    `cl_live_…` in the URL must not leave it in the logs)."""
-    return _KEY_IN_PATH.sub(PREFIX + "[redacted]", path) if PREFIX in path else path
 
 
 class ApiMiddleware:
@@ -203,7 +192,7 @@ class ApiMiddleware:
         log.info(
             "http.request",
             method=method,
-            path=_logged_path(scope["path"]),
+            path=redact_keys(scope["path"]),  # a key pasted into the path is not logged
             route=template,
             status=status,
             ms=round(elapsed * 1000, 3),
