@@ -536,6 +536,10 @@ def test_bad_messages_get_errors_not_disconnects(
         assert "list" in recv_until(ws, "error")["detail"]
         ws.send(json.dumps({"type": "subscribe", "symbols": ["ETH"], "last_event_id": "x"}))
         assert "event id" in recv_until(ws, "error")["detail"]
+        ws.send(json.dumps({"type": "subscribes"}))
+        assert "use subscribe, unsubscribe or ping" in recv_until(ws, "error")["detail"]
+        ws.send(json.dumps({"type": "ping"}))
+        assert recv_until(ws, "pong") == {"type": "pong"}
         assert subscribe(ws, symbols=["ETH"])["symbols"] == ["ETH"]
 
 
