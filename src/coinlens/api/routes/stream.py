@@ -348,7 +348,9 @@ class Connection:
             elif kind == "pong":
                 pass  # an answer to our heartbeat; nothing to do
             else:
-                await self.error(f"unknown message type {kind!r}; use subscribe, unsubscribe or ping")
+                await self.error(
+                    f"unknown message type {kind!r}; use subscribe, unsubscribe or ping"
+                )
         except CoinlensError as exc:
             await self.error(exc.detail)
 
