@@ -129,6 +129,16 @@ async def test_screener_filters_by_grade_band_signal_and_sector(research: Contex
     assert {r["trader_band"] for r in banded["items"]} == {band}
 
 
+async def test_an_unknown_sector_is_an_error_naming_the_known_ones(research: Context) -> None:
+    for args in ({"sector": "Narnia"}, {"sector": "Narnia", "signal": "long"}):
+        answer = await _call(research, "screener", args)
+        assert "no token is in sector 'Narnia'; known sectors: " in answer["error"]
+        assert "DeFi Blue Chips" in answer["error"]
+    known = await _call(research, "screener", {"sector": "defi blue chips", "limit": 100})
+    assert known["items"]
+    assert {r["sector"] for r in known["items"]} == {"DeFi Blue Chips"}
+
+
 async def test_screener_counts_and_intersects_across_pages(
     research: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,8 +158,11 @@ async def test_screener_counts_and_intersects_across_pages(
 
 async def test_signals_backtest_levels_and_grades_match_the_services(research: Context) -> None:
     sig = await _call(research, "signals", {"symbol": "BTC"})
-    direct = analytics_queries.get_signals(research, "BTC").model_dump(mode="json")
-    assert sig == tidy(direct)  # the same answer, its float noise rounded off
+    direct = tidy(analytics_queries.get_signals(research, "BTC").model_dump(mode="json"))
+    flips = direct.pop("history")
+    assert len(flips) > 30
+    # the same answer, its float noise rounded off, with the newest 30 flips and their count
+    assert sig == {**direct, "history": flips[-30:], "history_total": len(flips)}
     perf = await _call(research, "backtest", {"symbol": "BTC", "fee": 0.002})
     assert perf["params"]["fees"] == 0.002
     assert "equity" not in perf

@@ -209,6 +209,7 @@ class TokenRoi(Model):
     close: float | None = None
     roi: dict[str, float | None]
     risk: dict[str, float | None]
+    first_close: dt.date | None = None
     source: str
     as_of: dt.date
     warnings: list[str] = Field(default_factory=list)

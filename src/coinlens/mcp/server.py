@@ -45,7 +45,7 @@ Symbol = Annotated[str, Field(min_length=1, max_length=32, description="Token sy
 INSTRUCTIONS = """Coinlens crypto research data (daily candles, signals, grades, forecasts).
 Start with `token_summary` for one token or `screener` to find tokens; numbers carry their
 `source` and `as_of` — quote them. Prices are USD(T); grades are 0-100; probabilities 0-1."""
-HISTORY_POINTS = 30  # grade history points returned (the newest)
+HISTORY_POINTS = 30  # grade history points and signal flips returned (the newest)
 SCREEN_PAGE = 500  # rows per page when the screener walks the leaderboard and the signals
 
 
@@ -148,12 +148,21 @@ class CoinlensTools:
         self,
         signal: Literal["long", "flat", "short"] | None = None,
         band: Annotated[Band | None, Field(description="Grade band of `sort`")] = None,
-        sector: str | None = None,
+        sector: Annotated[
+            str | None,
+            Field(
+                description="Sector name in any case, e.g. 'DeFi Blue Chips'; an unknown one "
+                "is an error that lists the known sectors"
+            ),
+        ] = None,
         sort: Literal["trader", "investor"] = "trader",
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
     ) -> dict[str, Any]:
         """Tokens ranked by Trader or Investor grade, filtered by grade band, signal and sector."""
         grades, aq = _service("grades"), _service("analytics_queries")
+        why = _service("catalog").unknown_sector(self.ctx, sector)
+        if why is not None:  # not an empty screen the model would take for "nothing qualifies"
+            raise ToolError(why)
 
         def board_page(cursor: str | None, size: int) -> Any:
             query = grades.LeaderboardQuery(
@@ -188,17 +197,32 @@ class CoinlensTools:
         }
 
     def signals(self, symbol: Symbol) -> dict[str, Any]:
-        """The token's current long/flat/short signal, its score, indicators and every flip."""
+        """The token's current long/flat/short signal, its score and indicators, and its
+        newest 30 flips (`history`, oldest first; `history_total` counts them all)."""
         aq = _service("analytics_queries")
-        return _dump(_run(lambda: aq.get_signals(self.ctx, symbol)))
+        result = _dump(_run(lambda: aq.get_signals(self.ctx, symbol)))
+        # every flip since 2017 is ~10k tokens of context for BTC: keep the recent ones
+        result["history_total"] = len(result["history"])
+        result["history"] = result["history"][-HISTORY_POINTS:]
+        return result
 
     def backtest(
         self,
         symbol: Symbol,
-        fee: Annotated[float | None, Field(ge=0, le=0.05)] = None,
-        slippage: Annotated[float | None, Field(ge=0, le=0.05)] = None,
-        start: dt.date | None = None,
-        end: dt.date | None = None,
+        fee: Annotated[
+            float | None,
+            Field(ge=0, le=0.05, description="Fee per trade as a fraction (0.001 = 0.1%, default)"),
+        ] = None,
+        slippage: Annotated[
+            float | None,
+            Field(ge=0, le=0.05, description="Slippage per fill as a fraction (default 0.0005)"),
+        ] = None,
+        start: Annotated[
+            dt.date | None, Field(description="First day, YYYY-MM-DD (UTC; default: first close)")
+        ] = None,
+        end: Annotated[
+            dt.date | None, Field(description="Last day, YYYY-MM-DD (UTC; default: last close)")
+        ] = None,
     ) -> dict[str, Any]:
         """Backtest of the signal vs buy-and-hold (long-only, next-bar fills); no equity curve."""
         aq = _service("analytics_queries")
@@ -230,8 +254,11 @@ class CoinlensTools:
     def probability(
         self,
         symbol: Symbol,
-        level: Annotated[float, Field(gt=0, description="Price level")],
-        by: Annotated[dt.date, Field(description="Date, at most a year after the forecast")],
+        level: Annotated[float, Field(gt=0, description="Price level in the quote (USD/USDT)")],
+        by: Annotated[
+            dt.date,
+            Field(description="Date YYYY-MM-DD (UTC), after the forecast origin, within a year"),
+        ],
         direction: Literal["above", "below"] = "above",
     ) -> dict[str, Any]:
         """Chance the close is above (or below) `level` on date `by` (p_at) and by then (p_by)."""
@@ -247,8 +274,11 @@ class CoinlensTools:
 
     def ecosystem(
         self,
-        chain: str | None = None,
-        days: Annotated[int, Field(ge=1, le=365)] = 30,
+        chain: Annotated[
+            str | None,
+            Field(description="Chain name in any case, e.g. ethereum, arbitrum; omit to list them"),
+        ] = None,
+        days: Annotated[int, Field(ge=1, le=365, description="Daily points per series")] = 30,
     ) -> dict[str, Any]:
         """Without `chain`: chains by TVL with growth, gas and L2 share. With it: that chain's
         TVL/gas/activity series, each its newest `days` daily points (series end at different
@@ -352,9 +382,24 @@ class CoinlensTools:
             server.add_tool(fn, structured_output=True)
 
 
+class _Server(MCPServer[Any]):
+    """`MCPServer` whose argument errors name each field and its problem, without pydantic's
+    echo of the rejected values (alert channel URLs carry secrets) or its help links."""
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if type(exc) is not ToolError or not isinstance(cause, ValidationError):
+                raise
+            message = f"Error executing tool {name}: invalid arguments: {_problems(cause)}"
+            raise ToolError(message) from cause  # the SDK logs the field names only
+
+
 def build_server(ctx: Context, *, api_key: str | None = None) -> MCPServer[Any]:
     """The MCP server with every Coinlens tool bound to `ctx`."""
-    server: MCPServer[Any] = MCPServer(
+    server: MCPServer[Any] = _Server(
         "coinlens", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING"
     )
     CoinlensTools(ctx, api_key).register(server)

@@ -10,17 +10,21 @@ from pydantic import BaseModel
 
 from coinlens.client import _endpoints as ep
 from coinlens.client import models as sdk
-from coinlens.domain import forecasts, grades
+from coinlens.domain import analytics_models, forecasts, grades, models
 
 
 def _domain_models() -> list[type[BaseModel]]:
+    """Every grade and forecast model, and the catalog/analytics answers the SDK mirrors
+    (their nested parts such as `Risk` are plain dicts in the SDK)."""
+    mirrored = (models, analytics_models)
     return [
         obj
-        for module in (grades, forecasts)
+        for module in (grades, forecasts, *mirrored)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, BaseModel)
         and obj.__module__ == module.__name__
+        and (module not in mirrored or hasattr(sdk, obj.__name__))
     ]
 
 
@@ -28,6 +32,14 @@ def _domain_models() -> list[type[BaseModel]]:
 def test_sdk_models_declare_every_field_of_the_answers(model: type[BaseModel]) -> None:
     mirror = getattr(sdk, model.__name__)
     assert set(mirror.model_fields) == set(model.model_fields)
+
+
+def test_roi_first_close_is_a_date() -> None:
+    roi = sdk.TokenRoi.model_validate(
+        {"symbol": "ETH", "roi": {}, "risk": {}, "first_close": "2017-08-17"}
+        | {"source": "s", "as_of": "2025-09-30"}
+    )
+    assert roi.first_close == dt.date(2017, 8, 17)
 
 
 NOON = dt.datetime(2025, 9, 30, 12, 30, tzinfo=dt.UTC)

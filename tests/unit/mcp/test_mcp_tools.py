@@ -56,6 +56,28 @@ async def test_create_alert_offers_every_rule_field_and_the_kinds(ctx: Context) 
     assert schema["properties"]["kind"]["enum"] == list(KINDS)
 
 
+@pytest.mark.parametrize(
+    ("tool", "argument", "says"),
+    [
+        ("backtest", "fee", "fraction"),
+        ("backtest", "slippage", "fraction"),
+        ("backtest", "start", "YYYY-MM-DD"),
+        ("backtest", "end", "YYYY-MM-DD"),
+        ("probability", "by", "YYYY-MM-DD"),
+        ("probability", "level", "USD"),
+        ("ecosystem", "chain", "ethereum"),
+        ("screener", "sector", "known sectors"),
+    ],
+)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_arguments_state_their_units_and_formats(
+    ctx: Context, tool: str, argument: str, says: str
+) -> None:
+    schema = await _schema(ctx, tool)
+
+    assert says in schema["properties"][argument].get("description", "")
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_screener_offers_the_grade_bands(ctx: Context) -> None:
     band = (await _schema(ctx, "screener"))["properties"]["band"]
@@ -104,6 +126,31 @@ def test_an_invalid_rule_names_the_field_without_echoing_channels(
     assert "points: Value error" not in str(caught.value)
     assert "points: a grade_move rule needs points" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+    assert stored == []
+
+
+@pytest.mark.parametrize(
+    ("channels", "problem"),
+    [
+        ([HOOK] * 6, "channels: List should have at most 5 items"),
+        (HOOK, "channels: Input should be a valid list"),
+    ],
+    ids=["too-many", "not-a-list"],
+)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_invalid_arguments_name_the_field_without_echoing_them(
+    ctx: Context, stored: list[AlertRuleCreate], channels: Any, problem: str
+) -> None:
+    async with Client(build_server(ctx, api_key="k")) as client:
+        result = await client.call_tool(
+            "create_alert", {"symbol": "ETH", "kind": "signal_flip", "channels": channels}
+        )
+
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert result.is_error
+    assert f"create_alert: invalid arguments: {problem}" in text
+    assert "s3cret" not in text
+    assert "errors.pydantic.dev" not in text
     assert stored == []
 
 
