@@ -83,6 +83,12 @@ def test_run_trains_predicts_and_retrains_only_when_due(ctx: Context) -> None:
     assert lgbm.cutoff == dt.date(1970, 1, 1) + dt.timedelta(days=T0_DAY + 499)
     assert "ret_30d" in lgbm.features
     assert set(lgbm.metrics) >= {"1d", "7d", "30d", "90d"}
+    # the synthetic data end years before today: the forecast says its origin is old, as the
+    # signals and levels answers do (its target dates have passed)
+    age = (dt.datetime.now(dt.UTC).date() - forecasts.get_predictions(ctx, "SYN0").origin).days
+    assert forecasts.get_predictions(ctx, "SYN0").warnings == [
+        f"stale: last candle is {age} days old"
+    ]
 
 
 def _stored(ctx: Context) -> list[tuple]:

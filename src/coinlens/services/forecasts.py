@@ -427,7 +427,7 @@ def get_predictions(ctx: Context, symbol: str) -> Predictions:
         )
         for i, h in enumerate(f.horizons)
     ]
-    warnings = []
+    warnings = analytics_queries.staleness(f.origin_day)  # as signals and levels say it
     with ctx.engine.connect() as conn:  # only the predictions carry it (not scenarios, alerts)
         record = latest_track_record(conn)
     model = model_info(f.model, record)
