@@ -149,9 +149,13 @@ def subscribe(ws: ClientConnection, **message: Any) -> dict[str, Any]:
     return recv_until(ws, "subscribed")
 
 
-def events_of(ws: ClientConnection, n: int) -> list[dict[str, Any]]:
+def events_of(ws: ClientConnection, n: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The next `n` events (heartbeats skipped): fails after `timeout` s instead of waiting on
+    heartbeats for ever when some never come."""
     out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
     while len(out) < n:
+        assert time.monotonic() < deadline, f"{len(out)} of {n} events in {timeout} s"
         message = recv(ws)
         if message["type"] in events.EVENT_TYPES:
             out.append(message)
@@ -544,6 +548,51 @@ def test_bad_messages_get_errors_not_disconnects(
 
 
 # --- the hub alone -------------------------------------------------------------------------
+
+
+class _SlowPumpStart:
+    """A bus whose hub pump reads the head late (as a slow new Redis connection does)."""
+
+    def __init__(self, inner: EventBus) -> None:
+        self.inner = inner
+
+    def publish(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.publish(*args, **kwargs)
+
+    def reader(self) -> Any:
+        reader = self.inner.reader()
+        head = reader.head
+
+        async def slow_head() -> str:
+            task = asyncio.current_task()
+            if task is not None and "_pump" in task.get_coro().__qualname__:  # type: ignore[union-attr]
+                await asyncio.sleep(1.0)
+            return await head()
+
+        reader.head = slow_head  # type: ignore[method-assign]
+        return reader
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_events_published_after_ready_arrive_even_when_the_pump_starts_late(
+    keyed: Settings, stream_config: StreamConfig, api_headers: Callable[..., dict[str, str]]
+) -> None:
+    """ "ready" waits for the hub to hold its cursor: the first client of an idle hub could
+    publish before the pump read the bus's head, and those events were never delivered."""
+    inner = MemoryEventBus(retain=RETAIN)
+    app = create_app(keyed)
+    app.state.event_bus = _SlowPumpStart(inner)
+    app.state.stream_config = stream_config
+    server = start_server(app)
+    try:
+        with open_stream(server, api_headers(keyed)) as ws:
+            subscribe(ws, symbols=["ETH"])
+            sent = inner.publish("tick", "ETH", {"price": 1.0})
+            assert [e["id"] for e in events_of(ws, 1, timeout=5.0)] == [sent.id]
+    finally:
+        stop_server(server)
 
 
 def test_overflow_drops_the_subscriber_and_frees_its_queue() -> None:

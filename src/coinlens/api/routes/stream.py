@@ -117,12 +117,20 @@ class StreamHub:
         self.dropped = 0
         self.open_per_key: Counter[int] = Counter()
         self._task: asyncio.Task[None] | None = None
+        self._reading = asyncio.Event()  # set once the pump holds its starting cursor
 
     def attach(self, sub: Subscriber) -> None:
         """Start delivering to `sub` (and start the pump if it is idle)."""
         self.subscribers.add(sub)
         if self._task is None:
+            self._reading = asyncio.Event()
             self._task = asyncio.create_task(self._pump())
+
+    async def reading(self) -> None:
+        """Until the pump has its starting cursor: an event published after this reaches every
+        attached subscriber (a client told "ready" before the first pump read the bus's head
+        could miss the first events it published; seen under load with Redis)."""
+        await self._reading.wait()
 
     def detach(self, sub: Subscriber) -> None:
         """Stop delivering to `sub`; the pump stops by itself when nobody is left."""
@@ -147,9 +155,12 @@ class StreamHub:
             await asyncio.sleep(0)
 
     async def _pump(self) -> None:
-        reader = self.bus.reader()
+        reader, reading = self.bus.reader(), self._reading
         try:
-            cursor = await reader.head()
+            try:
+                cursor = await reader.head()
+            finally:
+                reading.set()  # also when the bus is away: nobody waits on a dead pump
             while True:
                 if not self.subscribers:
                     self._task = None  # same step as the check: a new attach starts a new pump
@@ -516,6 +527,7 @@ async def _serve(
     conn = Connection(websocket, hub, sub, key if principal is not None else None)
     hub.attach(sub)
     try:
+        await hub.reading()
         head = await _head(hub)
         await conn.send(
             {
