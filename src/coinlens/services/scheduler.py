@@ -98,7 +98,7 @@ def poll_tickers(ctx: Context, now: datetime) -> object:
                     log.warning("tickers.market_failed", market=m.ccxt_symbol, error=exc.detail)
                     continue
                 if tick.last is not None:
-                    prices[m.token] = tick.last / m.multiplier
+                    prices[m.token] = m.unit_price(tick.last)
                     publish_market_tick(ctx, m, tick.last, volume=None, source=tick.source)
         finally:
             conn.close()

@@ -32,6 +32,10 @@ class TickMarket:
     multiplier: float  # contracts of `multiplier` token units (1000PEPE: 1000)
     primary: bool
 
+    def unit_price(self, price: float) -> float:
+        """The market's price (per contract) as the price of one token unit."""
+        return price / self.multiplier
+
     @property
     def ccxt_symbol(self) -> str | None:
         """The venue's symbol for ccxt, or None when it cannot be derived."""
@@ -81,7 +85,7 @@ def publish_market_tick(
     return publish_tick(
         ctx,
         market.token,
-        price / market.multiplier,
+        market.unit_price(price),
         volume=None if volume is None else volume * market.multiplier,
         source=source,
         quote=market.quote,
